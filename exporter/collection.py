@@ -1,0 +1,309 @@
+"""Discovery and collection: what the exporter knows about each target after one pass over the API.
+
+Per target: ListApplications (filtered), then per application two bounded ListSessions calls, then
+GetSession for every session worth exporting, at most ``aws.max_concurrency`` calls in flight.
+This module knows nothing of Prometheus or HTTP: it produces ``TargetResult`` values.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from exporter.aws import NOT_FOUND, ApiError, EmrServerlessApi
+from exporter.config import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_emr_serverless.type_defs import (
+        ApplicationSummaryTypeDef,
+        SessionSummaryTypeDef,
+        SessionTypeDef,
+    )
+
+log = logging.getLogger(__name__)
+
+# Known states that are not final; listed without a date bound because a session can stay active for days.
+ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in TERMINAL_SESSION_STATES)
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class TargetIdentity:
+    """The target labels (`T`) of every series of one target."""
+
+    name: str
+    region: str
+    account_id: str
+
+
+@dataclass
+class TargetResult:
+    identity: TargetIdentity
+    applications: list[ApplicationSummaryTypeDef]
+    sessions: list[SessionTypeDef]
+    errors: list[ApiError]
+    started_at: float
+    finished_at: float
+    last_success: float | None
+    api_calls: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def up(self) -> bool:
+        return not self.errors
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.finished_at - self.started_at
+
+
+class CollectionTimeout(ApiError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__("Collection", "Timeout", f"collection did not finish within {seconds:.1f}s")
+
+
+def account_id_from_arn(arn: str) -> str:
+    """``arn:aws:emr-serverless:us-east-1:123456789012:/applications/x`` -> ``123456789012``."""
+    parts = arn.split(":", 5)
+    return parts[4] if len(parts) > 4 else ""
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+class TargetCollector:
+    """Collects one target (account and region); keeps only what the next collection needs."""
+
+    def __init__(
+        self,
+        api: EmrServerlessApi,
+        *,
+        region: str,
+        name: str | None,
+        discovery: DiscoveryConfig,
+        max_concurrency: int,
+        clock: Clock = time.time,
+    ) -> None:
+        self._api = api
+        self._region = region
+        self._name = name
+        self._discovery = discovery
+        self._name_pattern = (
+            re.compile(discovery.application_name_regex) if discovery.application_name_regex else None
+        )
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="aws")
+        self._account_id = ""
+        self._last_success: float | None = None
+        # Sessions exported last time in a non-final state: if one drops out of both listings (it ended,
+        # and was created before the terminal listing's window), fetch it once more to see how it ended.
+        self._active_last_time: dict[str, str] = {}
+
+    @property
+    def identity(self) -> TargetIdentity:
+        name = self._name or f"{self._account_id or 'unknown'}/{self._region}"
+        return TargetIdentity(name=name, region=self._region, account_id=self._account_id)
+
+    def collect(self, deadline: float) -> TargetResult:
+        started = self._clock()
+        errors: list[ApiError] = []
+        applications: list[ApplicationSummaryTypeDef] = []
+        sessions: list[SessionTypeDef] = []
+        try:
+            applications = self._discover_applications()
+            sessions = self._collect_sessions(applications, started, deadline, errors)
+        except ApiError as err:
+            errors.append(err)
+        finished = self._clock()
+        if not errors:
+            self._last_success = finished
+        else:
+            self._log_errors(errors)
+        return TargetResult(
+            identity=self.identity,
+            applications=applications,
+            sessions=sessions,
+            errors=errors,
+            started_at=started,
+            finished_at=finished,
+            last_success=self._last_success,
+            api_calls=self._api.calls.snapshot(),
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- discovery ---------------------------------------------------------------------------------
+
+    def _discover_applications(self) -> list[ApplicationSummaryTypeDef]:
+        wanted_ids = set(self._discovery.application_ids)
+        found = []
+        for app in self._api.list_applications(self._discovery.application_states):
+            if not self._account_id:
+                self._account_id = account_id_from_arn(app["arn"])
+            if wanted_ids and app["id"] not in wanted_ids:
+                continue
+            if self._name_pattern and not self._name_pattern.fullmatch(app.get("name", "")):
+                continue
+            found.append(app)
+        return found
+
+    def _list_sessions(self, application_id: str, window_start: datetime) -> list[SessionSummaryTypeDef]:
+        """Active sessions of any age, plus everything created inside the terminal-session window.
+
+        The second listing has no state filter so that a state AWS adds later is still seen.
+        """
+        try:
+            active = list(self._api.list_sessions(application_id, states=ACTIVE_SESSION_STATES))
+            recent = list(self._api.list_sessions(application_id, created_at_after=window_start))
+        except ApiError as err:
+            if err.code == NOT_FOUND:  # the application was deleted after it was listed
+                return []
+            raise
+        return list({summary["sessionId"]: summary for summary in (*active, *recent)}.values())
+
+    # --- sessions ----------------------------------------------------------------------------------
+
+    def _collect_sessions(
+        self,
+        applications: list[ApplicationSummaryTypeDef],
+        now: float,
+        deadline: float,
+        errors: list[ApiError],
+    ) -> list[SessionTypeDef]:
+        max_age = self._discovery.terminated_session_max_age_seconds
+        window_start = datetime.fromtimestamp(now - max_age, timezone.utc)
+        app_ids = {app["id"] for app in applications}
+        sessions: list[SessionTypeDef] = []
+        fetched: set[str] = set()
+
+        pending: dict[Future[Any], str] = {
+            self._pool.submit(self._list_sessions, app["id"], window_start): "list" for app in applications
+        }
+
+        def fetch(app_id: str, session_id: str) -> None:
+            if session_id not in fetched:
+                fetched.add(session_id)
+                pending[self._pool.submit(self._api.get_session, app_id, session_id)] = "get"
+
+        # Get sessions as soon as their application's listing arrives, so lists and gets overlap.
+        while pending:
+            done, _ = wait(pending, timeout=max(0.0, deadline - self._clock()), return_when=FIRST_COMPLETED)
+            if not done:
+                for future in pending:
+                    future.cancel()
+                errors.append(CollectionTimeout(deadline - now))
+                break
+            for future in done:
+                kind = pending.pop(future)
+                try:
+                    result = future.result()
+                except ApiError as err:
+                    if not (kind == "get" and err.code == NOT_FOUND):  # vanished: dropped, counted
+                        errors.append(err)
+                    continue
+                if kind == "list":
+                    for summary in result:
+                        if not self._ended_before(summary["state"], _epoch(summary["updatedAt"]), now - max_age):
+                            fetch(summary["applicationId"], summary["sessionId"])
+                    continue
+                session: SessionTypeDef = result
+                ended = _epoch(session.get("endedAt")) or _epoch(session["updatedAt"])
+                if not self._ended_before(session["state"], ended, now - max_age):
+                    sessions.append(session)
+            if not pending:
+                # Last time's active sessions that neither listing returned ended outside the window.
+                for session_id, app_id in self._active_last_time.items():
+                    if app_id in app_ids:
+                        fetch(app_id, session_id)
+
+        self._active_last_time = {
+            s["sessionId"]: s["applicationId"] for s in sessions if s["state"] not in TERMINAL_SESSION_STATES
+        }
+        return sessions
+
+    @staticmethod
+    def _ended_before(state: str, ended_at: float | None, cutoff: float) -> bool:
+        return state in TERMINAL_SESSION_STATES and ended_at is not None and ended_at < cutoff
+
+    def _log_errors(self, errors: Iterable[ApiError]) -> None:
+        errors = list(errors)
+        by_code: dict[str, int] = {}
+        for err in errors:
+            key = f"{err.operation}:{err.code}"
+            by_code[key] = by_code.get(key, 0) + 1
+        log.warning(
+            "collection of target incomplete",
+            extra={
+                "fields": {
+                    "target": self.identity.name,
+                    "failed_calls": len(errors),
+                    "errors": ",".join(f"{key}={count}" for key, count in sorted(by_code.items())),
+                    "first_error": str(errors[0]),
+                }
+            },
+        )
+
+
+class CollectionRunner:
+    """Runs collections of all targets in parallel; concurrent callers share the one in flight."""
+
+    def __init__(
+        self,
+        targets: list[TargetCollector],
+        *,
+        timeout_seconds: float,
+        min_interval_seconds: float = 0.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.targets = targets
+        self._timeout = timeout_seconds
+        self._min_interval = min_interval_seconds
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="target")
+        self._cond = threading.Condition()
+        self._in_flight = False
+        self.latest: list[TargetResult] | None = None
+        self.ready = threading.Event()
+
+    def collect(self, timeout: float | None = None) -> list[TargetResult]:
+        """One collection, bounded by the configured timeout and ``timeout`` (the scrape's)."""
+        with self._cond:
+            if self._in_flight:
+                self._cond.wait_for(lambda: not self._in_flight)
+                assert self.latest is not None
+                return self.latest
+            if self.latest and self._min_interval:
+                last_end = max(result.finished_at for result in self.latest)
+                if self._clock() - last_end < self._min_interval:
+                    return self.latest
+            self._in_flight = True
+        results: list[TargetResult] | None = None
+        try:
+            results = self._collect_all(min(self._timeout, timeout or self._timeout))
+            return results
+        finally:
+            with self._cond:
+                self._in_flight = False
+                if results is not None:
+                    self.latest = results
+                    self.ready.set()
+                self._cond.notify_all()
+
+    def _collect_all(self, timeout: float) -> list[TargetResult]:
+        deadline = self._clock() + timeout
+        futures = [self._pool.submit(target.collect, deadline) for target in self.targets]
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        for target in self.targets:
+            target.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)

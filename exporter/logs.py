@@ -1,0 +1,58 @@
+"""Structured logs on standard error: logfmt or JSON, one record per line.
+
+Call sites pass key/value context as ``extra={"fields": {...}}`` so both formats carry it as fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+FORMATS = ("logfmt", "json")
+_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
+
+
+def _record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+        "level": _LEVEL_NAMES.get(record.levelno, record.levelname.lower()),
+        "logger": record.name,
+        "msg": record.getMessage(),
+    }
+    fields.update(getattr(record, "fields", {}))
+    if record.exc_info and record.exc_info[1] is not None:
+        fields["err"] = repr(record.exc_info[1])
+    return fields
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(f"{key}={_logfmt_value(value)}" for key, value in _record_fields(record).items())
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(_record_fields(record), default=str, ensure_ascii=False)
+
+
+def _logfmt_value(value: Any) -> str:
+    text = str(value)
+    if text and not any(char in text for char in ' ="\\\n\t'):
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{escaped}"'
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(LEVELS[level])
+    # botocore logs every retry at debug; keep our debug level readable.
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(LEVELS[level], logging.INFO))

@@ -1,0 +1,367 @@
+"""The metrics of SPEC section 4, declared once as data, and the collector that exposes them.
+
+A session or application metric is one ``Family`` row: name, type, help, extra label names and how
+its samples are read from the API object. ``EmrServerlessCollector`` turns the latest collection into
+prometheus-client ``*MetricFamily`` objects on each scrape, the way kube-state-metrics generates
+families from objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+import boto3
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+from exporter import __version__
+from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
+from exporter.config import APPLICATION_STATES, SESSION_STATES, MetricsConfig, tag_label_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_emr_serverless.type_defs import ApplicationSummaryTypeDef, SessionTypeDef
+
+log = logging.getLogger(__name__)
+
+Obj = TypeVar("Obj")
+LabelValues = tuple[str, ...]
+# One sample of a family for one object: the values of the family's extra labels, and the value.
+ObjSample = tuple[LabelValues, float]
+
+TARGET_LABELS = ("target", "region", "account_id")
+APPLICATION_LABELS = (*TARGET_LABELS, "application_id", "application_name")
+SESSION_LABELS = (*APPLICATION_LABELS, "session_id", "session_name")
+
+
+@dataclass(frozen=True)
+class Family(Generic[Obj]):
+    name: str
+    type: Literal["gauge", "counter"]
+    help: str
+    samples: Callable[[Obj, float], Iterable[ObjSample]]  # (API object, collection time) -> samples
+    extra_labels: tuple[str, ...] = ()
+
+
+# --- how values are read from the API --------------------------------------------------------------
+
+
+def value(read: Callable[[Obj, float], float | None]) -> Callable[[Obj, float], Iterable[ObjSample]]:
+    """One sample with no extra labels; absent when ``read`` gives None (AWS returned no value)."""
+
+    def samples(obj: Obj, now: float) -> Iterable[ObjSample]:
+        result = read(obj, now)
+        return () if result is None else (((), float(result)),)
+
+    return samples
+
+
+def info(read: Callable[[Obj], LabelValues]) -> Callable[[Obj, float], Iterable[ObjSample]]:
+    return lambda obj, now: ((read(obj), 1.0),)
+
+
+_warned: set[tuple[str, ...]] = set()
+_warned_lock = threading.Lock()
+
+
+def warn_once(message: str, **fields: str) -> None:
+    """Log a data problem once per process, however many scrapes see it again."""
+    key = (message, *sorted(fields.items()))
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)  # bounded: one entry per distinct state / tag key AWS ever showed us
+    log.warning(message, extra={"fields": fields})
+
+
+def state_set(
+    states: Sequence[str], read: Callable[[Obj], str], kind: str
+) -> Callable[[Obj, float], Iterable[ObjSample]]:
+    """One series per known state, 1 for the current one; a state AWS adds later is exported as-is."""
+
+    def samples(obj: Obj, now: float) -> Iterable[ObjSample]:
+        current = read(obj)
+        result = [((state,), 1.0 if state == current else 0.0) for state in states]
+        if current not in states:
+            warn_once(f"unknown {kind} state exported as-is", state=current)
+            result.append(((current,), 1.0))
+        return result
+
+    return samples
+
+
+def timestamp(key: str) -> Callable[[Any, float], float | None]:
+    def read(obj: Any, now: float) -> float | None:
+        moment: datetime | None = obj.get(key)
+        return moment.timestamp() if moment is not None else None
+
+    return read
+
+
+def hours_as_seconds(group: str, key: str) -> Callable[[Any, float], float | None]:
+    """AWS's vCPU-hours / GB-hours as vCPU-seconds / GB-seconds, so rate() gives what is in use now."""
+
+    def read(obj: Any, now: float) -> float | None:
+        hours: float | None = obj.get(group, {}).get(key)
+        return hours * 3600 if hours is not None else None
+
+    return read
+
+
+def idle_seconds(session: SessionTypeDef, now: float) -> float:
+    idle_since = session.get("idleSince")
+    if session["state"] != "IDLE" or idle_since is None:
+        return 0.0
+    return max(0.0, now - idle_since.timestamp())
+
+
+def idle_timeout_seconds(session: SessionTypeDef, now: float) -> float | None:
+    minutes = session.get("idleTimeoutMinutes")
+    return minutes * 60 if minutes is not None else None
+
+
+# --- the tables --------------------------------------------------------------------------------------
+
+SESSION_FAMILIES: tuple[Family[SessionTypeDef], ...] = (
+    Family(
+        "emr_serverless_session_info", "gauge", "Information about the session; always 1.",
+        info(lambda s: (s["arn"], s["releaseLabel"], s["executionRoleArn"], s["createdBy"])),
+        ("arn", "release_label", "execution_role_arn", "created_by"),
+    ),
+    Family(
+        "emr_serverless_session_state", "gauge", "Current state of the session: 1 for the current state.",
+        state_set(SESSION_STATES, lambda s: s["state"], "session"), ("state",),
+    ),
+    Family(
+        "emr_serverless_session_idle_seconds", "gauge",
+        "Seconds since the session became idle while it is IDLE, else 0.", value(idle_seconds),
+    ),
+    Family(
+        "emr_serverless_session_idle_timeout_seconds", "gauge",
+        "Idle time after which AWS stops the session.", value(idle_timeout_seconds),
+    ),
+    Family(
+        "emr_serverless_session_created_timestamp_seconds", "gauge",
+        "When the session was created, in Unix seconds.", value(timestamp("createdAt")),
+    ),
+    Family(
+        "emr_serverless_session_started_timestamp_seconds", "gauge",
+        "When the session started, in Unix seconds.", value(timestamp("startedAt")),
+    ),
+    Family(
+        "emr_serverless_session_ended_timestamp_seconds", "gauge",
+        "When the session ended, in Unix seconds.", value(timestamp("endedAt")),
+    ),
+    Family(
+        "emr_serverless_session_execution_duration_seconds", "gauge",
+        "Total execution duration of the session.",
+        value(lambda s, now: s.get("totalExecutionDurationSeconds")),
+    ),
+    Family(
+        "emr_serverless_session_vcpu_seconds_total", "counter",
+        "vCPU-seconds the session used (AWS totalResourceUtilization.vCPUHour x 3600).",
+        value(hours_as_seconds("totalResourceUtilization", "vCPUHour")),
+    ),
+    Family(
+        "emr_serverless_session_memory_gigabyte_seconds_total", "counter",
+        "Gigabyte-seconds of memory the session used (totalResourceUtilization.memoryGBHour x 3600).",
+        value(hours_as_seconds("totalResourceUtilization", "memoryGBHour")),
+    ),
+    Family(
+        "emr_serverless_session_storage_gigabyte_seconds_total", "counter",
+        "Gigabyte-seconds of storage the session used (totalResourceUtilization.storageGBHour x 3600).",
+        value(hours_as_seconds("totalResourceUtilization", "storageGBHour")),
+    ),
+    Family(
+        "emr_serverless_session_billed_vcpu_seconds_total", "counter",
+        "vCPU-seconds AWS bills for the session (billedResourceUtilization.vCPUHour x 3600).",
+        value(hours_as_seconds("billedResourceUtilization", "vCPUHour")),
+    ),
+    Family(
+        "emr_serverless_session_billed_memory_gigabyte_seconds_total", "counter",
+        "Gigabyte-seconds of memory AWS bills for the session (billedResourceUtilization.memoryGBHour x 3600).",
+        value(hours_as_seconds("billedResourceUtilization", "memoryGBHour")),
+    ),
+    Family(
+        "emr_serverless_session_billed_storage_gigabyte_seconds_total", "counter",
+        "Gigabyte-seconds of storage AWS bills for the session "
+        "(billedResourceUtilization.storageGBHour x 3600).",
+        value(hours_as_seconds("billedResourceUtilization", "storageGBHour")),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ApplicationView:
+    """An application with the sessions exported for it (for the per-state session count)."""
+
+    summary: ApplicationSummaryTypeDef
+    session_states: Mapping[str, int]
+
+
+def _session_counts(app: ApplicationView, now: float) -> Iterable[ObjSample]:
+    states = [*SESSION_STATES, *sorted(set(app.session_states) - set(SESSION_STATES))]
+    return [((state,), float(app.session_states.get(state, 0))) for state in states]
+
+
+APPLICATION_FAMILIES: tuple[Family[ApplicationView], ...] = (
+    Family(
+        "emr_serverless_application_info", "gauge", "Information about the application; always 1.",
+        info(lambda a: (
+            a.summary["arn"], a.summary["type"], a.summary["releaseLabel"], a.summary.get("architecture", "")
+        )),
+        ("arn", "type", "release_label", "architecture"),
+    ),
+    Family(
+        "emr_serverless_application_state", "gauge", "Current state of the application: 1 for the current state.",
+        state_set(APPLICATION_STATES, lambda a: a.summary["state"], "application"), ("state",),
+    ),
+    Family(
+        "emr_serverless_application_sessions", "gauge", "Exported sessions of the application by state.",
+        _session_counts, ("state",),
+    ),
+)
+
+TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
+    Family(
+        "emr_serverless_up", "gauge", "1 if the last collection of the target completed without an error.",
+        value(lambda t, now: 1.0 if t.up else 0.0),
+    ),
+    Family(
+        "emr_serverless_collection_duration_seconds", "gauge", "Wall time of the last collection of the target.",
+        value(lambda t, now: t.duration_seconds),
+    ),
+    Family(
+        "emr_serverless_last_success_timestamp_seconds", "gauge",
+        "End of the last complete collection of the target, in Unix seconds.",
+        value(lambda t, now: t.last_success),
+    ),
+    Family(
+        "emr_serverless_api_requests_total", "counter",
+        "EMR Serverless API calls made, by operation and outcome (ok or the AWS error code).",
+        lambda t, now: (((op, outcome), float(count)) for (op, outcome), count in sorted(t.api_calls.items())),
+        ("operation", "outcome"),
+    ),
+)
+
+TAGS_FAMILY_NAME = "emr_serverless_session_tags"
+TAGS_FAMILY_HELP = "The session's AWS tags as labels tag_<key>; always 1."
+BUILD_INFO_NAME = "emr_serverless_build_info"
+BUILD_INFO_HELP = "Version of the exporter and its main libraries; always 1."
+
+
+def all_metric_names() -> list[tuple[str, Literal["gauge", "counter"]]]:
+    """(name, type) of every metric the exporter declares; the README's table is checked against it."""
+    families: list[Family[Any]] = [*SESSION_FAMILIES, *APPLICATION_FAMILIES, *TARGET_FAMILIES]
+    return [(f.name, f.type) for f in families] + [(TAGS_FAMILY_NAME, "gauge"), (BUILD_INFO_NAME, "gauge")]
+
+
+# --- building families ----------------------------------------------------------------------------
+
+
+def _new_family(spec: Family[Any], label_names: Sequence[str]) -> GaugeMetricFamily | CounterMetricFamily:
+    labels = [*label_names, *spec.extra_labels]
+    if spec.type == "counter":
+        return CounterMetricFamily(spec.name, spec.help, labels=labels)
+    return GaugeMetricFamily(spec.name, spec.help, labels=labels)
+
+
+def _fill(
+    specs: Sequence[Family[Obj]],
+    label_names: Sequence[str],
+    objects: Iterable[tuple[LabelValues, Obj, float]],
+) -> list[Metric]:
+    families = [_new_family(spec, label_names) for spec in specs]
+    for labels, obj, now in objects:
+        for spec, family in zip(specs, families, strict=True):
+            for extra, sample_value in spec.samples(obj, now):
+                family.add_metric([*labels, *extra], sample_value)
+    return list[Metric](families)
+
+
+class EmrServerlessCollector(Collector):
+    """A prometheus-client collector over the runner's latest results (it never calls AWS itself)."""
+
+    def __init__(self, runner: CollectionRunner, metrics_config: MetricsConfig) -> None:
+        self._runner = runner
+        self._tag_keys = metrics_config.tag_labels
+        self._tag_label_names = tuple(tag_label_name(key) for key in self._tag_keys)
+        self._tags_info_metric = metrics_config.tags_info_metric
+
+    def describe(self) -> Iterator[Metric]:
+        # Declaring nothing keeps registration from running a collection against AWS.
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        results = self._runner.latest or []
+        yield from self.families(results)
+
+    def families(self, results: Sequence[TargetResult]) -> list[Metric]:
+        session_rows: list[tuple[LabelValues, SessionTypeDef, float]] = []
+        application_rows: list[tuple[LabelValues, ApplicationView, float]] = []
+        tags_rows: list[tuple[dict[str, str], Mapping[str, str]]] = []
+        for result in results:
+            target = _target_values(result.identity)
+            apps = {app["id"]: app for app in result.applications}
+            counts: dict[str, dict[str, int]] = {app_id: {} for app_id in apps}
+            for session in result.sessions:
+                app = apps.get(session["applicationId"])
+                app_labels = (*target, session["applicationId"], app.get("name", "") if app else "")
+                tags = session.get("tags", {})
+                labels = (
+                    *app_labels, session["sessionId"], session.get("name", ""),
+                    *(tags.get(key, "") for key in self._tag_keys),
+                )
+                session_rows.append((labels, session, result.finished_at))
+                by_state = counts.setdefault(session["applicationId"], {})
+                by_state[session["state"]] = by_state.get(session["state"], 0) + 1
+                if self._tags_info_metric:
+                    base = dict(zip(TARGET_LABELS, target, strict=True))
+                    base.update(application_id=session["applicationId"], session_id=session["sessionId"])
+                    tags_rows.append((base, tags))
+            for app_id, app in apps.items():
+                view = ApplicationView(app, counts[app_id])
+                application_rows.append(((*target, app_id, app.get("name", "")), view, result.finished_at))
+
+        metrics: list[Metric] = []
+        metrics += _fill(SESSION_FAMILIES, (*SESSION_LABELS, *self._tag_label_names), session_rows)
+        metrics += _fill(APPLICATION_FAMILIES, APPLICATION_LABELS, application_rows)
+        target_rows = [(_target_values(result.identity), result, result.finished_at) for result in results]
+        metrics += _fill(TARGET_FAMILIES, TARGET_LABELS, target_rows)
+        if self._tags_info_metric:
+            metrics.append(self._tags_family(tags_rows))
+        metrics.append(_build_info())
+        return metrics
+
+    def _tags_family(self, rows: Iterable[tuple[dict[str, str], Mapping[str, str]]]) -> Metric:
+        # Label names differ from session to session, so samples are added directly.
+        family = Metric(TAGS_FAMILY_NAME, TAGS_FAMILY_HELP, "gauge")
+        for base, tags in rows:
+            labels = dict(base)
+            for key in sorted(tags):
+                name = tag_label_name(key)
+                if name in labels:
+                    warn_once("tag keys collide on one label name; the first in sorted order is exported",
+                              label=name, dropped_key=key)
+                    continue
+                labels[name] = tags[key]
+            family.samples.append(Sample(TAGS_FAMILY_NAME, labels, 1.0))
+        return family
+
+
+def _target_values(identity: TargetIdentity) -> LabelValues:
+    return (identity.name, identity.region, identity.account_id)
+
+
+def _build_info() -> Metric:
+    family = GaugeMetricFamily(
+        BUILD_INFO_NAME, BUILD_INFO_HELP, labels=["version", "python_version", "boto3_version"]
+    )
+    family.add_metric([__version__, platform.python_version(), boto3.__version__], 1.0)
+    return family
