@@ -53,6 +53,7 @@ def setup_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
-    # botocore logs every retry at debug; keep our debug level readable.
+    # The AWS libraries log credential discovery at info and every request at debug: show them only
+    # when the user asks for debug.
     for noisy in ("botocore", "boto3", "urllib3"):
-        logging.getLogger(noisy).setLevel(max(LEVELS[level], logging.INFO))
+        logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)

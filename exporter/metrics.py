@@ -256,10 +256,21 @@ BUILD_INFO_NAME = "emr_serverless_build_info"
 BUILD_INFO_HELP = "Version of the exporter and its main libraries; always 1."
 
 
-def all_metric_names() -> list[tuple[str, Literal["gauge", "counter"]]]:
-    """(name, type) of every metric the exporter declares; the README's table is checked against it."""
-    families: list[Family[Any]] = [*SESSION_FAMILIES, *APPLICATION_FAMILIES, *TARGET_FAMILIES]
-    return [(f.name, f.type) for f in families] + [(TAGS_FAMILY_NAME, "gauge"), (BUILD_INFO_NAME, "gauge")]
+def metric_table() -> list[tuple[str, str, str, str]]:
+    """(name, type, labels, help) of every metric, as the README's metric table lists them."""
+
+    def labels(group: str, extra: Sequence[str]) -> str:
+        return " + ".join([group, ", ".join(f"`{name}`" for name in extra)]) if extra else group
+
+    rows: list[tuple[str, str, str, str]] = []
+    groups: list[tuple[str, Sequence[Family[Any]]]] = [
+        ("S", SESSION_FAMILIES), ("A", APPLICATION_FAMILIES), ("T", TARGET_FAMILIES)
+    ]
+    for group, families in groups:
+        rows += [(f.name, f.type, labels(group, f.extra_labels), f.help) for f in families]
+    rows.append((TAGS_FAMILY_NAME, "gauge", "T + `application_id`, `session_id`, one `tag_<key>` per tag", TAGS_FAMILY_HELP))
+    rows.append((BUILD_INFO_NAME, "gauge", "`version`, `python_version`, `boto3_version`", BUILD_INFO_HELP))
+    return rows
 
 
 # --- building families ----------------------------------------------------------------------------

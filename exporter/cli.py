@@ -1,0 +1,182 @@
+"""Command line: flags (SPEC section 2), wiring, and the serve / --once / --demo modes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import NoReturn
+
+import boto3
+from prometheus_client import generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import CollectorRegistry
+
+from exporter import __version__
+from exporter.aws import ApiCallCounter, EmrServerlessApi, make_client
+from exporter.collection import CollectionRunner, TargetCollector
+from exporter.config import Config, ConfigError, TargetConfig, load_config
+from exporter.logs import FORMATS, LEVELS, setup_logging
+from exporter.metrics import EmrServerlessCollector
+from exporter.web import ExporterHTTPServer, WebContext, parse_listen_address
+
+PROG = "emr-serverless-exporter"
+DEFAULT_CONFIG = "config.yaml"
+DEMO_REGION = "us-east-1"
+
+log = logging.getLogger("exporter")
+
+class UsageError(Exception):
+    """A bad flag, configuration or address: exit status 2 with this one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = _Parser(prog=PROG, description="Prometheus exporter for AWS EMR Serverless interactive sessions.")
+    parser.add_argument("--config.file", dest="config_file", default=None, metavar="PATH",
+                        help=f"YAML configuration file (default {DEFAULT_CONFIG}; missing default = all defaults)")
+    parser.add_argument("--web.listen-address", dest="listen_address", default=":9865", metavar="HOST:PORT",
+                        help="address to serve HTTP on (default :9865, all interfaces)")
+    parser.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
+                        help="path of the metrics endpoint (default /metrics)")
+    parser.add_argument("--web.config.file", dest="web_config_file", default=None, metavar="PATH",
+                        help="TLS and basic auth configuration (not supported yet)")
+    parser.add_argument("--log.level", dest="log_level", default="info", choices=list(LEVELS))
+    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=list(FORMATS))
+    parser.add_argument("--demo", action="store_true",
+                        help="collect from the built-in EMR Serverless simulator instead of AWS")
+    parser.add_argument("--once", action="store_true",
+                        help="collect once, print the exposition, exit 0 if every target is up, else 1")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    args = parser.parse_args(argv)
+    if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/healthz", "/readyz"):
+        raise UsageError(f"--web.telemetry-path: {args.telemetry_path!r} must start with / and not be /, "
+                         "/healthz or /readyz")
+    if args.web_config_file is not None:
+        raise UsageError("--web.config.file: TLS and basic auth are not supported yet; "
+                         "terminate TLS in front of the exporter (e.g. a sidecar or ingress)")
+    return args
+
+
+def version_text() -> str:
+    return f"{PROG} {__version__} (python {platform.python_version()}, boto3 {boto3.__version__})"
+
+
+def build_runner(
+    config: Config, *, session: boto3.Session | None = None
+) -> CollectionRunner:
+    """Clients and collectors for every configured target."""
+    default_region = (session or boto3.Session()).region_name
+    collectors = []
+    for index, target in enumerate(config.targets):
+        region = target.region or default_region
+        if not region:
+            raise ConfigError(
+                f"targets[{index}].region: not set, and no default region in the environment "
+                "(AWS_DEFAULT_REGION or the shared config file)"
+            )
+        client = make_client(config.aws, region=region, endpoint_url=target.endpoint_url, session=session)
+        collectors.append(
+            TargetCollector(
+                EmrServerlessApi(client, ApiCallCounter()),
+                region=region,
+                name=target.name,
+                discovery=config.discovery,
+                max_concurrency=config.aws.max_concurrency,
+            )
+        )
+    return CollectionRunner(
+        collectors,
+        timeout_seconds=config.collection.timeout_seconds,
+        min_interval_seconds=config.collection.min_interval_seconds,
+    )
+
+
+def build_registry(runner: CollectionRunner, config: Config) -> CollectorRegistry:
+    # A private registry with its own default collectors, so nothing else in the process leaks in.
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    registry.register(EmrServerlessCollector(runner, config.metrics))
+    return registry
+
+
+def start_demo_simulator(config: Config) -> tuple[Config, boto3.Session, object]:
+    """The built-in simulator on a free loopback port, and a config that points one target at it."""
+    from exporter.simulator import Simulator, build_scenario
+
+    simulator = Simulator(build_scenario("demo"), host="127.0.0.1", port=0)
+    simulator.start()
+    target = TargetConfig(region=DEMO_REGION, endpoint_url=simulator.url)
+    session = boto3.Session(aws_access_key_id="demo", aws_secret_access_key="demo", region_name=DEMO_REGION)
+    return replace(config, targets=(target,)), session, simulator
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except (UsageError, ConfigError) as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+def run(argv: Sequence[str] | None) -> int:
+    args = parse_args(argv)
+    if args.version:
+        print(version_text())
+        return 0
+    setup_logging(args.log_level, args.log_format)
+    try:
+        listen_address = parse_listen_address(args.listen_address)
+    except ValueError as err:
+        raise UsageError(f"--web.listen-address: {args.listen_address!r}: {err}") from None
+    config_path = args.config_file or DEFAULT_CONFIG
+    config = load_config(config_path, missing_ok=args.config_file is None)
+    session = None
+    if args.demo:
+        config, session, _simulator = start_demo_simulator(config)
+        log.info("demo mode: collecting demo data from the built-in EMR Serverless simulator, not AWS")
+    runner = build_runner(config, session=session)
+    registry = build_registry(runner, config)
+
+    if args.once:
+        results = runner.collect()
+        sys.stdout.write(generate_latest(registry).decode())
+        return 0 if all(result.up for result in results) else 1
+
+    try:
+        server = ExporterHTTPServer(listen_address, WebContext(runner, registry, args.telemetry_path, demo=args.demo))
+    except OSError as err:
+        raise UsageError(f"--web.listen-address: cannot listen on {args.listen_address!r}: {err}") from None
+
+    # Warm up so that /readyz turns ready without waiting for the first scrape.
+    threading.Thread(target=runner.collect, name="first-collection", daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    log.info(
+        "serving",
+        extra={"fields": {"version": __version__, "address": args.listen_address, "path": args.telemetry_path,
+                          "config": config_path, "targets": len(config.targets), "demo": args.demo}},
+    )
+    started = time.monotonic()
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        runner.close()
+        log.info("stopped", extra={"fields": {"uptime_seconds": round(time.monotonic() - started, 1)}})
+    return 0
