@@ -64,7 +64,8 @@ def make_client(
     session: boto3.Session | None = None,
 ) -> EMRServerlessClient:
     config = botocore.config.Config(
-        retries={"mode": "adaptive", "max_attempts": aws.max_attempts},
+        # total_max_attempts counts the first try too, as AWS_MAX_ATTEMPTS does; max_attempts would not.
+        retries={"mode": "adaptive", "total_max_attempts": aws.max_attempts},
         connect_timeout=aws.connect_timeout_seconds,
         read_timeout=aws.read_timeout_seconds,
         # One pooled connection per request in flight, or urllib3 discards and reconnects.

@@ -54,6 +54,7 @@ class TargetResult:
     finished_at: float
     last_success: float | None
     api_calls: dict[tuple[str, str], int] = field(default_factory=dict)
+    cache_hits: int = 0  # cumulative GetSession calls saved by remembering final sessions
 
     @property
     def up(self) -> bool:
@@ -106,6 +107,10 @@ class TargetCollector:
         # Sessions exported last time in a non-final state: if one drops out of both listings (it ended,
         # and was created before the terminal listing's window), fetch it once more to see how it ended.
         self._active_last_time: dict[str, str] = {}
+        # FAILED/TERMINATED sessions as GetSession last returned them, until they age out of discovery.
+        self._final_sessions: dict[str, SessionTypeDef] = {}
+        self._cache_hits = 0
+        self._listed_once = False
 
     @property
     def identity(self) -> TargetIdentity:
@@ -136,6 +141,7 @@ class TargetCollector:
             finished_at=finished,
             last_success=self._last_success,
             api_calls=self._api.calls.snapshot(),
+            cache_hits=self._cache_hits,
         )
 
     def close(self) -> None:
@@ -156,8 +162,8 @@ class TargetCollector:
             found.append(app)
         return found
 
-    def _list_sessions(self, application_id: str, window_start: datetime) -> list[SessionSummaryTypeDef]:
-        """Active sessions of any age, plus everything created inside the terminal-session window.
+    def _list_sessions(self, application_id: str, window_start: datetime | None) -> list[SessionSummaryTypeDef]:
+        """Active sessions of any age, plus everything created since ``window_start`` (None: ever).
 
         The second listing has no state filter so that a state AWS adds later is still seen.
         """
@@ -180,18 +186,31 @@ class TargetCollector:
         errors: list[ApiError],
     ) -> list[SessionTypeDef]:
         max_age = self._discovery.terminated_session_max_age_seconds
-        window_start = datetime.fromtimestamp(now - max_age, timezone.utc)
+        # The first collection lists without a date bound, once, so that a session created long ago that
+        # ended inside the window is not missed; later ones catch those through _active_last_time.
+        window_start = datetime.fromtimestamp(now - max_age, timezone.utc) if self._listed_once else None
         app_ids = {app["id"] for app in applications}
         sessions: list[SessionTypeDef] = []
-        fetched: set[str] = set()
+        seen: set[str] = set()
+
+        def keep(session: SessionTypeDef) -> None:
+            ended = _epoch(session.get("endedAt")) or _epoch(session["updatedAt"])
+            if not self._ended_before(session["state"], ended, now - max_age):
+                sessions.append(session)
 
         pending: dict[Future[Any], str] = {
             self._pool.submit(self._list_sessions, app["id"], window_start): "list" for app in applications
         }
 
         def fetch(app_id: str, session_id: str) -> None:
-            if session_id not in fetched:
-                fetched.add(session_id)
+            if session_id in seen:
+                return
+            seen.add(session_id)
+            final = self._final_sessions.get(session_id)
+            if final is not None:  # a FAILED/TERMINATED session never changes again
+                self._cache_hits += 1
+                keep(final)
+            else:
                 pending[self._pool.submit(self._api.get_session, app_id, session_id)] = "get"
 
         # Get sessions as soon as their application's listing arrives, so lists and gets overlap.
@@ -210,25 +229,36 @@ class TargetCollector:
                     if not (kind == "get" and err.code == NOT_FOUND):  # vanished: dropped, counted
                         errors.append(err)
                     continue
-                if kind == "list":
-                    for summary in result:
-                        if not self._ended_before(summary["state"], _epoch(summary["updatedAt"]), now - max_age):
-                            fetch(summary["applicationId"], summary["sessionId"])
+                if kind == "get":
+                    keep(result)
                     continue
-                session: SessionTypeDef = result
-                ended = _epoch(session.get("endedAt")) or _epoch(session["updatedAt"])
-                if not self._ended_before(session["state"], ended, now - max_age):
-                    sessions.append(session)
+                for summary in result:
+                    if not self._ended_before(summary["state"], _epoch(summary["updatedAt"]), now - max_age):
+                        fetch(summary["applicationId"], summary["sessionId"])
             if not pending:
-                # Last time's active sessions that neither listing returned ended outside the window.
-                for session_id, app_id in self._active_last_time.items():
+                # Sessions created before the window are not listed once they end: last time's active ones
+                # are fetched once more to see how they ended, remembered final ones are served until they
+                # age out.
+                remembered = [*self._active_last_time.items()]
+                remembered += [(sid, s["applicationId"]) for sid, s in self._final_sessions.items()]
+                for session_id, app_id in remembered:
                     if app_id in app_ids:
                         fetch(app_id, session_id)
 
-        self._active_last_time = {
-            s["sessionId"]: s["applicationId"] for s in sessions if s["state"] not in TERMINAL_SESSION_STATES
-        }
+        self._remember(sessions, complete=not errors)
+        self._listed_once = self._listed_once or not errors
         return sessions
+
+    def _remember(self, sessions: list[SessionTypeDef], *, complete: bool) -> None:
+        """Keep what the next collection needs, and nothing that is no longer discovered."""
+        final = {s["sessionId"]: s for s in sessions if s["state"] in TERMINAL_SESSION_STATES}
+        active = {s["sessionId"]: s["applicationId"] for s in sessions if s["state"] not in TERMINAL_SESSION_STATES}
+        if not complete:
+            # Sessions this collection did not reach are still there: forget nothing about them yet.
+            final = {**self._final_sessions, **final}
+            active = {**self._active_last_time, **active}
+        self._final_sessions = final
+        self._active_last_time = active
 
     @staticmethod
     def _ended_before(state: str, ended_at: float | None, cutoff: float) -> bool:

@@ -66,13 +66,13 @@ def info(read: Callable[[Obj], LabelValues]) -> Callable[[Obj, float], Iterable[
     return lambda obj, now: ((read(obj), 1.0),)
 
 
-_warned: set[tuple[str, ...]] = set()
+_warned: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
 _warned_lock = threading.Lock()
 
 
 def warn_once(message: str, **fields: str) -> None:
     """Log a data problem once per process, however many scrapes see it again."""
-    key = (message, *sorted(fields.items()))
+    key = (message, tuple(sorted(fields.items())))
     with _warned_lock:
         if key in _warned:
             return
@@ -248,6 +248,11 @@ TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
         lambda t, now: (((op, outcome), float(count)) for (op, outcome), count in sorted(t.api_calls.items())),
         ("operation", "outcome"),
     ),
+    Family(
+        "emr_serverless_session_cache_hits_total", "counter",
+        "GetSession calls saved by serving FAILED/TERMINATED sessions, which never change, from memory.",
+        value(lambda t, now: float(t.cache_hits)),
+    ),
 )
 
 TAGS_FAMILY_NAME = "emr_serverless_session_tags"
@@ -268,7 +273,8 @@ def metric_table() -> list[tuple[str, str, str, str]]:
     ]
     for group, families in groups:
         rows += [(f.name, f.type, labels(group, f.extra_labels), f.help) for f in families]
-    rows.append((TAGS_FAMILY_NAME, "gauge", "T + `application_id`, `session_id`, one `tag_<key>` per tag", TAGS_FAMILY_HELP))
+    tags_labels = "T + `application_id`, `session_id`, one `tag_<key>` per tag"
+    rows.append((TAGS_FAMILY_NAME, "gauge", tags_labels, TAGS_FAMILY_HELP))
     rows.append((BUILD_INFO_NAME, "gauge", "`version`, `python_version`, `boto3_version`", BUILD_INFO_HELP))
     return rows
 

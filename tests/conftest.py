@@ -26,7 +26,9 @@ def aws_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_exporter(args: Sequence[str], *, timeout: float = 60, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_exporter(
+    args: Sequence[str], *, timeout: float = 60, cwd: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "exporter", *args],
         capture_output=True, text=True, timeout=timeout, env=aws_env(), cwd=cwd, check=False,
