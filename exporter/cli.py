@@ -22,7 +22,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from exporter import __version__
 from exporter.aws import ApiCallCounter, EmrServerlessApi, make_client
-from exporter.collection import CollectionRunner, TargetCollector
+from exporter.collection import CollectionRunner, Shard, TargetCollector
 from exporter.config import Config, ConfigError, TargetConfig, load_config
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.metrics import EmrServerlessCollector
@@ -59,8 +59,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="collect from the built-in EMR Serverless simulator instead of AWS")
     parser.add_argument("--once", action="store_true",
                         help="collect once, print the exposition, exit 0 if every target is up, else 1")
+    parser.add_argument("--shard", type=int, default=0, metavar="N",
+                        help="this replica's shard, 0 to --total-shards - 1 (default 0)")
+    parser.add_argument("--total-shards", dest="total_shards", type=int, default=1, metavar="M",
+                        help="replicas that split the applications between them by id (default 1: no sharding)")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     args = parser.parse_args(argv)
+    if args.total_shards < 1:
+        raise UsageError(f"--total-shards: must be at least 1, got {args.total_shards}")
+    if not 0 <= args.shard < args.total_shards:
+        raise UsageError(f"--shard: must be from 0 to {args.total_shards - 1} (--total-shards - 1), got {args.shard}")
     if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/healthz", "/readyz"):
         raise UsageError(f"--web.telemetry-path: {args.telemetry_path!r} must start with / and not be /, "
                          "/healthz or /readyz")
@@ -75,7 +83,7 @@ def version_text() -> str:
 
 
 def build_runner(
-    config: Config, *, session: boto3.Session | None = None
+    config: Config, *, session: boto3.Session | None = None, shard: Shard | None = None
 ) -> CollectionRunner:
     """Clients and collectors for every configured target."""
     default_region = (session or boto3.Session()).region_name
@@ -95,6 +103,7 @@ def build_runner(
                 name=target.name,
                 discovery=config.discovery,
                 max_concurrency=config.aws.max_concurrency,
+                shard=shard,
             )
         )
     return CollectionRunner(
@@ -151,7 +160,8 @@ def run(argv: Sequence[str] | None) -> int:
     if args.demo:
         config, session, _simulator = start_demo_simulator(config)
         log.info("demo mode: collecting demo data from the built-in EMR Serverless simulator, not AWS")
-    runner = build_runner(config, session=session)
+    shard = Shard(args.shard, args.total_shards) if args.total_shards > 1 else None
+    runner = build_runner(config, session=session, shard=shard)
     registry = build_registry(runner, config)
 
     if args.once:
@@ -170,7 +180,8 @@ def run(argv: Sequence[str] | None) -> int:
     log.info(
         "serving",
         extra={"fields": {"version": __version__, "address": args.listen_address, "path": args.telemetry_path,
-                          "config": config_path, "targets": len(config.targets), "demo": args.demo}},
+                          "config": config_path, "targets": len(config.targets), "demo": args.demo,
+                          "shard": f"{args.shard}/{args.total_shards}"}},
     )
     started = time.monotonic()
     try:

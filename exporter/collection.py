@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in TERMINAL_SESSION_STATES)
 
 Clock = Callable[[], float]
+
+# How long past the deadline the runner waits for a target to hand in what it has.
+DEADLINE_GRACE_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,21 @@ class TargetResult:
 
 
 class CollectionTimeout(ApiError):
-    def __init__(self, seconds: float) -> None:
-        super().__init__("Collection", "Timeout", f"collection did not finish within {seconds:.1f}s")
+    def __init__(self, seconds: float, *, still_running: bool = False) -> None:
+        reason = "the previous collection is still running" if still_running else f"not finished within {seconds:.1f}s"
+        super().__init__("Collection", "Timeout", reason)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This replica's share of the applications, as kube-state-metrics' --shard / --total-shards."""
+
+    index: int
+    total: int
+
+    def owns(self, application_id: str) -> bool:
+        # crc32, not hash(): Python salts str hashes per process, and every replica must agree.
+        return zlib.crc32(application_id.encode()) % self.total == self.index
 
 
 def account_id_from_arn(arn: str) -> str:
@@ -91,9 +108,11 @@ class TargetCollector:
         name: str | None,
         discovery: DiscoveryConfig,
         max_concurrency: int,
+        shard: Shard | None = None,
         clock: Clock = time.time,
     ) -> None:
         self._api = api
+        self._shard = shard
         self._region = region
         self._name = name
         self._discovery = discovery
@@ -104,6 +123,8 @@ class TargetCollector:
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="aws")
         self._account_id = ""
         self._last_success: float | None = None
+        self._last_result: TargetResult | None = None
+        self._busy = threading.Lock()
         # Sessions exported last time in a non-final state: if one drops out of both listings (it ended,
         # and was created before the terminal listing's window), fetch it once more to see how it ended.
         self._active_last_time: dict[str, str] = {}
@@ -111,6 +132,7 @@ class TargetCollector:
         self._final_sessions: dict[str, SessionTypeDef] = {}
         self._cache_hits = 0
         self._listed_once = False
+        self._last_sessions: dict[str, SessionTypeDef] = {}
 
     @property
     def identity(self) -> TargetIdentity:
@@ -118,6 +140,15 @@ class TargetCollector:
         return TargetIdentity(name=name, region=self._region, account_id=self._account_id)
 
     def collect(self, deadline: float) -> TargetResult:
+        if not self._busy.acquire(blocking=False):
+            # The previous collection overran its deadline and still runs: never two at once.
+            return self.unfinished(CollectionTimeout(0, still_running=True))
+        try:
+            return self._collect(deadline)
+        finally:
+            self._busy.release()
+
+    def _collect(self, deadline: float) -> TargetResult:
         started = self._clock()
         errors: list[ApiError] = []
         applications: list[ApplicationSummaryTypeDef] = []
@@ -132,6 +163,23 @@ class TargetCollector:
             self._last_success = finished
         else:
             self._log_errors(errors)
+        self._last_result = self._result(applications, sessions, errors, started, finished)
+        return self._last_result
+
+    def unfinished(self, error: ApiError) -> TargetResult:
+        """What is known when a collection did not finish in time: the last result, with up 0."""
+        last = self._last_result
+        now = self._clock()
+        return self._result(last.applications if last else [], last.sessions if last else [], [error], now, now)
+
+    def _result(
+        self,
+        applications: list[ApplicationSummaryTypeDef],
+        sessions: list[SessionTypeDef],
+        errors: list[ApiError],
+        started: float,
+        finished: float,
+    ) -> TargetResult:
         return TargetResult(
             identity=self.identity,
             applications=applications,
@@ -156,6 +204,8 @@ class TargetCollector:
             if not self._account_id:
                 self._account_id = account_id_from_arn(app["arn"])
             if wanted_ids and app["id"] not in wanted_ids:
+                continue
+            if self._shard and not self._shard.owns(app["id"]):
                 continue
             if self._name_pattern and not self._name_pattern.fullmatch(app.get("name", "")):
                 continue
@@ -245,8 +295,13 @@ class TargetCollector:
                     if app_id in app_ids:
                         fetch(app_id, session_id)
 
+        if errors:
+            # Serve what is known: the last copy of every session listed now that was not fetched in time.
+            exported = {s["sessionId"] for s in sessions}
+            sessions += [s for sid, s in self._last_sessions.items() if sid in seen and sid not in exported]
         self._remember(sessions, complete=not errors)
         self._listed_once = self._listed_once or not errors
+        self._last_sessions = {s["sessionId"]: s for s in sessions}
         return sessions
 
     def _remember(self, sessions: list[SessionTypeDef], *, complete: bool) -> None:
@@ -331,7 +386,12 @@ class CollectionRunner:
     def _collect_all(self, timeout: float) -> list[TargetResult]:
         deadline = self._clock() + timeout
         futures = [self._pool.submit(target.collect, deadline) for target in self.targets]
-        return [future.result() for future in futures]
+        # A target stuck in a call past the deadline must not hold back the others' series.
+        wait(futures, timeout=timeout + DEADLINE_GRACE_SECONDS)
+        return [
+            future.result() if future.done() else target.unfinished(CollectionTimeout(timeout))
+            for target, future in zip(self.targets, futures, strict=True)
+        ]
 
     def close(self) -> None:
         for target in self.targets:
