@@ -44,7 +44,7 @@ def scrape(registry: Any) -> dict[str, list[Any]]:
 
 
 def test_a_failing_target_does_not_touch_the_healthy_one(two_simulators: Any) -> None:
-    (healthy, a), (failing, b) = two_simulators
+    (_, a), (failing, b) = two_simulators
     failing.add_fault(Fault(operation="ListApplications", error_code="AccessDeniedException"))
     runner, registry = runner_for(a, b, aws={"max_attempts": 1})
     try:
@@ -61,7 +61,7 @@ def test_a_failing_target_does_not_touch_the_healthy_one(two_simulators: Any) ->
 
 
 def test_a_slow_target_is_cut_at_the_deadline_and_serves_what_is_known(two_simulators: Any) -> None:
-    (healthy, a), (slow, b) = two_simulators
+    (_, a), (slow, b) = two_simulators
     runner, registry = runner_for(a, b, aws={"read_timeout_seconds": 5})
     try:
         runner.collect()
