@@ -1,0 +1,89 @@
+"""``python -m exporter.simulator``: serve a scenario until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from exporter.simulator.faults import Fault, parse_fault_spec
+from exporter.simulator.scenarios import SCENARIOS, build_scenario
+from exporter.simulator.server import Simulator
+
+
+def _fault(spec: str) -> Fault:
+    try:
+        return parse_fault_spec(spec)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m exporter.simulator", description="A local EMR Serverless endpoint for boto3."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default %(default)s)")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="demo", help="default %(default)s")
+    parser.add_argument("--applications", type=int, default=3, metavar="N", help="default %(default)s")
+    parser.add_argument(
+        "--sessions-per-application", type=int, default=20, metavar="M", help="scale scenario; default %(default)s"
+    )
+    parser.add_argument(
+        "--active-fraction", type=float, default=0.1, metavar="F", help="scale scenario; default %(default)s"
+    )
+    parser.add_argument("--latency-ms", type=float, default=0.0, metavar="L", help="added to every response")
+    parser.add_argument("--seed", type=int, default=1, help="default %(default)s")
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="OP:CODE:FRACTION[:DELAY_MS]",
+        help="answer FRACTION of OP's calls with error CODE (empty CODE: delay only); repeatable",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        store = build_scenario(
+            args.scenario,
+            applications=args.applications,
+            sessions_per_application=args.sessions_per_application,
+            active_fraction=args.active_fraction,
+            seed=args.seed,
+        )
+    except ValueError as err:
+        print(f"python -m exporter.simulator: {err}", file=sys.stderr)
+        return 2
+    for fault in args.fault:
+        store.add_fault(fault)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    simulator = Simulator(store, host=args.host, port=args.port, latency_ms=args.latency_ms)
+    try:
+        simulator.start()
+    except OSError as err:
+        print(f"python -m exporter.simulator: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
+        return 2
+    print(f"listening on {simulator.url}", flush=True)
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        simulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,582 @@
+"""The simulator's in-memory account: applications, sessions, fault rules and call counters.
+
+All state sits behind one re-entrant lock, so the HTTP server's threads and a test's thread can use
+the store at once. Sessions either hold static fields (set by tests) or follow a ``Lifecycle`` (a pure
+function of the clock, used by the scenarios and by StartSession).
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import random
+import string
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from exporter.simulator.errors import ApiError
+from exporter.simulator.faults import Fault
+from exporter.simulator.lifecycle import Lifecycle, Snapshot, state_details_for
+
+Clock = Callable[[], float]
+Ticker = Callable[["Store", float], None]
+
+TERMINAL_STATES = frozenset({"TERMINATED", "FAILED"})
+NOT_YET_STARTED_STATES = frozenset({"SUBMITTED", "STARTING"})
+_ID_ALPHABET = string.digits + string.ascii_lowercase
+
+
+def random_id(rng: random.Random) -> str:
+    """An id shaped like AWS's: 20 lowercase alphanumerics, starting with 00."""
+    return "00" + "".join(rng.choices(_ID_ALPHABET, k=18))
+
+
+@dataclass
+class Application:
+    application_id: str
+    name: str | None
+    state: str
+    type: str
+    release_label: str
+    architecture: str | None
+    tags: dict[str, str] | None
+    created_at: float
+    updated_at: float
+    state_details: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A session as the API sees it at one instant."""
+
+    application_id: str
+    session_id: str
+    name: str | None
+    state: str
+    state_details: str
+    release_label: str
+    execution_role_arn: str
+    created_by: str
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    ended_at: float | None
+    idle_since: float | None
+    idle_timeout_minutes: int | None
+    tags: dict[str, str] | None
+    total_utilization: dict[str, float] | None
+    billed_utilization: dict[str, float] | None
+    execution_duration_seconds: int | None
+
+
+@dataclass
+class SessionRecord:
+    application_id: str
+    session_id: str
+    name: str | None
+    created_at: float
+    created_by: str
+    execution_role_arn: str
+    release_label: str
+    idle_timeout_minutes: int | None
+    tags: dict[str, str] | None
+    # Static fields, used while ``lifecycle`` is None.
+    state: str = "IDLE"
+    state_details: str | None = None
+    updated_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    idle_since: float | None = None
+    total_utilization: dict[str, float] | None = None
+    billed_utilization: dict[str, float] | None = None
+    execution_duration_seconds: int | None = None
+    lifecycle: Lifecycle | None = None
+
+    @property
+    def sort_key(self) -> tuple[float, str]:
+        # Newest first, as AWS lists; the id breaks ties so the order (and pagination) is total.
+        return (-self.created_at, self.session_id)
+
+    def snapshot(self, now: float) -> Snapshot:
+        if self.lifecycle is not None:
+            return self.lifecycle.at(now)
+        return Snapshot(
+            state=self.state,
+            state_details=self.state_details or state_details_for(self.state),
+            updated_at=self.updated_at,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            idle_since=self.idle_since,
+            total_utilization=self.total_utilization,
+            billed_utilization=self.billed_utilization,
+            execution_duration_seconds=self.execution_duration_seconds,
+        )
+
+    def freeze(self, now: float) -> None:
+        """Turn a lifecycle session into a static one, as it is at ``now``, so fields can be set."""
+        if self.lifecycle is None:
+            return
+        snap = self.lifecycle.at(now)
+        self.lifecycle = None
+        self.state, self.state_details, self.updated_at = snap.state, snap.state_details, snap.updated_at
+        self.started_at, self.ended_at, self.idle_since = snap.started_at, snap.ended_at, snap.idle_since
+        self.total_utilization = snap.total_utilization
+        self.billed_utilization = snap.billed_utilization
+        self.execution_duration_seconds = snap.execution_duration_seconds
+
+    def view(self, now: float) -> SessionView:
+        snap = self.snapshot(now)
+        return SessionView(
+            application_id=self.application_id,
+            session_id=self.session_id,
+            name=self.name,
+            state=snap.state,
+            state_details=snap.state_details,
+            release_label=self.release_label,
+            execution_role_arn=self.execution_role_arn,
+            created_by=self.created_by,
+            created_at=self.created_at,
+            updated_at=max(snap.updated_at, self.created_at),
+            started_at=snap.started_at,
+            ended_at=snap.ended_at,
+            idle_since=snap.idle_since,
+            idle_timeout_minutes=self.idle_timeout_minutes,
+            tags=dict(self.tags) if self.tags is not None else None,
+            total_utilization=dict(snap.total_utilization) if snap.total_utilization else None,
+            billed_utilization=dict(snap.billed_utilization) if snap.billed_utilization else None,
+            execution_duration_seconds=snap.execution_duration_seconds,
+        )
+
+
+@dataclass
+class _AppSessions:
+    by_id: dict[str, SessionRecord] = field(default_factory=dict)
+    order: list[tuple[float, str]] | None = None  # sorted sort keys; None: rebuild on next listing
+
+    def sorted_keys(self) -> list[tuple[float, str]]:
+        if self.order is None:
+            self.order = sorted(record.sort_key for record in self.by_id.values())
+        return self.order
+
+
+_UPDATABLE_SESSION_FIELDS = frozenset(
+    {
+        "name",
+        "state_details",
+        "updated_at",
+        "started_at",
+        "ended_at",
+        "idle_since",
+        "idle_timeout_minutes",
+        "tags",
+        "total_utilization",
+        "billed_utilization",
+        "execution_duration_seconds",
+        "created_by",
+        "execution_role_arn",
+        "release_label",
+    }
+)
+
+
+class Store:
+    """One simulated account and region."""
+
+    def __init__(
+        self, account_id: str = "123456789012", region: str = "us-east-1", clock: Clock = time.time
+    ) -> None:
+        self.account_id = account_id
+        self.region = region
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._apps: dict[str, Application] = {}
+        self._sessions: dict[str, _AppSessions] = {}
+        self._faults: list[Fault] = []
+        self._calls: Counter[str] = Counter()
+        # Requests by the access key ID that signed them, so tests can see which credentials were used.
+        self.access_keys: Counter[str] = Counter()
+        self._tickers: list[Ticker] = []
+        self._client_tokens: dict[tuple[str, str], str] = {}
+        self._ids = random.Random(f"{account_id}/{region}")
+
+    # ----- time ---------------------------------------------------------------------------------
+
+    def add_ticker(self, ticker: Ticker) -> None:
+        """Run ``ticker(store, now)`` (under the lock) before every read or write: scenarios use it to
+        start new sessions and forget old ones as the clock advances."""
+        with self._lock:
+            self._tickers.append(ticker)
+
+    def now(self) -> float:
+        """The current time, after the tickers have caught up with it."""
+        with self._lock:
+            now = self.clock()
+            for ticker in self._tickers:
+                ticker(self, now)
+            return now
+
+    # ----- ARNs ---------------------------------------------------------------------------------
+
+    def application_arn(self, application_id: str) -> str:
+        return f"arn:aws:emr-serverless:{self.region}:{self.account_id}:/applications/{application_id}"
+
+    def session_arn(self, application_id: str, session_id: str) -> str:
+        return f"{self.application_arn(application_id)}/sessions/{session_id}"
+
+    # ----- applications -------------------------------------------------------------------------
+
+    def add_application(
+        self,
+        name: str | None = "analytics",
+        state: str = "STARTED",
+        application_id: str | None = None,
+        type: str = "Spark",
+        release_label: str = "emr-7.2.0",
+        architecture: str | None = "X86_64",
+        tags: Mapping[str, str] | None = None,
+        created_at: float | None = None,
+        state_details: str | None = None,
+    ) -> str:
+        with self._lock:
+            now = self.clock()
+            app_id = application_id or random_id(self._ids)
+            if app_id in self._apps:
+                raise ValueError(f"application {app_id} exists")
+            created = now if created_at is None else created_at
+            self._apps[app_id] = Application(
+                application_id=app_id,
+                name=name,
+                state=state,
+                type=type,
+                release_label=release_label,
+                architecture=architecture,
+                tags=dict(tags) if tags is not None else None,
+                created_at=created,
+                updated_at=max(created, now),
+                state_details=state_details,
+            )
+            self._sessions[app_id] = _AppSessions()
+            return app_id
+
+    def set_application_state(self, application_id: str, state: str) -> None:
+        with self._lock:
+            app = self._app(application_id)
+            app.state = state
+            app.updated_at = max(self.clock(), app.created_at)
+
+    def remove_application(self, application_id: str) -> None:
+        with self._lock:
+            self._app(application_id)
+            del self._apps[application_id]
+            del self._sessions[application_id]
+
+    def application_ids(self) -> list[str]:
+        with self._lock:
+            self.now()
+            return list(self._apps)
+
+    def applications(self) -> list[Application]:
+        """Copies, newest first."""
+        with self._lock:
+            self.now()
+            apps = sorted(self._apps.values(), key=lambda app: (-app.created_at, app.application_id))
+            return [dataclasses.replace(app, tags=dict(app.tags) if app.tags else app.tags) for app in apps]
+
+    def application(self, application_id: str) -> Application | None:
+        with self._lock:
+            self.now()
+            app = self._apps.get(application_id)
+            if app is None:
+                return None
+            return dataclasses.replace(app, tags=dict(app.tags) if app.tags else app.tags)
+
+    # ----- sessions -----------------------------------------------------------------------------
+
+    def add_session(
+        self,
+        application_id: str,
+        name: str | None = None,
+        state: str = "IDLE",
+        session_id: str | None = None,
+        created_at: float | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        idle_since: float | None = None,
+        idle_timeout_minutes: int | None = 60,
+        tags: Mapping[str, str] | None = None,
+        total_utilization: Mapping[str, float] | None = None,
+        billed_utilization: Mapping[str, float] | None = None,
+        execution_duration_seconds: int | None = None,
+        created_by: str | None = None,
+        execution_role_arn: str | None = None,
+        release_label: str | None = None,
+        *,
+        state_details: str | None = None,
+        updated_at: float | None = None,
+        lifecycle: Lifecycle | None = None,
+    ) -> str:
+        """Add a session. Timestamps left None default from the state and the clock: created now,
+        started at creation unless SUBMITTED/STARTING/FAILED or a state the API does not know, ended
+        now when TERMINATED/FAILED, idle since now when IDLE. With ``lifecycle`` the state and its
+        timestamps follow the lifecycle instead."""
+        with self._lock:
+            now = self.clock()
+            app = self._app(application_id)
+            if lifecycle is not None:
+                created_at = lifecycle.created_at
+            created = now if created_at is None else created_at
+            if started_at is None and state in _STARTED_STATES:
+                started_at = created
+            if ended_at is None and state in TERMINAL_STATES:
+                ended_at = max(now, created)
+            if idle_since is None and state == "IDLE":
+                idle_since = max(now, created)
+            stamps = [t for t in (created, started_at, ended_at, idle_since) if t is not None]
+            record = SessionRecord(
+                application_id=application_id,
+                session_id=session_id or random_id(self._ids),
+                name=name,
+                created_at=created,
+                created_by=created_by or f"arn:aws:iam::{self.account_id}:user/alice",
+                execution_role_arn=execution_role_arn
+                or f"arn:aws:iam::{self.account_id}:role/EMRServerlessSessionRole",
+                release_label=release_label or app.release_label,
+                idle_timeout_minutes=idle_timeout_minutes,
+                tags=dict(tags) if tags is not None else None,
+                state=state,
+                state_details=state_details,
+                updated_at=updated_at if updated_at is not None else max(stamps),
+                started_at=started_at,
+                ended_at=ended_at,
+                idle_since=idle_since,
+                total_utilization=dict(total_utilization) if total_utilization is not None else None,
+                billed_utilization=dict(billed_utilization) if billed_utilization is not None else None,
+                execution_duration_seconds=execution_duration_seconds,
+                lifecycle=lifecycle,
+            )
+            sessions = self._sessions[application_id]
+            if record.session_id in sessions.by_id:
+                raise ValueError(f"session {record.session_id} exists in application {application_id}")
+            sessions.by_id[record.session_id] = record
+            if sessions.order is not None:
+                bisect.insort(sessions.order, record.sort_key)
+            return record.session_id
+
+    def remove_session(self, application_id: str, session_id: str) -> None:
+        with self._lock:
+            sessions = self._sessions.get(application_id)
+            if sessions is None or session_id not in sessions.by_id:
+                raise KeyError(f"no session {session_id} in application {application_id}")
+            record = sessions.by_id.pop(session_id)
+            if sessions.order is not None:
+                index = bisect.bisect_left(sessions.order, record.sort_key)
+                del sessions.order[index]
+
+    def set_session_state(
+        self,
+        application_id: str,
+        session_id: str,
+        state: str,
+        *,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        idle_since: float | None = None,
+        state_details: str | None = None,
+    ) -> None:
+        """Set the state (any string). The session stops following its lifecycle. ``ended_at`` defaults
+        to now for TERMINATED/FAILED, ``idle_since`` to now for IDLE (and is cleared otherwise)."""
+        with self._lock:
+            now = self.clock()
+            record = self._session(application_id, session_id)
+            record.freeze(now)
+            record.state = state
+            record.state_details = state_details
+            record.updated_at = max(now, record.created_at)
+            if started_at is not None:
+                record.started_at = started_at
+            elif record.started_at is None and state in _STARTED_STATES - TERMINAL_STATES:
+                record.started_at = record.updated_at
+            if state in TERMINAL_STATES:
+                record.ended_at = ended_at if ended_at is not None else record.ended_at or record.updated_at
+            else:
+                record.ended_at = ended_at
+            if state == "IDLE":
+                record.idle_since = idle_since if idle_since is not None else record.updated_at
+            else:
+                record.idle_since = None
+
+    def update_session(self, application_id: str, session_id: str, **fields: object) -> None:
+        """Set static fields by their ``add_session`` names (e.g. ``total_utilization=...``); the
+        session stops following its lifecycle."""
+        unknown = set(fields) - _UPDATABLE_SESSION_FIELDS
+        if unknown:
+            raise TypeError(f"cannot update session fields {sorted(unknown)}")
+        with self._lock:
+            record = self._session(application_id, session_id)
+            record.freeze(self.clock())
+            for key, value in fields.items():
+                setattr(record, key, dict(value) if isinstance(value, Mapping) else value)
+
+    def set_session_lifecycle(self, application_id: str, session_id: str, lifecycle: Lifecycle) -> None:
+        with self._lock:
+            self._session(application_id, session_id).lifecycle = lifecycle
+
+    def terminate_session(self, application_id: str, session_id: str) -> None:
+        """TerminateSession: a lifecycle session goes through TERMINATING; a static one is TERMINATED
+        at once; an ended one is left as it is."""
+        with self._lock:
+            now = self.now()
+            record = self._session(application_id, session_id)
+            if record.lifecycle is not None:
+                record.lifecycle = record.lifecycle.terminate(now)
+            elif record.state not in TERMINAL_STATES:
+                self.set_session_state(application_id, session_id, "TERMINATED", ended_at=now)
+
+    def session_ids(self, application_id: str) -> list[str]:
+        """Newest first."""
+        with self._lock:
+            self.now()
+            return [key[1] for key in self._sessions_of(application_id).sorted_keys()]
+
+    def session(self, application_id: str, session_id: str) -> SessionView | None:
+        with self._lock:
+            now = self.now()
+            sessions = self._sessions.get(application_id)
+            record = sessions.by_id.get(session_id) if sessions is not None else None
+            return record.view(now) if record is not None else None
+
+    def list_sessions(
+        self,
+        application_id: str,
+        *,
+        states: Iterable[str] = (),
+        created_after: float | None = None,
+        created_before: float | None = None,
+        after_key: tuple[float, str] | None = None,
+        limit: int = 50,
+    ) -> tuple[list[SessionView], bool]:
+        """Up to ``limit`` sessions, newest first, strictly after ``after_key`` (a sort key: the
+        pagination cursor), and whether more follow. Only the sessions looked at are evaluated, so a
+        page of a large application is cheap."""
+        wanted = frozenset(states)
+        with self._lock:
+            now = self.now()
+            sessions = self._sessions_of(application_id)
+            keys = sessions.sorted_keys()
+            start = bisect.bisect_right(keys, after_key) if after_key is not None else 0
+            if created_before is not None:
+                # Newest first: skip the sessions created after the upper bound without looking at them.
+                start = max(start, bisect.bisect_left(keys, (-created_before, "")))
+            page: list[SessionView] = []
+            for key in keys[start:]:
+                created = -key[0]
+                if created_after is not None and created < created_after:
+                    break  # everything further is older still
+                view = sessions.by_id[key[1]].view(now)
+                if wanted and view.state not in wanted:
+                    continue
+                if len(page) == limit:
+                    return page, True
+                page.append(view)
+            return page, False
+
+    def start_session(
+        self,
+        application_id: str,
+        *,
+        client_token: str,
+        execution_role_arn: str,
+        name: str | None,
+        tags: Mapping[str, str] | None,
+        idle_timeout_minutes: int | None,
+    ) -> str:
+        """StartSession: a new session on a lifecycle that runs until terminated; idempotent by
+        client token, as AWS is."""
+        with self._lock:
+            now = self.now()
+            existing = self._client_tokens.get((application_id, client_token))
+            if existing is not None and existing in self._sessions_of(application_id).by_id:
+                return existing
+            lifecycle = Lifecycle(
+                created_at=now,
+                starting_at=now + 5,
+                started_at=now + 30,
+                first_busy_at=now + 45,
+                busy_seconds=60,
+                idle_seconds=120,
+            )
+            session_id = self.add_session(
+                application_id,
+                name=name,
+                idle_timeout_minutes=idle_timeout_minutes,
+                tags=tags,
+                execution_role_arn=execution_role_arn,
+                lifecycle=lifecycle,
+            )
+            self._client_tokens[(application_id, client_token)] = session_id
+            return session_id
+
+    # ----- faults and counters ------------------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def check_faults(self, operation: str, params: Mapping[str, str]) -> tuple[float, ApiError | None]:
+        """(seconds to wait, error to answer with or None) for one call; the caller waits, not us."""
+        delay_ms = 0.0
+        error: ApiError | None = None
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(operation, params) and fault.hit():
+                    delay_ms += fault.delay_ms
+                    if error is None:
+                        error = fault.error()
+        return delay_ms / 1000, error
+
+    @property
+    def calls(self) -> Counter[str]:
+        """Requests received per operation name, faulted ones included (the live counter)."""
+        return self._calls
+
+    def record_call(self, operation: str) -> None:
+        with self._lock:
+            self._calls[operation] += 1
+
+    def record_access_key(self, access_key_id: str) -> None:
+        with self._lock:
+            self.access_keys[access_key_id] += 1
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+    # ----- internals ----------------------------------------------------------------------------
+
+    def _app(self, application_id: str) -> Application:
+        app = self._apps.get(application_id)
+        if app is None:
+            raise KeyError(f"no application {application_id}")
+        return app
+
+    def _sessions_of(self, application_id: str) -> _AppSessions:
+        sessions = self._sessions.get(application_id)
+        if sessions is None:
+            raise KeyError(f"no application {application_id}")
+        return sessions
+
+    def _session(self, application_id: str, session_id: str) -> SessionRecord:
+        record = self._sessions_of(application_id).by_id.get(session_id)
+        if record is None:
+            raise KeyError(f"no session {session_id} in application {application_id}")
+        return record
+
+
+_STARTED_STATES = frozenset({"STARTED", "IDLE", "BUSY", "TERMINATING", "TERMINATED"})

@@ -1,0 +1,357 @@
+"""Every response of the simulator holds to botocore's service model for emr-serverless.
+
+The real boto3 client drives each operation; a ``before-parse`` hook captures the raw bodies, which are
+then checked recursively against the operation's output shape (or the error's shape)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.session
+import pytest
+from botocore.exceptions import ClientError
+from botocore.model import Shape
+
+from exporter.simulator import Fault, Simulator, Store, build_scenario
+
+MODEL = botocore.session.get_session().get_service_model("emr-serverless")
+MADE_UP_STATE = "SUSPENDED"  # a state AWS might add one day; the only value allowed outside an enum
+ALL_OPERATIONS = {
+    "ListApplications",
+    "GetApplication",
+    "ListSessions",
+    "GetSession",
+    "StartSession",
+    "TerminateSession",
+    "ListTagsForResource",
+}
+UTIL = {"vCPUHour": 1.5, "memoryGBHour": 6.0, "storageGBHour": 20.0}
+
+
+def validate(shape: Shape, value: Any, path: str = "$") -> list[str]:
+    """Problems of ``value`` as the JSON of ``shape`` (rest-json: timestamps as epoch numbers)."""
+    problems: list[str] = []
+    kind = shape.type_name
+    meta = shape.metadata
+    if kind == "structure":
+        if not isinstance(value, dict):
+            return [f"{path}: expected an object for {shape.name}, got {type(value).__name__}"]
+        members = shape.members  # type: ignore[attr-defined]
+        for name in meta.get("required", []):
+            if name not in value:
+                problems.append(f"{path}: required member {name} of {shape.name} missing")
+        for name, item in value.items():
+            if name not in members:
+                problems.append(f"{path}: unknown member {name} in {shape.name}")
+            else:
+                problems += validate(members[name], item, f"{path}.{name}")
+    elif kind == "list":
+        if not isinstance(value, list):
+            return [f"{path}: expected a list, got {type(value).__name__}"]
+        problems += _length(meta, len(value), path)
+        for i, item in enumerate(value):
+            problems += validate(shape.member, item, f"{path}[{i}]")  # type: ignore[attr-defined]
+    elif kind == "map":
+        if not isinstance(value, dict):
+            return [f"{path}: expected a map, got {type(value).__name__}"]
+        problems += _length(meta, len(value), path)
+        for key, item in value.items():
+            problems += validate(shape.key, key, f"{path}<key {key!r}>")  # type: ignore[attr-defined]
+            problems += validate(shape.value, item, f"{path}[{key!r}]")  # type: ignore[attr-defined]
+    elif kind == "string":
+        if not isinstance(value, str):
+            return [f"{path}: expected a string, got {type(value).__name__}"]
+        enum = shape.enum  # type: ignore[attr-defined]
+        if enum and value not in enum and value != MADE_UP_STATE:
+            problems.append(f"{path}: {value!r} not in enum {shape.name}")
+        problems += _length(meta, len(value), path)
+        # Smithy patterns are not anchored: they must match somewhere in the value.
+        if "pattern" in meta and not re.search(meta["pattern"], value):
+            problems.append(f"{path}: {value!r} does not match {meta['pattern']!r}")
+    elif kind in ("integer", "long"):
+        if not isinstance(value, int) or isinstance(value, bool):
+            return [f"{path}: expected an integer, got {value!r}"]
+        if ("min" in meta and value < meta["min"]) or ("max" in meta and value > meta["max"]):
+            problems.append(f"{path}: {value} outside [{meta.get('min')}, {meta.get('max')}]")
+    elif kind in ("double", "float"):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            problems.append(f"{path}: expected a number, got {value!r}")
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            problems.append(f"{path}: expected a boolean, got {value!r}")
+    elif kind == "timestamp":
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            problems.append(f"{path}: expected epoch seconds, got {value!r}")
+    else:
+        problems.append(f"{path}: shape type {kind} not handled by this test")
+    return problems
+
+
+def _length(meta: dict[str, Any], length: int, path: str) -> list[str]:
+    if "min" in meta and length < meta["min"]:
+        return [f"{path}: length {length} < min {meta['min']}"]
+    if "max" in meta and length > meta["max"]:
+        return [f"{path}: length {length} > max {meta['max']}"]
+    return []
+
+
+class Recorder:
+    """Raw responses, as they came over the wire, by operation."""
+
+    def __init__(self) -> None:
+        self.responses: list[tuple[str, int, dict[str, str], bytes]] = []
+
+    def __call__(self, operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
+        self.responses.append(
+            (operation_model.name, response_dict["status_code"], dict(response_dict["headers"]), response_dict["body"])
+        )
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        for operation, status, headers, body in self.responses:
+            document = json.loads(body)
+            if status < 300:
+                shape = MODEL.operation_model(operation).output_shape
+                assert shape is not None
+                found += [f"{operation}: {p}" for p in validate(shape, document)]
+            else:
+                code = headers.get("x-amzn-errortype", "")
+                if code in MODEL.shape_names:
+                    found += [f"{operation} {code}: {p}" for p in validate(MODEL.shape_for(code), document)]
+                elif set(document) != {"message"} or not isinstance(document["message"], str):
+                    found.append(f"{operation} {code}: unexpected error body {document!r}")
+        return found
+
+    def operations(self) -> set[str]:
+        return {operation for operation, status, _, _ in self.responses if status == 200}
+
+
+def make_client(url: str, recorder: Recorder | None = None, attempts: int = 1) -> Any:
+    client = boto3.client(
+        "emr-serverless",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=botocore.config.Config(retries={"total_max_attempts": attempts, "mode": "standard"}),
+    )
+    if recorder is not None:
+        client.meta.events.register("before-parse.emr-serverless", recorder)
+    return client
+
+
+def full_store() -> tuple[Store, str, str, str]:
+    """An application with a session in each state, one with every optional field and one with none."""
+    store = Store(account_id="123456789012", region="us-east-1", clock=time.time)
+    now = time.time()
+    app = store.add_application(name="contract", tags={"team": "x"})
+    store.add_application(name=None, state="CREATING", architecture=None, tags=None)
+    full = store.add_session(
+        app,
+        name="every field",
+        state="IDLE",
+        created_at=now - 600,
+        started_at=now - 550,
+        idle_since=now - 60.123456,
+        idle_timeout_minutes=120,
+        tags={"aws:cloudformation:stack-name": "s", "k.e-y": 'q"uote\\back ünï ✓', "empty": ""},
+        total_utilization=UTIL,
+        billed_utilization=UTIL,
+        execution_duration_seconds=550,
+        created_by="arn:aws:sts::123456789012:assumed-role/Role/bob",
+        execution_role_arn="arn:aws:iam::123456789012:role/custom",
+        release_label="emr-7.1.0",
+    )
+    bare = store.add_session(app, state="SUBMITTED", idle_timeout_minutes=None)
+    for state in ("STARTING", "STARTED", "BUSY", "FAILED", "TERMINATING", "TERMINATED", MADE_UP_STATE):
+        store.add_session(app, name=f"in {state}", state=state, created_at=now - 300, total_utilization=UTIL)
+    return store, app, full, bare
+
+
+def drive(client: Any, store: Store) -> None:
+    """Call every read operation over everything in the store, following every page."""
+    apps = [a for page in client.get_paginator("list_applications").paginate(PaginationConfig={"PageSize": 1})
+            for a in page["applications"]]
+    assert {a["id"] for a in apps} == set(store.application_ids())
+    client.list_applications(states=["STARTED", "STOPPED"])
+    for app in apps:
+        assert client.get_application(applicationId=app["id"])["application"]["applicationId"] == app["id"]
+        client.list_tags_for_resource(resourceArn=app["arn"])
+        sessions = [s for page in client.get_paginator("list_sessions").paginate(
+            applicationId=app["id"], PaginationConfig={"PageSize": 7}) for s in page["sessions"]]
+        client.list_sessions(applicationId=app["id"], states=["IDLE", "BUSY", "TERMINATED"], maxResults=50)
+        for summary in sessions[:60]:
+            session = client.get_session(applicationId=app["id"], sessionId=summary["sessionId"])["session"]
+            assert session["sessionId"] == summary["sessionId"]
+        for summary in sessions[:3]:
+            client.list_tags_for_resource(resourceArn=summary["arn"])
+
+
+@pytest.fixture
+def full() -> Iterator[tuple[Simulator, Store, str, str, str]]:
+    store, app, full_id, bare_id = full_store()
+    with Simulator(store) as sim:
+        yield sim, store, app, full_id, bare_id
+
+
+def test_validator_catches_what_it_should() -> None:
+    # The contract below is only as good as this checker: it must reject each kind of mistake.
+    session = MODEL.shape_for("Session")
+    good = {
+        "applicationId": "00abc", "sessionId": "00def",
+        "arn": "arn:aws:emr-serverless:us-east-1:123456789012:/applications/00abc/sessions/00def",
+        "state": "IDLE", "stateDetails": "idle", "releaseLabel": "emr-7.2.0",
+        "executionRoleArn": "arn:aws:iam::123456789012:role/r", "createdBy": "arn:aws:iam::123456789012:user/a",
+        "createdAt": 1.5, "updatedAt": 2, "tags": {"k": "v"}, "idleTimeoutMinutes": 3,
+        "totalResourceUtilization": {"vCPUHour": 1.0},
+    }
+    assert validate(session, good) == []
+    bad_cases = [
+        {k: v for k, v in good.items() if k != "stateDetails"},  # required member missing
+        {**good, "surprise": 1},  # unknown member
+        {**good, "state": "SLEEPING"},  # not in the enum
+        {**good, "createdAt": "2024-01-01T00:00:00Z"},  # timestamp not a number
+        {**good, "idleTimeoutMinutes": 1.5},  # long not an integer
+        {**good, "idleTimeoutMinutes": True},
+        {**good, "totalResourceUtilization": {"vCPUHour": "1"}},  # double as a string
+        {**good, "tags": {"k": 1}},
+        {**good, "tags": {"": "v"}},  # key shorter than min 1
+        {**good, "stateDetails": ""},
+        {**good, "arn": "arn:too-short"},
+        {**good, "tags": ["k"]},
+    ]
+    for case in bad_cases:
+        assert validate(session, case), case
+
+
+def test_every_operation_matches_the_model(full: tuple[Simulator, Store, str, str, str]) -> None:
+    sim, store, app, full_id, _bare_id = full
+    recorder = Recorder()
+    client = make_client(sim.url, recorder)
+    drive(client, store)
+    started = client.start_session(
+        applicationId=app, executionRoleArn="arn:aws:iam::123456789012:role/r", name="new", tags={"a": "b"},
+        idleTimeoutMinutes=30,
+    )
+    client.get_session(applicationId=app, sessionId=started["sessionId"])
+    client.terminate_session(applicationId=app, sessionId=started["sessionId"])
+    client.terminate_session(applicationId=app, sessionId=full_id)
+    assert recorder.operations() == ALL_OPERATIONS
+    assert recorder.problems() == []
+
+
+def test_optional_fields_present_when_set_and_absent_when_not(
+    full: tuple[Simulator, Store, str, str, str],
+) -> None:
+    sim, _store, app, full_id, bare_id = full
+    recorder = Recorder()
+    client = make_client(sim.url, recorder)
+    client.get_session(applicationId=app, sessionId=full_id)
+    client.get_session(applicationId=app, sessionId=bare_id)
+    client.list_sessions(applicationId=app)
+    full_body = json.loads(recorder.responses[0][3])["session"]
+    bare_body = json.loads(recorder.responses[1][3])["session"]
+    optional = {
+        "name", "startedAt", "idleSince", "idleTimeoutMinutes", "tags", "totalResourceUtilization",
+        "billedResourceUtilization", "totalExecutionDurationSeconds",
+    }
+    assert optional <= set(full_body)
+    assert "endedAt" not in full_body  # IDLE: not ended
+    assert not (optional | {"endedAt"}) & set(bare_body)
+    assert full_body["idleSince"] == pytest.approx(time.time() - 60.123, abs=5)
+    assert full_body["totalResourceUtilization"] == UTIL
+    assert full_body["tags"]["k.e-y"] == 'q"uote\\back ünï ✓'
+    summaries = json.loads(recorder.responses[2][3])["sessions"]
+    assert all("tags" not in s and "totalResourceUtilization" not in s for s in summaries)
+    assert {s["state"] for s in summaries} >= {MADE_UP_STATE, "SUBMITTED", "TERMINATED"}
+    assert recorder.problems() == []
+
+
+@pytest.mark.parametrize("scenario", ["demo", "scale"])
+def test_scenarios_match_the_model(scenario: str) -> None:
+    store = build_scenario(scenario, applications=3, sessions_per_application=30, active_fraction=0.3, seed=7)
+    recorder = Recorder()
+    with Simulator(store) as sim:
+        drive(make_client(sim.url, recorder), store)
+    assert recorder.operations() >= {"ListApplications", "GetApplication", "ListSessions", "GetSession"}
+    assert len(recorder.responses) > 20
+    assert recorder.problems() == []
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "modeled"),
+    [
+        ("ResourceNotFoundException", 404, True),
+        ("ValidationException", 400, True),
+        ("InternalServerException", 500, True),
+        ("ConflictException", 409, True),
+        ("ThrottlingException", 400, False),
+        ("AccessDeniedException", 403, False),
+    ],
+)
+def test_injected_errors_parse_in_boto3(code: str, status: int, modeled: bool) -> None:
+    store, app, full_id, _ = full_store()
+    store.add_fault(Fault(operation="GetSession", error_code=code))
+    recorder = Recorder()
+    with Simulator(store) as sim:
+        client = make_client(sim.url, recorder)
+        with pytest.raises(ClientError) as caught:
+            client.get_session(applicationId=app, sessionId=full_id)
+    error = caught.value.response
+    assert error["Error"]["Code"] == code
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert error["Error"]["Message"]
+    if modeled:
+        assert isinstance(caught.value, getattr(client.exceptions, code))
+    assert recorder.problems() == []
+
+
+def test_real_errors_parse_in_boto3(full: tuple[Simulator, Store, str, str, str]) -> None:
+    sim, store, app, _full_id, _ = full
+    recorder = Recorder()
+    client = make_client(sim.url, recorder)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_session(applicationId=app, sessionId="00nosuchsession")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_application(applicationId="00nosuchapp")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.list_sessions(applicationId="00nosuchapp")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.list_tags_for_resource(resourceArn=store.session_arn(app, "00nosuchsession"))
+    with pytest.raises(client.exceptions.ValidationException):
+        client.get_session(applicationId=app, sessionId="UPPER-case")
+    with pytest.raises(client.exceptions.ValidationException):
+        client.list_sessions(applicationId=app, states=["NAPPING"])
+    store.set_application_state(app, "TERMINATED")
+    with pytest.raises(client.exceptions.ConflictException):
+        client.start_session(applicationId=app, executionRoleArn="arn:aws:iam::123456789012:role/r")
+    assert len(recorder.responses) == 7
+    assert recorder.problems() == []
+
+
+def test_unknown_path_and_missing_authentication() -> None:
+    store, _app, _, _ = full_store()
+    with Simulator(store, require_auth=True) as sim:
+        connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
+        connection.request("GET", "/applications", headers={"Authorization": "AWS4-HMAC-SHA256 x"})
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["applications"]
+        connection.request("GET", "/no/such/thing", headers={"Authorization": "x"})
+        response = connection.getresponse()
+        assert (response.status, response.getheader("x-amzn-ErrorType")) == (404, "UnknownOperationException")
+        assert set(json.loads(response.read())) == {"message"}
+        connection.request("GET", "/applications")  # same keep-alive connection, no Authorization
+        response = connection.getresponse()
+        assert (response.status, response.getheader("x-amzn-ErrorType")) == (
+            403, "MissingAuthenticationTokenException")
+        response.read()
+        connection.close()
+        # boto3 always signs, even with dummy credentials, so it gets through.
+        assert make_client(sim.url).list_applications()["applications"]
