@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.config
+import botocore.session
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    CredentialResolver,
+    Credentials,
+    DeferredRefreshableCredentials,
+)
 from botocore.exceptions import BotoCoreError, ClientError
 
 from exporter import __version__
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
     )
 
 NOT_FOUND = "ResourceNotFoundException"
+ROLE_SESSION_NAME = "emr-serverless-exporter"
 
 
 class ApiError(Exception):
@@ -54,6 +63,53 @@ class ApiCallCounter:
     def snapshot(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return dict(self._counts)
+
+
+class _AssumedRoleProvider(CredentialProvider):
+    METHOD = "assume-role"
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> Credentials:
+        return self._credentials
+
+
+def assume_role_session(
+    base: boto3.Session,
+    *,
+    region: str,
+    role_arn: str,
+    external_id: str | None,
+    time_fetcher: Callable[[], datetime] | None = None,
+) -> boto3.Session:
+    """A session acting as ``role_arn``; botocore refreshes the credentials before they expire.
+
+    The source credentials are ``base``'s (environment, IRSA, instance role...), themselves refreshable.
+    """
+    extra_args = {"RoleSessionName": ROLE_SESSION_NAME}
+    if external_id:
+        extra_args["ExternalId"] = external_id
+    sts_session = botocore.session.get_session()
+
+    def create_sts_client(service: str, **kwargs: Any) -> Any:
+        return sts_session.create_client(service, region_name=region, **kwargs)  # the regional STS endpoint
+
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=create_sts_client,
+        source_credentials=base.get_credentials(),
+        role_arn=role_arn,
+        extra_args=extra_args,
+    )
+    credentials = DeferredRefreshableCredentials(
+        refresh_using=fetcher.fetch_credentials,
+        method="assume-role",
+        **({"time_fetcher": time_fetcher} if time_fetcher else {}),  # tests move time forward
+    )
+    session = botocore.session.get_session()
+    session.register_component("credential_provider", CredentialResolver([_AssumedRoleProvider(credentials)]))
+    return boto3.Session(botocore_session=session, region_name=region)
 
 
 def make_client(
@@ -127,8 +183,10 @@ class EmrServerlessApi:
         except ClientError as err:
             error = err.response.get("Error", {})
             code = error.get("Code") or "Unknown"
-            self.calls.add(operation, code)
-            raise ApiError(operation, code, error.get("Message", "")) from None
+            # A failed AssumeRole surfaces from inside the call that needed credentials: count it as itself.
+            failed_operation = err.operation_name or operation
+            self.calls.add(failed_operation, code)
+            raise ApiError(failed_operation, code, error.get("Message", "")) from None
         except BotoCoreError as err:
             # Connection failures and timeouts have no AWS code; the class name is stable and bounded.
             code = type(err).__name__

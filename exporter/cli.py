@@ -21,8 +21,8 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from exporter import __version__
-from exporter.aws import ApiCallCounter, EmrServerlessApi, make_client
-from exporter.collection import CollectionRunner, Shard, TargetCollector
+from exporter.aws import ApiCallCounter, EmrServerlessApi, assume_role_session, make_client
+from exporter.collection import CollectionRunner, Shard, TargetCollector, account_id_from_arn
 from exporter.config import Config, ConfigError, TargetConfig, load_config
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.metrics import EmrServerlessCollector
@@ -86,21 +86,27 @@ def build_runner(
     config: Config, *, session: boto3.Session | None = None, shard: Shard | None = None
 ) -> CollectionRunner:
     """Clients and collectors for every configured target."""
-    default_region = (session or boto3.Session()).region_name
+    session = session or boto3.Session()
     collectors = []
     for index, target in enumerate(config.targets):
-        region = target.region or default_region
+        region = target.region or session.region_name
         if not region:
             raise ConfigError(
                 f"targets[{index}].region: not set, and no default region in the environment "
                 "(AWS_DEFAULT_REGION or the shared config file)"
             )
-        client = make_client(config.aws, region=region, endpoint_url=target.endpoint_url, session=session)
+        target_session = session
+        if target.role_arn:
+            target_session = assume_role_session(
+                session, region=region, role_arn=target.role_arn, external_id=target.external_id
+            )
+        client = make_client(config.aws, region=region, endpoint_url=target.endpoint_url, session=target_session)
         collectors.append(
             TargetCollector(
                 EmrServerlessApi(client, ApiCallCounter()),
                 region=region,
                 name=target.name,
+                account_id=account_id_from_arn(target.role_arn) if target.role_arn else "",
                 discovery=config.discovery,
                 max_concurrency=config.aws.max_concurrency,
                 shard=shard,

@@ -107,6 +107,7 @@ class TargetCollector:
         region: str,
         name: str | None,
         discovery: DiscoveryConfig,
+        account_id: str = "",
         max_concurrency: int,
         shard: Shard | None = None,
         clock: Clock = time.time,
@@ -121,7 +122,7 @@ class TargetCollector:
         )
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="aws")
-        self._account_id = ""
+        self._account_id = account_id  # known from role_arn, else learnt from the first application ARN
         self._last_success: float | None = None
         self._last_result: TargetResult | None = None
         self._busy = threading.Lock()
@@ -201,8 +202,7 @@ class TargetCollector:
         wanted_ids = set(self._discovery.application_ids)
         found = []
         for app in self._api.list_applications(self._discovery.application_states):
-            if not self._account_id:
-                self._account_id = account_id_from_arn(app["arn"])
+            self._account_id = account_id_from_arn(app["arn"]) or self._account_id
             if wanted_ids and app["id"] not in wanted_ids:
                 continue
             if self._shard and not self._shard.owns(app["id"]):

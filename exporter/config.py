@@ -56,10 +56,10 @@ def _one_of(allowed: tuple[str, ...]) -> Callable[[tuple[str, ...]], str | None]
     return check
 
 
-def _not_yet(value: str | None) -> str | None:
-    # Role assumption arrives with the multi-account work; accepting it silently would collect
-    # from the wrong account.
-    return None if value is None else "not supported yet (cross-account role assumption is not implemented)"
+def _role_arn(value: str | None) -> str | None:
+    if value is None or re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/.+", value):
+        return None
+    return "expected an IAM role ARN like arn:aws:iam::123456789012:role/NAME"
 
 
 def _unique_label_names(keys: tuple[str, ...]) -> str | None:
@@ -88,8 +88,8 @@ def tag_label_name(tag_key: str) -> str:
 class TargetConfig:
     region: str | None = None
     endpoint_url: str | None = None
-    role_arn: str | None = field(default=None, metadata=_check(_not_yet))
-    external_id: str | None = field(default=None, metadata=_check(_not_yet))
+    role_arn: str | None = field(default=None, metadata=_check(_role_arn))
+    external_id: str | None = None
     name: str | None = None
 
 
@@ -162,6 +162,12 @@ def parse_config(text: str) -> Config:
     config: Config = _build(Config, data, "")
     if not config.targets:
         raise ConfigError("targets: must list at least one target (omit the key for the default)")
+    for index, target in enumerate(config.targets):
+        if target.external_id and not target.role_arn:
+            raise ConfigError(f"targets[{index}].external_id: needs targets[{index}].role_arn")
+    names = [target.name for target in config.targets if target.name]
+    if len(names) != len(set(names)):
+        raise ConfigError(f"targets: two targets share the name {next(n for n in names if names.count(n) > 1)!r}")
     return config
 
 
