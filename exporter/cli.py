@@ -14,7 +14,6 @@ from dataclasses import replace
 from typing import NoReturn
 
 import boto3
-from prometheus_client import generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -24,6 +23,7 @@ from exporter import __version__
 from exporter.aws import ApiCallCounter, EmrServerlessApi, assume_role_session, make_client
 from exporter.collection import CollectionRunner, Shard, TargetCollector, account_id_from_arn
 from exporter.config import Config, ConfigError, TargetConfig, load_config
+from exporter.exposition import Exposition
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.metrics import EmrServerlessCollector
 from exporter.web import ExporterHTTPServer, WebContext, parse_listen_address
@@ -119,14 +119,28 @@ def build_runner(
     )
 
 
-def build_registry(runner: CollectionRunner, config: Config) -> CollectorRegistry:
+def _registry_with_defaults() -> CollectorRegistry:
     # A private registry with its own default collectors, so nothing else in the process leaks in.
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
+    return registry
+
+
+def build_registry(runner: CollectionRunner, config: Config) -> CollectorRegistry:
+    """Every metric through prometheus-client's generic path (the reference the fast path must equal)."""
+    registry = _registry_with_defaults()
     registry.register(EmrServerlessCollector(runner, config.metrics))
     return registry
+
+
+def build_exposition(runner: CollectionRunner, config: Config) -> Exposition:
+    """What /metrics serves: the generic path for most metrics, incremental rendering for sessions."""
+    registry = _registry_with_defaults()
+    collector = EmrServerlessCollector(runner, config.metrics, include_sessions=False)
+    registry.register(collector)
+    return Exposition(runner, registry, collector)
 
 
 def start_demo_simulator(config: Config) -> tuple[Config, boto3.Session, object]:
@@ -168,15 +182,15 @@ def run(argv: Sequence[str] | None) -> int:
         log.info("demo mode: collecting demo data from the built-in EMR Serverless simulator, not AWS")
     shard = Shard(args.shard, args.total_shards) if args.total_shards > 1 else None
     runner = build_runner(config, session=session, shard=shard)
-    registry = build_registry(runner, config)
+    exposition = build_exposition(runner, config)
 
     if args.once:
         results = runner.collect()
-        sys.stdout.write(generate_latest(registry).decode())
+        sys.stdout.write(exposition.render()[0].decode())
         return 0 if all(result.up for result in results) else 1
 
     try:
-        server = ExporterHTTPServer(listen_address, WebContext(runner, registry, args.telemetry_path, demo=args.demo))
+        server = ExporterHTTPServer(listen_address, WebContext(runner, exposition, args.telemetry_path, demo=args.demo))
     except OSError as err:
         raise UsageError(f"--web.listen-address: cannot listen on {args.listen_address!r}: {err}") from None
 

@@ -293,23 +293,46 @@ def _fill(
     specs: Sequence[Family[Obj]],
     label_names: Sequence[str],
     objects: Iterable[tuple[LabelValues, Obj, float]],
+    ends: list[list[int]] | None = None,
 ) -> list[Metric]:
+    """Families of ``specs`` over ``objects``; ``ends[f][i]`` gets where object i's samples end in family f."""
     families = [_new_family(spec, label_names) for spec in specs]
+    if ends is not None:
+        ends.extend([] for _ in specs)
     for labels, obj, now in objects:
-        for spec, family in zip(specs, families, strict=True):
+        for index, (spec, family) in enumerate(zip(specs, families, strict=True)):
             for extra, sample_value in spec.samples(obj, now):
                 family.add_metric([*labels, *extra], sample_value)
+            if ends is not None:
+                ends[index].append(len(family.samples))
     return list[Metric](families)
 
 
-class EmrServerlessCollector(Collector):
-    """A prometheus-client collector over the runner's latest results (it never calls AWS itself)."""
+@dataclass(frozen=True)
+class SessionRow:
+    """One exported session: its series' label values, the API object, and when it was collected."""
 
-    def __init__(self, runner: CollectionRunner, metrics_config: MetricsConfig) -> None:
+    target: TargetIdentity
+    labels: LabelValues
+    session: SessionTypeDef
+    now: float
+
+
+class EmrServerlessCollector(Collector):
+    """A prometheus-client collector over the runner's latest results (it never calls AWS itself).
+
+    With ``include_sessions=False`` it leaves the per-session families to ``exporter.exposition``, which
+    renders them incrementally.
+    """
+
+    def __init__(
+        self, runner: CollectionRunner, metrics_config: MetricsConfig, *, include_sessions: bool = True
+    ) -> None:
         self._runner = runner
         self._tag_keys = metrics_config.tag_labels
-        self._tag_label_names = tuple(tag_label_name(key) for key in self._tag_keys)
+        self._session_label_names = (*SESSION_LABELS, *(tag_label_name(key) for key in self._tag_keys))
         self._tags_info_metric = metrics_config.tags_info_metric
+        self._include_sessions = include_sessions
 
     def describe(self) -> Iterator[Metric]:
         # Declaring nothing keeps registration from running a collection against AWS.
@@ -317,50 +340,60 @@ class EmrServerlessCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         results = self._runner.latest or []
-        yield from self.families(results)
+        if self._include_sessions:
+            yield from self.session_families(self.session_rows(results))
+        yield from self.other_families(results)
 
-    def families(self, results: Sequence[TargetResult]) -> list[Metric]:
-        session_rows: list[tuple[LabelValues, SessionTypeDef, float]] = []
-        application_rows: list[tuple[LabelValues, ApplicationView, float]] = []
-        tags_rows: list[tuple[dict[str, str], Mapping[str, str]]] = []
+    def session_rows(self, results: Sequence[TargetResult]) -> list[SessionRow]:
+        rows = []
         for result in results:
             target = _target_values(result.identity)
-            apps = {app["id"]: app for app in result.applications}
-            counts: dict[str, dict[str, int]] = {app_id: {} for app_id in apps}
+            names = {app["id"]: app.get("name", "") for app in result.applications}
             for session in result.sessions:
-                app = apps.get(session["applicationId"])
-                app_labels = (*target, session["applicationId"], app.get("name", "") if app else "")
                 tags = session.get("tags", {})
                 labels = (
-                    *app_labels, session["sessionId"], session.get("name", ""),
+                    *target, session["applicationId"], names.get(session["applicationId"], ""),
+                    session["sessionId"], session.get("name", ""),
                     *(tags.get(key, "") for key in self._tag_keys),
                 )
-                session_rows.append((labels, session, result.finished_at))
+                rows.append(SessionRow(result.identity, labels, session, result.finished_at))
+        return rows
+
+    def session_families(self, rows: Sequence[SessionRow], ends: list[list[int]] | None = None) -> list[Metric]:
+        """The per-session families (tags included); ``ends`` as for ``_fill``."""
+        objects = [(row.labels, row.session, row.now) for row in rows]
+        families = _fill(SESSION_FAMILIES, self._session_label_names, objects, ends)
+        if self._tags_info_metric:
+            families.append(self._tags_family(rows))
+            if ends is not None:
+                ends.append(list(range(1, len(rows) + 1)))
+        return families
+
+    def other_families(self, results: Sequence[TargetResult]) -> list[Metric]:
+        application_rows: list[tuple[LabelValues, ApplicationView, float]] = []
+        for result in results:
+            target = _target_values(result.identity)
+            counts: dict[str, dict[str, int]] = {app["id"]: {} for app in result.applications}
+            for session in result.sessions:
                 by_state = counts.setdefault(session["applicationId"], {})
                 by_state[session["state"]] = by_state.get(session["state"], 0) + 1
-                if self._tags_info_metric:
-                    base = dict(zip(TARGET_LABELS, target, strict=True))
-                    base.update(application_id=session["applicationId"], session_id=session["sessionId"])
-                    tags_rows.append((base, tags))
-            for app_id, app in apps.items():
-                view = ApplicationView(app, counts[app_id])
-                application_rows.append(((*target, app_id, app.get("name", "")), view, result.finished_at))
-
-        metrics: list[Metric] = []
-        metrics += _fill(SESSION_FAMILIES, (*SESSION_LABELS, *self._tag_label_names), session_rows)
-        metrics += _fill(APPLICATION_FAMILIES, APPLICATION_LABELS, application_rows)
+            for app in result.applications:
+                view = ApplicationView(app, counts[app["id"]])
+                application_rows.append(((*target, app["id"], app.get("name", "")), view, result.finished_at))
         target_rows = [(_target_values(result.identity), result, result.finished_at) for result in results]
-        metrics += _fill(TARGET_FAMILIES, TARGET_LABELS, target_rows)
-        if self._tags_info_metric:
-            metrics.append(self._tags_family(tags_rows))
-        metrics.append(_build_info())
-        return metrics
+        return [
+            *_fill(APPLICATION_FAMILIES, APPLICATION_LABELS, application_rows),
+            *_fill(TARGET_FAMILIES, TARGET_LABELS, target_rows),
+            _build_info(),
+        ]
 
-    def _tags_family(self, rows: Iterable[tuple[dict[str, str], Mapping[str, str]]]) -> Metric:
+    def _tags_family(self, rows: Iterable[SessionRow]) -> Metric:
         # Label names differ from session to session, so samples are added directly.
         family = Metric(TAGS_FAMILY_NAME, TAGS_FAMILY_HELP, "gauge")
-        for base, tags in rows:
-            labels = dict(base)
+        for row in rows:
+            labels = dict(zip(TARGET_LABELS, _target_values(row.target), strict=True))
+            labels.update(application_id=row.session["applicationId"], session_id=row.session["sessionId"])
+            tags = row.session.get("tags", {})
             for key in sorted(tags):
                 name = tag_label_name(key)
                 if name in labels:

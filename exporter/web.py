@@ -1,8 +1,8 @@
 """HTTP serving: the telemetry path, a landing page, /healthz and /readyz.
 
-A scrape runs (or joins) one collection bounded by the scrape's own timeout header, then renders the
-registry with prometheus-client's encoders. AWS failures never turn into an HTTP error: they show in
-``emr_serverless_up`` and the API error counters.
+A scrape runs (or joins) one collection bounded by the scrape's own timeout header, then renders it
+(``exporter.exposition``: prometheus-client's encoders, text or OpenMetrics, gzip when asked). AWS
+failures never turn into an HTTP error: they show in ``emr_serverless_up`` and the API error counters.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import CollectorRegistry
-
 from exporter import __version__
 from exporter.collection import CollectionRunner
+from exporter.exposition import Exposition
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +28,7 @@ SCRAPE_TIMEOUT_MARGIN_SECONDS = 0.5
 @dataclass(frozen=True)
 class WebContext:
     runner: CollectionRunner
-    registry: CollectorRegistry
+    exposition: Exposition
     telemetry_path: str
     demo: bool = False
 
@@ -79,8 +77,7 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
 
     def _metrics(self, context: WebContext) -> None:
         context.runner.collect(timeout=self._scrape_timeout())
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        body = encoder(context.registry)
+        body, content_type = context.exposition.render(self.headers.get("Accept", ""))
         if "gzip" in self.headers.get("Accept-Encoding", ""):
             self._send(200, content_type, gzip.compress(body), {"Content-Encoding": "gzip"})
         else:

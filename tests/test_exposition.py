@@ -1,0 +1,113 @@
+"""The incremental exposition equals prometheus-client's generic path, in text and OpenMetrics."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from exporter.cli import build_exposition, build_registry, build_runner
+from exporter.config import parse_config
+from exporter.simulator import Simulator, Store, build_scenario
+
+FORMATS = {
+    "text": ("", generate_latest, parse_text),
+    "openmetrics": ("application/openmetrics-text; version=1.0.0", generate_openmetrics, parse_openmetrics),
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def world() -> Iterator[tuple[Store, Clock, Any, Any, Any]]:
+    clock = Clock()
+    store = build_scenario("scale", applications=4, sessions_per_application=30, active_fraction=0.3, seed=7,
+                           clock=clock)
+    app = store.application_ids()[0]
+    store.add_session(app, name='odd "name"\\', state="IDLE",
+                      tags={"team": "a\nb", "aws:cloudformation:stack-name": "Zürich", "team.x": "dup"})
+    with Simulator(store, port=0) as sim:
+        config = parse_config(yaml.safe_dump({
+            "targets": [{"region": "us-east-1", "endpoint_url": sim.url, "name": "sim"}],
+            "metrics": {"tag_labels": ["team"]},
+        }))
+        runner = build_runner(config)
+        try:
+            yield store, clock, runner, build_registry(runner, config), build_exposition(runner, config)
+        finally:
+            runner.close()
+
+
+def emr_lines(body: bytes) -> Counter[str]:
+    """The exporter's own sample and header lines (process metrics differ between any two renders)."""
+    lines = body.decode().splitlines()
+    return Counter(line for line in lines if "emr_serverless_" in line and line != "# EOF")
+
+
+def emr_samples(parse: Any, body: bytes) -> Counter[tuple[str, tuple[tuple[str, str], ...], float]]:
+    return Counter(
+        (sample.name, tuple(sorted(sample.labels.items())), sample.value)
+        for family in parse(body.decode())
+        if family.name.startswith("emr_serverless_")
+        for sample in family.samples
+    )
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_incremental_exposition_equals_the_generic_path(fmt: str, world: Any) -> None:
+    store, clock, runner, registry, exposition = world
+    accept, generic, parse = FORMATS[fmt]
+    rendered_before = 0
+    for step in range(4):
+        runner.collect()
+        fast, content_type = exposition.render(accept)
+        reference = generic(registry)
+        assert emr_lines(fast) == emr_lines(reference), f"step {step}"
+        assert emr_samples(parse, fast) == emr_samples(parse, reference)
+        assert (fast.endswith(b"# EOF\n") and fast.count(b"# EOF") == 1) == (fmt == "openmetrics")
+        assert content_type.startswith(OPENMETRICS.split(";")[0] if fmt == "openmetrics" else "text/plain")
+        rendered_now = exposition.rendered_sessions - rendered_before
+        rendered_before = exposition.rendered_sessions
+        exported = sum(1 for line in emr_lines(fast) if line.startswith("emr_serverless_session_info{"))
+        if step == 0:
+            assert rendered_now == exported
+        else:
+            # Final sessions come from memory as the same objects: only the others are rendered again.
+            assert 0 < rendered_now < exported
+        # Change the world: time passes, a session ends, one disappears with its application's listing.
+        clock.now += 120
+        app = store.application_ids()[step % 4]
+        active = [sid for sid in store.session_ids(app) if store.session(app, sid).state in ("IDLE", "BUSY")]
+        if active:
+            store.set_session_state(app, active[0], "TERMINATED", ended_at=clock.now)
+        store.remove_session(app, store.session_ids(app)[-1])
+
+
+def test_cache_follows_discovery_and_formats_are_bounded(world: Any) -> None:
+    store, _, runner, _, exposition = world
+    runner.collect()
+    exposition.render("")
+    for app in store.application_ids():
+        store.remove_application(app)
+    runner.collect()
+    body, _ = exposition.render("")
+    assert b"emr_serverless_session_info{" not in body
+    assert all(not cache.sessions for cache in exposition._caches.values())
+    for version in ("1.0.0", "1.0.1", "1.0.2"):
+        exposition.render(f"application/openmetrics-text; version={version}")
+    assert len(exposition._caches) == 2
