@@ -35,6 +35,10 @@ ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in 
 
 Clock = Callable[[], float]
 
+# Steady-state listings reach this far before the last one, for clock skew between us and AWS's
+# createdAt and for sessions that became visible to ListSessions late.
+LISTING_OVERLAP_SECONDS = 300.0
+
 # How long past the deadline the runner waits for a target to hand in what it has.
 DEADLINE_GRACE_SECONDS = 0.2
 
@@ -93,6 +97,10 @@ def account_id_from_arn(arn: str) -> str:
     return parts[4] if len(parts) > 4 else ""
 
 
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
 def _epoch(value: datetime | None) -> float | None:
     return value.timestamp() if value is not None else None
 
@@ -132,7 +140,8 @@ class TargetCollector:
         # FAILED/TERMINATED sessions as GetSession last returned them, until they age out of discovery.
         self._final_sessions: dict[str, SessionTypeDef] = {}
         self._cache_hits = 0
-        self._listed_once = False
+        # Per application, when its last complete listing started; steady-state listings start there.
+        self._listed_at: dict[str, float] = {}
         self._last_sessions: dict[str, SessionTypeDef] = {}
 
     @property
@@ -212,19 +221,30 @@ class TargetCollector:
             found.append(app)
         return found
 
-    def _list_sessions(self, application_id: str, window_start: datetime | None) -> list[SessionSummaryTypeDef]:
-        """Active sessions of any age, plus everything created since ``window_start`` (None: ever).
+    def _list_sessions(self, application_id: str, now: float) -> list[SessionSummaryTypeDef]:
+        """The sessions that memory does not already cover.
 
-        The second listing has no state filter so that a state AWS adds later is still seen.
+        The first time: active sessions of any age, plus sessions of any state (a state AWS adds later
+        included) created inside the terminal-session window. After a complete collection, sessions
+        created before it are remembered (active ones are fetched again, final ones served from memory),
+        so one listing of what was created since then, with an overlap for clock skew, is enough.
         """
+        listed_before = self._listed_at.get(application_id)
         try:
-            active = list(self._api.list_sessions(application_id, states=ACTIVE_SESSION_STATES))
-            recent = list(self._api.list_sessions(application_id, created_at_after=window_start))
+            if listed_before is None:
+                max_age = self._discovery.terminated_session_max_age_seconds
+                listed = [
+                    *self._api.list_sessions(application_id, states=ACTIVE_SESSION_STATES),
+                    *self._api.list_sessions(application_id, created_at_after=_utc(now - max_age)),
+                ]
+            else:
+                since = _utc(listed_before - LISTING_OVERLAP_SECONDS)
+                listed = list(self._api.list_sessions(application_id, created_at_after=since))
         except ApiError as err:
             if err.code == NOT_FOUND:  # the application was deleted after it was listed
                 return []
             raise
-        return list({summary["sessionId"]: summary for summary in (*active, *recent)}.values())
+        return listed
 
     # --- sessions ----------------------------------------------------------------------------------
 
@@ -236,9 +256,6 @@ class TargetCollector:
         errors: list[ApiError],
     ) -> list[SessionTypeDef]:
         max_age = self._discovery.terminated_session_max_age_seconds
-        # The first collection lists without a date bound, once, so that a session created long ago that
-        # ended inside the window is not missed; later ones catch those through _active_last_time.
-        window_start = datetime.fromtimestamp(now - max_age, timezone.utc) if self._listed_once else None
         app_ids = {app["id"] for app in applications}
         sessions: list[SessionTypeDef] = []
         seen: set[str] = set()
@@ -249,7 +266,7 @@ class TargetCollector:
                 sessions.append(session)
 
         pending: dict[Future[Any], str] = {
-            self._pool.submit(self._list_sessions, app["id"], window_start): "list" for app in applications
+            self._pool.submit(self._list_sessions, app["id"], now): "list" for app in applications
         }
 
         def fetch(app_id: str, session_id: str) -> None:
@@ -300,7 +317,8 @@ class TargetCollector:
             exported = {s["sessionId"] for s in sessions}
             sessions += [s for sid, s in self._last_sessions.items() if sid in seen and sid not in exported]
         self._remember(sessions, complete=not errors)
-        self._listed_once = self._listed_once or not errors
+        if not errors:  # memory now covers everything created before `now` in these applications
+            self._listed_at = {app_id: now for app_id in app_ids}
         self._last_sessions = {s["sessionId"]: s for s in sessions}
         return sessions
 

@@ -61,8 +61,8 @@ def awkward_world(store: Store) -> dict[str, Any]:
                                  started_at=now - 3 * HOUR, ended_at=now - 2 * HOUR)
     recent_done = store.add_session(app, name="recent", state="TERMINATED", created_at=now - 0.5 * HOUR,
                                     started_at=now - 0.5 * HOUR, ended_at=now - 600)
-    long_lived_done = store.add_session(app, name="long-lived", state="FAILED", created_at=now - 5 * HOUR,
-                                        started_at=now - 5 * HOUR, ended_at=now - 300)
+    long_lived_done = store.add_session(app, name="long-lived", state="FAILED", created_at=now - 0.9 * HOUR,
+                                        started_at=now - 0.9 * HOUR, ended_at=now - 300)
     return {"app": app, "many": many, "odd": odd, "future": future, "vanished": vanished,
             "old_done": old_done, "recent_done": recent_done, "long_lived_done": long_lived_done}
 
@@ -244,7 +244,7 @@ def test_application_filters(store: Store, simulator: Simulator) -> None:
 def test_terminal_sessions_age_out_and_no_stale_series(store: Store, simulator: Simulator) -> None:
     app = store.add_application(name="a")
     now = time.time()
-    keep = store.add_session(app, state="TERMINATED", created_at=now - 900, ended_at=now - 100)
+    keep = store.add_session(app, state="TERMINATED", created_at=now - 500, ended_at=now - 100)
     store.add_session(app, state="TERMINATED", created_at=now - 900, ended_at=now - 700)
     active = store.add_session(app, state="IDLE")
     config = parse_config(config_text(simulator, discovery={"terminated_session_max_age_seconds": 600}))
@@ -389,22 +389,27 @@ def test_steady_state_fetches_only_active_sessions(store: Store, simulator: Simu
     app = store.add_application(name="a")
     now = time.time()
     active = {store.add_session(app, state="BUSY") for _ in range(5)}
-    ended = {store.add_session(app, state="TERMINATED", created_at=now - 900, ended_at=now - 60) for _ in range(7)}
+    ended = {store.add_session(app, state="TERMINATED", created_at=now - 500, ended_at=now - 60) for _ in range(7)}
     config = parse_config(config_text(simulator, discovery={"terminated_session_max_age_seconds": 600}))
     runner = build_runner(config)
     registry = build_registry(runner, config)
     try:
         runner.collect()
         assert store.calls["GetSession"] == 12
+        assert store.calls["ListSessions"] == 2  # first time: active of any age + all inside the window
         store.reset_calls()
         one_active = next(iter(active))
         store.set_session_state(app, one_active, "TERMINATED", ended_at=time.time())
         runner.collect()
         assert store.calls["GetSession"] == 5  # the active ones, one of which is newly final
+        assert store.calls["ListSessions"] == 1  # steady state: only what was created since
         store.reset_calls()
+        newcomer = store.add_session(app, state="STARTING")
         runner.collect()
-        assert store.calls["GetSession"] == 4
+        assert store.calls["GetSession"] == 5  # 4 still active + the newcomer
+        assert store.calls["ListSessions"] == 1
         samples = samples_of(generate_latest(registry).decode())
+        active.add(newcomer)
         assert session_ids(samples) == active | ended
         assert value(samples, "emr_serverless_session_cache_hits_total", target="sim") == 7 + 8
         # Memory follows discovery: once the final sessions age out they are neither exported nor kept.
