@@ -1,0 +1,250 @@
+"""The dashboard and the rules against a real Prometheus scraping the exporter in demo mode.
+
+Every dashboard query (variables substituted as Grafana would), every variable query and every
+rule expression is evaluated through Prometheus's HTTP API: an invalid query, a query that selects
+nothing where the demo data has series, or a rule that fails at evaluation time fails the test."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.prometheus_server import PrometheusServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES_FILE = ROOT / "deploy/prometheus/emr-serverless-exporter.rules.yaml"
+DASHBOARD_FILE = ROOT / "deploy/grafana/emr-serverless-exporter.json"
+SCRAPES_BEFORE_QUERYING = 6
+
+# How Grafana would fill in the variables for "All" with a 1s scrape interval: multi-value variables
+# use the allValue ".*" with =~; $__rate_interval is at least four scrape intervals.
+VARIABLES = {
+    "target": ".*",
+    "application": ".*",
+    "session": ".*",
+    "__rate_interval": "5s",
+    "__interval": "1s",
+    "__range": "1m",
+}
+
+# Metric selectors in alert expressions that demo data does not produce (the demo has no API errors).
+ALLOWED_EMPTY_SELECTORS = {
+    'emr_serverless_api_requests_total{outcome="ThrottlingException"}',
+    'emr_serverless_api_requests_total{outcome!~"ok|ThrottlingException|ResourceNotFoundException"}',
+}
+
+
+def substitute(expr: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        assert name in VARIABLES, f"unknown dashboard variable ${name} in {expr!r}"
+        return VARIABLES[name]
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)
+
+
+def dashboard_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        yield from dashboard_panels(panel.get("panels", []))
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    return [
+        (f"{panel['title']} [{target['refId']}]", target["expr"])
+        for panel in dashboard_panels(dashboard["panels"])
+        for target in panel.get("targets", [])
+    ]
+
+
+def variable_queries() -> list[tuple[str, str, str]]:
+    """(name, selector, label) of every label_values() variable."""
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    found = []
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        query = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
+        match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query)
+        assert match, f"variable {variable['name']}: not a label_values() query: {query}"
+        found.append((variable["name"], match.group(1), match.group(2)))
+    return found
+
+
+def rules() -> list[dict[str, Any]]:
+    return [rule for group in yaml.safe_load(RULES_FILE.read_text())["groups"] for rule in group["rules"]]
+
+
+def selectors(expr: str) -> list[str]:
+    """The metric selectors (name and label matchers) of a PromQL expression."""
+    return re.findall(r"\b(?:emr_serverless_\w+|up)(?:\{[^}]*\})?(?=\s*[\[\)\s/*+\-<>=!]|$)", expr)
+
+
+def http_get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.fixture(scope="module")
+def exporter() -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--demo", "--web.listen-address", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the exporter exited with {process.returncode}: {process.stderr.read()}")  # type: ignore[union-attr]
+            try:
+                if http_get(f"http://{address}/readyz") == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("the exporter in demo mode was not ready after 30s")
+            time.sleep(0.1)
+        yield address
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def prom(exporter: str) -> Iterator[PrometheusServer]:
+    with PrometheusServer(targets=[exporter], scrape_interval="1s", rule_files=[RULES_FILE]) as server:
+        server.wait_for(
+            f'count_over_time(up{{job="emr-serverless-exporter"}}[1m]) >= {SCRAPES_BEFORE_QUERYING}', timeout=30
+        )
+        server.wait_for('up{job="emr-serverless-exporter"} == 1', timeout=10)
+        yield server
+
+
+DASHBOARD_QUERIES = dashboard_queries()
+RULES = rules()
+
+
+@pytest.mark.parametrize(("title", "expr"), DASHBOARD_QUERIES, ids=[title for title, _ in DASHBOARD_QUERIES])
+def test_dashboard_query_has_data(prom: PrometheusServer, title: str, expr: str) -> None:
+    result = prom.query(substitute(expr))
+    assert result, f"{title}: no data for {substitute(expr)}"
+
+
+@pytest.mark.parametrize(("name", "selector", "label"), variable_queries())
+def test_dashboard_variable_has_values(prom: PrometheusServer, name: str, selector: str, label: str) -> None:
+    result = prom.query(substitute(selector))
+    values = {sample["metric"].get(label) for sample in result} - {None, ""}
+    assert values, f"variable {name}: no {label} values from {selector}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[rule.get("alert") or rule["record"] for rule in RULES])
+def test_rule_expression(prom: PrometheusServer, rule: dict[str, Any]) -> None:
+    expr = rule["expr"]
+    result = prom.query(expr)  # raises on an invalid expression
+    if "record" in rule:
+        assert result, f"recording rule {rule['record']} has no data on demo data"
+        return
+    # An alert's condition may rightly be false on demo data; each metric selector it uses must
+    # still select series (a misspelt metric, label or value would select nothing, silently).
+    for selector in selectors(expr):
+        if selector in ALLOWED_EMPTY_SELECTORS:
+            continue
+        assert prom.query(selector), f"{rule['alert']}: {selector} selects nothing on demo data"
+
+
+def test_selectors_are_found() -> None:
+    # The selector extraction above must see every metric of every rule, or it checks nothing.
+    for rule in RULES:
+        metrics = set(re.findall(r"\b(emr_serverless_\w+|up)\b", rule["expr"]))
+        assert {re.split(r"\{", found)[0] for found in selectors(rule["expr"])} == metrics, rule["expr"]
+
+
+def test_rules_evaluate_without_errors(prom: PrometheusServer) -> None:
+    # Prometheus evaluates the rules every second; runtime errors (e.g. many-to-many matching on
+    # real label sets) show only here.
+    deadline = time.monotonic() + 15
+    while True:
+        loaded = [rule for group in prom.rules() for rule in group["rules"]]
+        if all(rule["health"] != "unknown" for rule in loaded) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert sorted(rule["name"] for rule in loaded) == sorted(rule.get("alert") or rule["record"] for rule in RULES)
+    unhealthy = {rule["name"]: rule.get("lastError") for rule in loaded if rule["health"] != "ok"}
+    assert not unhealthy
+
+
+def test_demo_target_is_not_alerting_as_down(prom: PrometheusServer) -> None:
+    assert prom.query("emr_serverless_up == 0") == []
+    assert prom.query('ALERTS{alertname=~"EMRServerless(ExporterDown|ExporterAbsent|TargetDown)"}') == []
+
+
+# --- the dashboard's structure (static) ----------------------------------------------------------------
+
+
+def test_dashboard_structure() -> None:
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    assert dashboard["uid"] == "emr-serverless-exporter"
+    assert 36 <= dashboard["schemaVersion"] <= 41
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    assert list(variables) == ["datasource", "target", "application", "session"]
+    assert (variables["datasource"]["type"], variables["datasource"]["query"]) == ("datasource", "prometheus")
+    for name in ("target", "application", "session"):
+        assert variables[name]["type"] == "query"
+        assert variables[name]["multi"] is True and variables[name]["includeAll"] is True
+    panels = list(dashboard_panels(dashboard["panels"]))
+    assert len({panel["id"] for panel in panels}) == len(panels), "duplicate panel ids"
+    for panel in panels:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["targets"], panel["title"]
+
+
+def test_dashboard_queries_use_the_variables() -> None:
+    for title, expr in DASHBOARD_QUERIES:
+        for window in re.findall(r"\b(?:rate|increase)\([^\[]*\[([^\]]+)\]", expr):
+            assert window in ("$__rate_interval", "$__range"), f"{title}: fixed window [{window}]"
+        if "emr_serverless_session_" in expr:
+            for variable in ("$target", "$application", "$session"):
+                assert variable in expr, f"{title}: does not filter by {variable}"
+        else:
+            assert "$target" in expr, f"{title}: does not filter by $target"
+
+
+def test_dashboard_panels_do_not_overlap() -> None:
+    dashboard = json.loads(DASHBOARD_FILE.read_text())
+    cells: dict[tuple[int, int], str] = {}
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
