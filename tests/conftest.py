@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 
 import pytest
+
+from tests.prometheus_server import free_port
+
+__all__ = ["aws_env", "free_port", "run_exporter"]
 
 
 def aws_env(**extra: str) -> dict[str, str]:
@@ -33,12 +36,6 @@ def run_exporter(
         [sys.executable, "-m", "exporter", *args],
         capture_output=True, text=True, timeout=timeout, env=aws_env(), cwd=cwd, check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import subprocess
@@ -23,6 +24,7 @@ from exporter.cli import build_registry, build_runner
 from exporter.config import SESSION_STATES, parse_config
 from exporter.simulator import Fault, Simulator, Store
 from tests.conftest import aws_env, free_port, run_exporter
+from tests.prometheus_server import PrometheusServer
 
 ACCOUNT = "123456789012"
 HOUR = 3600.0
@@ -309,15 +311,13 @@ def test_get_session_concurrency_is_bounded(store: Store, simulator: Simulator) 
 # --- HTTP ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def served(tmp_path: Path, store: Store, simulator: Simulator) -> Iterator[str]:
-    app = store.add_application(name="analytics")
-    store.add_session(app, name="nb", state="IDLE", tags={"team": "data"})
-    config = write_config(tmp_path, simulator)
+@contextlib.contextmanager
+def serving(config: Path, *extra_args: str) -> Iterator[str]:
+    """The exporter as a real process serving HTTP; yields its base URL once /readyz answers 200."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}",
-         "--log.format", "json"],
+         "--log.format", "json", *extra_args],
         env=aws_env(), stderr=subprocess.PIPE, text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -339,6 +339,14 @@ def served(tmp_path: Path, store: Store, simulator: Simulator) -> Iterator[str]:
         assert process.returncode == 0, stderr
         for line in stderr.splitlines():
             json.loads(line)  # every log record is one JSON object per line
+
+
+@pytest.fixture
+def served(tmp_path: Path, store: Store, simulator: Simulator) -> Iterator[str]:
+    app = store.add_application(name="analytics")
+    store.add_session(app, name="nb", state="IDLE", tags={"team": "data"})
+    with serving(write_config(tmp_path, simulator)) as url:
+        yield url
 
 
 def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
@@ -419,3 +427,23 @@ def test_steady_state_fetches_only_active_sessions(store: Store, simulator: Simu
         assert not runner.targets[0]._final_sessions and not runner.targets[0]._active_last_time
     finally:
         runner.close()
+
+
+def test_a_real_prometheus_scrapes_sessions_with_awkward_labels(
+    tmp_path: Path, store: Store, simulator: Simulator
+) -> None:
+    app = store.add_application(name="analytics")
+    session = store.add_session(app, name='odd "name"', state="IDLE", tags=AWKWARD_TAGS,
+                                total_utilization={"vCPUHour": 0.5})
+    config = write_config(tmp_path, simulator, metrics={"tag_labels": ["team"]})
+    with serving(config) as url, PrometheusServer(targets=[url.removeprefix("http://")]) as prometheus:
+        series = prometheus.wait_for(f'emr_serverless_session_info{{session_id="{session}"}}')
+        vcpu = prometheus.wait_for(f'emr_serverless_session_vcpu_seconds_total{{session_id="{session}"}}')
+        tags = prometheus.wait_for(f'emr_serverless_session_tags{{session_id="{session}"}}')
+    labels = series[0]["metric"]
+    assert labels["tag_team"] == AWKWARD_TAGS["team"]
+    assert labels["session_name"] == 'odd "name"'
+    assert labels["application_name"] == "analytics" and labels["target"] == "sim"
+    assert float(vcpu[0]["value"][1]) == 0.5 * 3600
+    assert tags[0]["metric"]["tag_Ort"] == AWKWARD_TAGS["Ort"]
+    assert tags[0]["metric"]["tag_aws_cloudformation_stack_name"] == "stack-1"
