@@ -8,12 +8,13 @@ This module knows nothing of Prometheus or HTTP: it produces ``TargetResult`` va
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -265,9 +266,14 @@ class TargetCollector:
             if not self._ended_before(session["state"], ended, now - max_age):
                 sessions.append(session)
 
-        pending: dict[Future[Any], str] = {
-            self._pool.submit(self._list_sessions, app["id"], now): "list" for app in applications
-        }
+        # Completions arrive on a queue: waiting on a set of ~1,000 futures at every wake-up would be O(n^2).
+        done: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
+        pending: set[Future[Any]] = set()
+
+        def submit(kind: str, call: Callable[..., Any], *args: Any) -> None:
+            future = self._pool.submit(call, *args)
+            pending.add(future)
+            future.add_done_callback(lambda finished: done.put((kind, finished)))
 
         def fetch(app_id: str, session_id: str) -> None:
             if session_id in seen:
@@ -278,39 +284,40 @@ class TargetCollector:
                 self._cache_hits += 1
                 keep(final)
             else:
-                pending[self._pool.submit(self._api.get_session, app_id, session_id)] = "get"
+                submit("get", self._api.get_session, app_id, session_id)
 
-        # Get sessions as soon as their application's listing arrives, so lists and gets overlap.
+        for app in applications:
+            submit("list", self._list_sessions, app["id"], now)
+        # What memory already knows needs no listing: last time's active sessions are fetched again (so one
+        # that ended is seen ending), final ones served until they age out. Gets start as soon as a
+        # listing arrives, so lists and gets overlap.
+        remembered = [*self._active_last_time.items()]
+        remembered += [(sid, s["applicationId"]) for sid, s in self._final_sessions.items()]
+        for session_id, app_id in remembered:
+            if app_id in app_ids:
+                fetch(app_id, session_id)
+
         while pending:
-            done, _ = wait(pending, timeout=max(0.0, deadline - self._clock()), return_when=FIRST_COMPLETED)
-            if not done:
+            try:
+                kind, future = done.get(timeout=max(0.0, deadline - self._clock()))
+            except queue.Empty:
                 for future in pending:
                     future.cancel()
                 errors.append(CollectionTimeout(deadline - now))
                 break
-            for future in done:
-                kind = pending.pop(future)
-                try:
-                    result = future.result()
-                except ApiError as err:
-                    if not (kind == "get" and err.code == NOT_FOUND):  # vanished: dropped, counted
-                        errors.append(err)
-                    continue
-                if kind == "get":
-                    keep(result)
-                    continue
-                for summary in result:
-                    if not self._ended_before(summary["state"], _epoch(summary["updatedAt"]), now - max_age):
-                        fetch(summary["applicationId"], summary["sessionId"])
-            if not pending:
-                # Sessions created before the window are not listed once they end: last time's active ones
-                # are fetched once more to see how they ended, remembered final ones are served until they
-                # age out.
-                remembered = [*self._active_last_time.items()]
-                remembered += [(sid, s["applicationId"]) for sid, s in self._final_sessions.items()]
-                for session_id, app_id in remembered:
-                    if app_id in app_ids:
-                        fetch(app_id, session_id)
+            pending.discard(future)
+            try:
+                result = future.result()
+            except ApiError as err:
+                if not (kind == "get" and err.code == NOT_FOUND):  # vanished: dropped, counted
+                    errors.append(err)
+                continue
+            if kind == "get":
+                keep(result)
+                continue
+            for summary in result:
+                if not self._ended_before(summary["state"], _epoch(summary["updatedAt"]), now - max_age):
+                    fetch(summary["applicationId"], summary["sessionId"])
 
         if errors:
             # Serve what is known: the last copy of every session listed now that was not fetched in time.
