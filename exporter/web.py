@@ -79,7 +79,8 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
         context.runner.collect(timeout=self._scrape_timeout())
         body, content_type = context.exposition.render(self.headers.get("Accept", ""))
         if "gzip" in self.headers.get("Accept-Encoding", ""):
-            self._send(200, content_type, gzip.compress(body), {"Content-Encoding": "gzip"})
+            # Level 6: the highly repetitive text compresses ~50x either way, at under half the time of 9.
+            self._send(200, content_type, gzip.compress(body, compresslevel=6), {"Content-Encoding": "gzip"})
         else:
             self._send(200, content_type, body)
 

@@ -277,8 +277,10 @@ def _build_scale(
                     lifecycle=lifecycle,
                 )
             else:
+                # Ended within 30 minutes after running up to 25: created inside the last hour, so an
+                # exporter with the default one-hour window lists and exports every one of them.
                 ended = now - rng.uniform(0, 1800)
-                created = ended - rng.uniform(600, 4 * 3600)
+                created = ended - rng.uniform(600, 1500)
                 started = created + 40
                 hours = (ended - started) / 3600
                 vcpus = rng.choice((2.0, 4.0))
