@@ -19,7 +19,7 @@ from exporter.cli import build_exposition, build_registry, build_runner
 from exporter.config import parse_config
 from exporter.simulator import Simulator, Store, build_scenario
 
-FORMATS = {
+FORMATS: dict[str, tuple[str, Any, Any]] = {
     "text": ("", generate_latest, parse_text),
     "openmetrics": ("application/openmetrics-text; version=1.0.0", generate_openmetrics, parse_openmetrics),
 }

@@ -61,7 +61,9 @@ def parse(operation: str, body: dict[str, Any]) -> Any:
     """The payload as boto3 hands it to the exporter, through botocore's own rest-json parser."""
     parser = create_parser("rest-json")
     response = {"body": json.dumps(body).encode(), "headers": {}, "status_code": 200}
-    return parser.parse(response, MODEL.operation_model(operation).output_shape)
+    shape = MODEL.operation_model(operation).output_shape
+    assert shape is not None
+    return parser.parse(response, shape)
 
 
 def session(**overrides: Any) -> Any:
