@@ -186,7 +186,8 @@ def run(argv: Sequence[str] | None) -> int:
 
     if args.once:
         results = runner.collect()
-        sys.stdout.write(exposition.render()[0].decode())
+        sys.stdout.buffer.writelines(exposition.render_parts()[0])
+        sys.stdout.flush()
         return 0 if all(result.up for result in results) else 1
 
     try:

@@ -27,6 +27,7 @@ Encoder = Callable[[Collector], bytes]
 OPENMETRICS_EOF = b"# EOF\n"
 # Formats kept pre-serialized at once (text and OpenMetrics); an odd Accept header evicts the oldest.
 MAX_CACHED_FORMATS = 2
+RENDER_BATCH_SESSIONS = 256
 
 
 class _Families(Collector):
@@ -67,14 +68,20 @@ class Exposition:
 
     def render(self, accept_header: str = "") -> tuple[bytes, str]:
         """(body, content type) for a scrape with this Accept header."""
+        parts, content_type = self.render_parts(accept_header)
+        return b"".join(parts), content_type
+
+    def render_parts(self, accept_header: str = "") -> tuple[list[bytes], str]:
+        """The body as a list of pieces, to be written (or compressed) one by one: at 10,000 sessions
+        the body is ~60 MB, which need not exist in one piece beside the cache it is made of."""
         encoder, content_type = choose_encoder(accept_header)
         rows = self._sessions.session_rows(self._runner.latest or [])
         with self._lock:
-            session_part = self._render_sessions(encoder, self._cache_for(content_type), rows)
+            session_parts = self._render_sessions(encoder, self._cache_for(content_type), rows)
         body = encoder(self._registry)
         if body.endswith(OPENMETRICS_EOF):  # OpenMetrics ends with one EOF marker, after everything
-            return body[: -len(OPENMETRICS_EOF)] + session_part + OPENMETRICS_EOF, content_type
-        return body + session_part, content_type
+            return [body[: -len(OPENMETRICS_EOF)], *session_parts, OPENMETRICS_EOF], content_type
+        return [body, *session_parts], content_type
 
     def _cache_for(self, content_type: str) -> _FormatCache:
         cache = self._caches.pop(content_type, None) or _FormatCache()
@@ -83,7 +90,7 @@ class Exposition:
             del self._caches[next(iter(self._caches))]
         return cache
 
-    def _render_sessions(self, encoder: Encoder, cache: _FormatCache, rows: Sequence[SessionRow]) -> bytes:
+    def _render_sessions(self, encoder: Encoder, cache: _FormatCache, rows: Sequence[SessionRow]) -> list[bytes]:
         keys = [(row.target.name, row.session["sessionId"]) for row in rows]
         fresh: dict[tuple[str, str], _Rendered] = {}
         stale: list[tuple[tuple[str, str], SessionRow]] = []
@@ -96,19 +103,23 @@ class Exposition:
                 fresh[key] = known
             else:
                 stale.append((key, row))
-        if stale or not cache.headers:
-            rendered = self._render_batch(encoder, [row for _, row in stale], cache)
-            for (key, row), lines in zip(stale, rendered, strict=True):
+        if not cache.headers:
+            self._render_batch(encoder, [], cache)
+        # In batches: one batch's samples and label dicts are ~20x the size of the text they become.
+        for first in range(0, len(stale), RENDER_BATCH_SESSIONS):
+            batch = stale[first : first + RENDER_BATCH_SESSIONS]
+            rendered = self._render_batch(encoder, [row for _, row in batch], cache)
+            for (key, row), lines in zip(batch, rendered, strict=True):
                 now = None if row.session["state"] in TERMINAL_SESSION_STATES else row.now
                 fresh[key] = _Rendered(row.session, row.labels, now, lines)
-            self.rendered_sessions += len(stale)
+        self.rendered_sessions += len(stale)
         cache.sessions = fresh  # sessions no longer exported leave the cache with their series
 
         parts: list[bytes] = []
         for index, header in enumerate(cache.headers):
             parts.append(header)
             parts.extend(fresh[key].lines[index] for key in keys)
-        return b"".join(parts)
+        return parts
 
     def _render_batch(self, encoder: Encoder, rows: Sequence[SessionRow], cache: _FormatCache) -> list[list[bytes]]:
         """Render ``rows`` through ``encoder`` at once; return each row's lines, one bytes per family."""

@@ -7,10 +7,10 @@ failures never turn into an HTTP error: they show in ``emr_serverless_up`` and t
 
 from __future__ import annotations
 
-import gzip
 import html
 import logging
 import socket
+import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -77,12 +77,12 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
 
     def _metrics(self, context: WebContext) -> None:
         context.runner.collect(timeout=self._scrape_timeout())
-        body, content_type = context.exposition.render(self.headers.get("Accept", ""))
+        parts, content_type = context.exposition.render_parts(self.headers.get("Accept", ""))
         if "gzip" in self.headers.get("Accept-Encoding", ""):
-            # Level 6: the highly repetitive text compresses ~50x either way, at under half the time of 9.
-            self._send(200, content_type, gzip.compress(body, compresslevel=6), {"Content-Encoding": "gzip"})
+            parts = gzip_parts(parts)
+            self._send(200, content_type, parts, {"Content-Encoding": "gzip"})
         else:
-            self._send(200, content_type, body)
+            self._send(200, content_type, parts)
 
     def _scrape_timeout(self) -> float | None:
         header = self.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
@@ -92,17 +92,29 @@ class ExporterRequestHandler(BaseHTTPRequestHandler):
             return None
         return max(0.1, seconds - SCRAPE_TIMEOUT_MARGIN_SECONDS) if seconds else None
 
-    def _send(self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, content_type: str, body: bytes | list[bytes], headers: dict[str, str] | None = None
+    ) -> None:
+        parts = [body] if isinstance(body, bytes) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(len(part) for part in parts)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.writelines(parts)
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("http request", extra={"fields": {"client": self.client_address[0], "request": format % args}})
+
+
+def gzip_parts(parts: list[bytes]) -> list[bytes]:
+    """gzip, piece by piece: the compressed body is ~50x smaller than the text, which is never joined.
+    Level 6 compresses this repetitive text as well as 9 in half the time."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip header and trailer
+    compressed = [compressor.compress(part) for part in parts]
+    compressed.append(compressor.flush())
+    return [piece for piece in compressed if piece]
 
 
 def landing_page(context: WebContext) -> str:
