@@ -131,19 +131,18 @@ class TargetCollector:
         )
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="aws")
-        self._account_id = account_id  # known from role_arn, else learnt from the first application ARN
+        self._account_id = account_id  # from role_arn until an application ARN says otherwise
         self._last_success: float | None = None
         self._last_result: TargetResult | None = None
         self._busy = threading.Lock()
-        # Sessions exported last time in a non-final state: if one drops out of both listings (it ended,
-        # and was created before the terminal listing's window), fetch it once more to see how it ended.
+        # Sessions exported last time in a non-final state, by id: fetched again without being listed,
+        # so that one which ended is seen ending.
         self._active_last_time: dict[str, str] = {}
         # FAILED/TERMINATED sessions as GetSession last returned them, until they age out of discovery.
         self._final_sessions: dict[str, SessionTypeDef] = {}
         self._cache_hits = 0
         # Per application, when its last complete listing started; steady-state listings start there.
         self._listed_at: dict[str, float] = {}
-        self._last_sessions: dict[str, SessionTypeDef] = {}
 
     @property
     def identity(self) -> TargetIdentity:
@@ -319,14 +318,15 @@ class TargetCollector:
                 if not self._ended_before(summary["state"], _epoch(summary["updatedAt"]), now - max_age):
                     fetch(summary["applicationId"], summary["sessionId"])
 
-        if errors:
+        if errors and self._last_result:
             # Serve what is known: the last copy of every session listed now that was not fetched in time.
             exported = {s["sessionId"] for s in sessions}
-            sessions += [s for sid, s in self._last_sessions.items() if sid in seen and sid not in exported]
+            sessions += [
+                s for s in self._last_result.sessions if s["sessionId"] in seen and s["sessionId"] not in exported
+            ]
         self._remember(sessions, complete=not errors)
         if not errors:  # memory now covers everything created before `now` in these applications
             self._listed_at = {app_id: now for app_id in app_ids}
-        self._last_sessions = {s["sessionId"]: s for s in sessions}
         return sessions
 
     def _remember(self, sessions: list[SessionTypeDef], *, complete: bool) -> None:

@@ -81,6 +81,24 @@ def test_a_slow_target_is_cut_at_the_deadline_and_serves_what_is_known(two_simul
     assert by_target["t1"].duration_seconds < 3  # it did not wait for the slow call
 
 
+def test_sessions_not_fetched_by_the_deadline_are_served_as_last_known(two_simulators: Any) -> None:
+    (store, sim), _ = two_simulators
+    runner, registry = runner_for(sim, aws={"read_timeout_seconds": 5})
+    try:
+        runner.collect()
+        before = scrape(registry)
+        slow = sorted(session_ids(before))[0]
+        store.add_fault(Fault(operation="GetSession", error_code=None, delay_ms=3000, match={"sessionId": slow}))
+        results = runner.collect(timeout=1.0)
+        after = scrape(registry)
+    finally:
+        runner.close()
+    assert [e.code for e in results[0].errors] == ["Timeout"]
+    assert value(after, "emr_serverless_up", target="t0") == 0
+    assert session_ids(after) == session_ids(before)  # the slow one as last known, the others fresh
+    assert len(results[0].sessions) == 3
+
+
 def test_concurrent_scrapes_share_one_collection(two_simulators: Any) -> None:
     (store, sim), _ = two_simulators
     store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=300))
