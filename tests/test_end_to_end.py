@@ -447,3 +447,12 @@ def test_a_real_prometheus_scrapes_sessions_with_awkward_labels(
     assert float(vcpu[0]["value"][1]) == 0.5 * 3600
     assert tags[0]["metric"]["tag_Ort"] == AWKWARD_TAGS["Ort"]
     assert tags[0]["metric"]["tag_aws_cloudformation_stack_name"] == "stack-1"
+
+
+def test_the_scrape_timeout_header_bounds_the_collection(served: str, store: Store) -> None:
+    store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=4000))
+    status, _, body = get(f"{served}/metrics", **{"X-Prometheus-Scrape-Timeout-Seconds": "1.5"})
+    assert status == 200
+    samples = samples_of(body.decode())
+    assert value(samples, "emr_serverless_up", target="sim") == 0  # cut at 1.5 s - margin, not the 25 s default
+    assert len(session_ids(samples)) == 1  # served as last known
