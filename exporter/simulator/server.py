@@ -178,7 +178,11 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         # One write: headers and body in one segment.
-        self.wfile.write(head + body)
+        try:
+            self.wfile.write(head + body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up (a timeout, a cancelled collection): nothing to answer, nothing to report.
+            self.close_connection = True
 
 
 class _Server(ThreadingHTTPServer):
