@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from exporter.aws import NOT_FOUND, ApiError, EmrServerlessApi
 from exporter.config import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
@@ -260,9 +260,13 @@ class TargetCollector:
         sessions: list[SessionTypeDef] = []
         seen: set[str] = set()
 
+        def aged_out(item: SessionTypeDef | SessionSummaryTypeDef) -> bool:
+            """Final and ended before the window; a listing's summary has no endedAt, only updatedAt."""
+            ended = _epoch(cast("SessionTypeDef", item).get("endedAt")) or _epoch(item["updatedAt"])
+            return item["state"] in TERMINAL_SESSION_STATES and ended is not None and ended < now - max_age
+
         def keep(session: SessionTypeDef) -> None:
-            ended = _epoch(session.get("endedAt")) or _epoch(session["updatedAt"])
-            if not self._ended_before(session["state"], ended, now - max_age):
+            if not aged_out(session):
                 sessions.append(session)
 
         # Completions arrive on a queue: waiting on a set of ~1,000 futures at every wake-up would be O(n^2).
@@ -315,7 +319,7 @@ class TargetCollector:
                 keep(result)
                 continue
             for summary in result:
-                if not self._ended_before(summary["state"], _epoch(summary["updatedAt"]), now - max_age):
+                if not aged_out(summary):
                     fetch(summary["applicationId"], summary["sessionId"])
 
         if errors and self._last_result:
@@ -324,25 +328,34 @@ class TargetCollector:
             sessions += [
                 s for s in self._last_result.sessions if s["sessionId"] in seen and s["sessionId"] not in exported
             ]
-        self._remember(sessions, complete=not errors)
+        self._remember(sessions, complete=not errors, app_ids=app_ids, aged_out=aged_out)
         if not errors:  # memory now covers everything created before `now` in these applications
             self._listed_at = {app_id: now for app_id in app_ids}
         return sessions
 
-    def _remember(self, sessions: list[SessionTypeDef], *, complete: bool) -> None:
+    def _remember(
+        self,
+        sessions: list[SessionTypeDef],
+        *,
+        complete: bool,
+        app_ids: set[str],
+        aged_out: Callable[[SessionTypeDef], bool],
+    ) -> None:
         """Keep what the next collection needs, and nothing that is no longer discovered."""
         final = {s["sessionId"]: s for s in sessions if s["state"] in TERMINAL_SESSION_STATES}
         active = {s["sessionId"]: s["applicationId"] for s in sessions if s["state"] not in TERMINAL_SESSION_STATES}
         if not complete:
-            # Sessions this collection did not reach are still there: forget nothing about them yet.
-            final = {**self._final_sessions, **final}
-            active = {**self._active_last_time, **active}
+            # Sessions this collection did not reach are still there: keep them, but still drop what a
+            # complete collection would (undiscovered applications, aged-out sessions), so memory stays
+            # bounded even when every collection is incomplete.
+            old_final = {
+                sid: s for sid, s in self._final_sessions.items() if s["applicationId"] in app_ids and not aged_out(s)
+            }
+            old_active = {sid: app for sid, app in self._active_last_time.items() if app in app_ids}
+            final = {**old_final, **final}
+            active = {**old_active, **active}
         self._final_sessions = final
         self._active_last_time = active
-
-    @staticmethod
-    def _ended_before(state: str, ended_at: float | None, cutoff: float) -> bool:
-        return state in TERMINAL_SESSION_STATES and ended_at is not None and ended_at < cutoff
 
     def _log_errors(self, errors: Iterable[ApiError]) -> None:
         errors = list(errors)

@@ -456,3 +456,25 @@ def test_the_scrape_timeout_header_bounds_the_collection(served: str, store: Sto
     samples = samples_of(body.decode())
     assert value(samples, "emr_serverless_up", target="sim") == 0  # cut at 1.5 s - margin, not the 25 s default
     assert len(session_ids(samples)) == 1  # served as last known
+
+
+def test_memory_follows_discovery_even_when_every_collection_is_incomplete(store: Store, simulator: Simulator) -> None:
+    gone = store.add_application(name="gone")
+    throttled = store.add_application(name="throttled")
+    now = time.time()
+    store.add_session(gone, state="TERMINATED", created_at=now - 500, ended_at=now - 60)
+    store.add_session(gone, state="IDLE")
+    store.add_fault(Fault(operation="ListSessions", error_code="ThrottlingException",
+                          match={"applicationId": throttled}))
+    config = parse_config(config_text(simulator, aws={"max_attempts": 1}))
+    runner = build_runner(config)
+    try:
+        runner.collect()
+        target = runner.targets[0]
+        assert target._final_sessions and target._active_last_time  # remembered despite the incomplete run
+        store.remove_application(gone)
+        results = runner.collect()
+        assert not results[0].up
+        assert not target._final_sessions and not target._active_last_time
+    finally:
+        runner.close()
