@@ -56,6 +56,12 @@ class _FormatCache:
     sessions: dict[tuple[str, str], _Rendered] = field(default_factory=dict)
 
 
+def _time_key(row: SessionRow) -> float | None:
+    """Only a session that is not final can depend on the time (idle seconds); a final one keeps its
+    lines for as long as memory serves the same object under the same labels."""
+    return None if row.session["state"] in TERMINAL_SESSION_STATES else row.now
+
+
 class Exposition:
     def __init__(self, runner: CollectionRunner, registry: CollectorRegistry, sessions: EmrServerlessCollector) -> None:
         """``registry`` must not hold the session families; ``sessions`` renders them."""
@@ -95,9 +101,7 @@ class Exposition:
         fresh: dict[tuple[str, str], _Rendered] = {}
         stale: list[tuple[tuple[str, str], SessionRow]] = []
         for key, row in zip(keys, rows, strict=True):
-            # Only a session that is not final can depend on the time (idle seconds); a final one keeps
-            # its lines for as long as memory serves the same object under the same labels.
-            now = None if row.session["state"] in TERMINAL_SESSION_STATES else row.now
+            now = _time_key(row)
             known = cache.sessions.get(key)
             if known and known.session is row.session and known.labels == row.labels and known.now == now:
                 fresh[key] = known
@@ -110,8 +114,7 @@ class Exposition:
             batch = stale[first : first + RENDER_BATCH_SESSIONS]
             rendered = self._render_batch(encoder, [row for _, row in batch], cache)
             for (key, row), lines in zip(batch, rendered, strict=True):
-                now = None if row.session["state"] in TERMINAL_SESSION_STATES else row.now
-                fresh[key] = _Rendered(row.session, row.labels, now, lines)
+                fresh[key] = _Rendered(row.session, row.labels, _time_key(row), lines)
         self.rendered_sessions += len(stale)
         cache.sessions = fresh  # sessions no longer exported leave the cache with their series
 
