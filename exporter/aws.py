@@ -1,16 +1,23 @@
-"""The EMR Serverless API as the exporter uses it: read-only calls, every page, every call counted.
+"""The EMR Serverless API as the exporter uses it: read-only calls, every page within bounds, every
+attempt counted, every response checked (``exporter.model``) before anything else sees it.
 
 Errors are told apart by their AWS error code, never by HTTP status (``ThrottlingException`` is not in
-the emr-serverless model, so boto3 has no exception class for it).
+the emr-serverless model, so boto3 has no exception class for it). Retries are ours, not botocore's,
+so that each one waits for the rate limit, backs off with jitter, and never outlives the deadline.
 """
 
 from __future__ import annotations
 
+import logging
+import random
+import re
 import threading
+import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import botocore.config
@@ -25,44 +32,135 @@ from botocore.credentials import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from exporter import __version__
-from exporter.config import AwsConfig
+from exporter.config import AwsConfig, RateLimitConfig
+from exporter.logs import warn_once
+from exporter.model import Application, InvalidObject, Session, SessionSummary, convert, object_id
+from exporter.ratelimit import RateLimits, TokenBucket
 
 if TYPE_CHECKING:
     from mypy_boto3_emr_serverless import EMRServerlessClient
-    from mypy_boto3_emr_serverless.type_defs import (
-        ApplicationSummaryTypeDef,
-        SessionSummaryTypeDef,
-        SessionTypeDef,
-    )
+
+log = logging.getLogger(__name__)
 
 NOT_FOUND = "ResourceNotFoundException"
+INVALID_RESPONSE = "InvalidResponse"
+PAGE_LIMIT = "PageLimitExceeded"
+OTHER = "Other"
 ROLE_SESSION_NAME = "emr-serverless-exporter"
+
+# Codes worth retrying: throttling (botocore's list) and transient server or network trouble.
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException", "TransactionInProgressException",
+    "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException", "RequestThrottled",
+    "SlowDown", "PriorRequestNotComplete", "EC2ThrottledException",
+})
+TRANSIENT_CODES = frozenset({
+    "RequestTimeout", "RequestTimeoutException", "InternalServerException", "InternalFailure",
+    "InternalError", "ServiceUnavailable", "ServiceUnavailableException",
+    "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
+    "ConnectionError", "HTTPClientError", "ProxyConnectionError",
+})
+# Every value the `outcome` label can take: what the emr-serverless and STS models and AWS's common
+# errors define, botocore's own failures, and ours. Anything else is `Other` (bounded cardinality).
+KNOWN_OUTCOMES = THROTTLING_CODES | TRANSIENT_CODES | frozenset({
+    "ok", INVALID_RESPONSE, PAGE_LIMIT,
+    "ResourceNotFoundException", "ValidationException", "ConflictException", "ServiceQuotaExceededException",
+    "AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "InvalidClientTokenId",
+    "ExpiredTokenException", "ExpiredToken", "InvalidSignatureException", "SignatureDoesNotMatch",
+    "IncompleteSignature", "MissingAuthenticationToken", "RequestExpired", "OptInRequired",
+    "NotAuthorized", "UnauthorizedOperation", "RegionDisabledException", "MalformedPolicyDocument",
+    "PackedPolicyTooLarge", "IDPRejectedClaim", "InvalidIdentityToken", "IDPCommunicationError",
+    "NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError", "SSLError",
+    "UnknownEndpointError", "NoRegionError", "ParamValidationError", "InvalidEndpointConfigurationError",
+})
+MAX_MESSAGE_CHARS = 300
+BACKOFF_BASE_SECONDS = 0.1
+BACKOFF_CAP_SECONDS = 5.0
+# A rate-limit slot is only taken if it leaves the call this long to finish before the deadline.
+CALL_ROOM_SECONDS = 0.5
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+T = TypeVar("T", Application, SessionSummary, Session)
+Problem = tuple[str, str]  # (outcome, reason) of a response that is not what the model says
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """An instant on the monotonic clock past which no call starts and no wait lasts."""
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    @property
+    def passed(self) -> bool:
+        return self.remaining() <= 0
 
 
 class ApiError(Exception):
-    """A failed call, after botocore's retries: ``code`` is the AWS error code or the botocore error."""
+    """A failed call, after retries: ``code`` is a bounded outcome (see KNOWN_OUTCOMES)."""
 
     def __init__(self, operation: str, code: str, message: str) -> None:
+        message = clean_message(message)
         super().__init__(f"{operation}: {code}: {message}")
         self.operation = operation
         self.code = code
         self.message = message
 
 
+class DeadlineReached(ApiError):
+    """The collection's deadline came before this call could be made or finished."""
+
+    def __init__(self, operation: str, reason: str = "deadline reached before the call finished") -> None:
+        super().__init__(operation, "Timeout", reason)
+
+
+class Deferred(Exception):
+    """The rate limit has no token for this call before the deadline: it waits for a later collection."""
+
+
+def outcome(code: str) -> str:
+    return code if code in KNOWN_OUTCOMES else OTHER
+
+
+def clean_message(message: str) -> str:
+    """One short line with no URL userinfo: error texts reach logs and the landing page."""
+    message = _USERINFO.sub("", " ".join(str(message).split()))
+    return message[:MAX_MESSAGE_CHARS]
+
+
 class ApiCallCounter:
-    """Cumulative calls by (operation, outcome), shared by the threads of one target."""
+    """Cumulative API attempts by (operation, outcome) and dropped invalid objects by kind."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._invalid: Counter[str] = Counter()
 
-    def add(self, operation: str, outcome: str) -> None:
+    def add(self, operation: str, result: str) -> None:
         with self._lock:
-            self._counts[(operation, outcome)] += 1
+            self._counts[(operation, outcome(result))] += 1
+
+    def add_invalid(self, kind: str) -> None:
+        with self._lock:
+            self._invalid[kind] += 1
 
     def snapshot(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return dict(self._counts)
+
+    def invalid_snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._invalid)
+
+
+# --- clients -----------------------------------------------------------------------------------------
 
 
 class _AssumedRoleProvider(CredentialProvider):
@@ -120,8 +218,10 @@ def make_client(
     session: boto3.Session | None = None,
 ) -> EMRServerlessClient:
     config = botocore.config.Config(
-        # total_max_attempts counts the first try too, as AWS_MAX_ATTEMPTS does; max_attempts would not.
-        retries={"mode": "adaptive", "total_max_attempts": aws.max_attempts},
+        # One attempt per botocore call: EmrServerlessApi retries, so that every attempt is counted, waits
+        # for the rate limit and stays inside the deadline (botocore's retry quota would also run dry
+        # under sustained 5xx errors and silently stop retrying).
+        retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=aws.connect_timeout_seconds,
         read_timeout=aws.read_timeout_seconds,
         # One pooled connection per request in flight, or urllib3 discards and reconnects.
@@ -132,65 +232,199 @@ def make_client(
     return session.client("emr-serverless", region_name=region, endpoint_url=endpoint_url, config=config)
 
 
-class EmrServerlessApi:
-    """The calls the exporter makes, each counted in ``calls`` by operation and outcome."""
+_shared_limits: dict[tuple[str, ...], RateLimits] = {}
+_shared_limits_lock = threading.Lock()
 
-    def __init__(self, client: EMRServerlessClient, calls: ApiCallCounter) -> None:
+
+def shared_rate_limits(quota_key: tuple[str, ...], limits: dict[str, RateLimitConfig]) -> RateLimits:
+    """The buckets of one AWS quota: targets with the same ``quota_key`` (credentials, region,
+    endpoint: the same account and region) share them, as AWS counts their calls together."""
+    with _shared_limits_lock:
+        shared = _shared_limits.get(quota_key)
+        if shared is None:
+            buckets = {
+                operation: TokenBucket(limit.requests_per_second, limit.burst)
+                for operation, limit in limits.items()
+                if limit.requests_per_second > 0
+            }
+            shared = _shared_limits[quota_key] = RateLimits(buckets)
+        return shared
+
+
+# --- the calls -----------------------------------------------------------------------------------------
+
+
+class EmrServerlessApi:
+    """The calls the exporter makes, each attempt counted in ``calls`` by operation and outcome."""
+
+    def __init__(
+        self,
+        client: EMRServerlessClient,
+        calls: ApiCallCounter,
+        *,
+        limits: RateLimits | None = None,
+        max_attempts: int = 5,
+        max_pages: int = 1000,
+        target: str = "",
+    ) -> None:
         self._client = client
         self.calls = calls
+        self._limits = limits or RateLimits({})
+        self._max_attempts = max_attempts
+        self._max_pages = max_pages
+        self._target = target
+        self._random = random.Random()
 
-    def list_applications(self, states: tuple[str, ...] = ()) -> Iterator[ApplicationSummaryTypeDef]:
+    def list_applications(self, deadline: Deadline, states: tuple[str, ...] = ()) -> list[Application]:
         params: dict[str, Any] = {"maxResults": 50}
         if states:
             params["states"] = list(states)
-        for page in self._pages("ListApplications", self._client.list_applications, params):
-            yield from page["applications"]
+        items = self._list("ListApplications", self._client.list_applications, params, "applications", deadline)
+        return self._valid(items, Application, "application")
 
     def list_sessions(
         self,
         application_id: str,
+        deadline: Deadline,
         *,
         states: tuple[str, ...] = (),
         created_at_after: datetime | None = None,
-    ) -> Iterator[SessionSummaryTypeDef]:
+    ) -> list[SessionSummary]:
         params: dict[str, Any] = {"applicationId": application_id, "maxResults": 50}
         if states:
             params["states"] = list(states)
         if created_at_after is not None:
             params["createdAtAfter"] = created_at_after
-        for page in self._pages("ListSessions", self._client.list_sessions, params):
-            yield from page["sessions"]
+        items = self._list("ListSessions", self._client.list_sessions, params, "sessions", deadline)
+        summaries = self._valid(items, SessionSummary, "session")
+        return [s for s in summaries if self._belongs(s.application_id, application_id, s.session_id)]
 
-    def get_session(self, application_id: str, session_id: str) -> SessionTypeDef:
-        response = self._call(
-            "GetSession", self._client.get_session, {"applicationId": application_id, "sessionId": session_id}
-        )
-        session: SessionTypeDef = response["session"]
+    def get_session(self, application_id: str, session_id: str, deadline: Deadline) -> Session | None:
+        """The session, or None when AWS answered with an invalid one (dropped, counted, logged once).
+        Raises Deferred when the rate limit has no token for it before the deadline."""
+        params = {"applicationId": application_id, "sessionId": session_id}
+        response = self._call("GetSession", self._client.get_session, params, deadline, _has("session", dict))
+        sessions = self._valid([response["session"]], Session, "session")
+        if not sessions:
+            return None
+        session = sessions[0]
+        if (session.application_id, session.session_id) != (application_id, session_id):
+            self._drop("session", session_id, f"GetSession answered for {session.application_id}/{session.session_id}")
+            return None
         return session
 
-    def _pages(self, operation: str, method: Any, params: dict[str, Any]) -> Iterator[Any]:
+    # --- plumbing ------------------------------------------------------------------------------------
+
+    def _belongs(self, found: str, asked: str, session_id: str) -> bool:
+        if found == asked:
+            return True
+        self._drop("session", session_id, f"listed under application {asked} but belongs to {found}")
+        return False
+
+    def _valid(self, items: list[Any], kind: type[T], kind_name: str) -> list[T]:
+        valid = []
+        for raw in items:
+            try:
+                valid.append(convert(raw, kind))
+            except InvalidObject as err:
+                self._drop(kind_name, object_id(raw), str(err))
+        return valid
+
+    def _drop(self, kind: str, object_id: str, reason: str) -> None:
+        self.calls.add_invalid(kind)
+        warn_once(f"invalid {kind} dropped", target=self._target, id=object_id, reason=clean_message(reason))
+
+    def _list(self, operation: str, method: Any, params: dict[str, Any], key: str, deadline: Deadline) -> list[Any]:
+        """Every page, within bounds: a repeated token or more than ``max_pages`` pages fails the listing."""
+        items: list[Any] = []
+        seen_tokens: set[str] = set()
+        has_items = _has(key, list)
+
+        def valid_page(page: dict[str, Any]) -> Problem | None:
+            token = page.get("nextToken")
+            if (token is not None and not isinstance(token, str)) or token in seen_tokens:
+                return INVALID_RESPONSE, "nextToken repeats an earlier one or is not a string"
+            if token and len(seen_tokens) + 1 >= self._max_pages:
+                # The last allowed page still points further: fail rather than follow an endless listing.
+                return PAGE_LIMIT, f"more than {self._max_pages} pages (aws.max_pages)"
+            return has_items(page)
+
         while True:
-            page = self._call(operation, method, params)
-            yield page
+            page = self._call(operation, method, params, deadline, valid_page)
+            items.extend(page[key])
             token = page.get("nextToken")
             if not token:
-                return
+                return items
+            seen_tokens.add(token)
             params = {**params, "nextToken": token}
 
-    def _call(self, operation: str, method: Any, params: dict[str, Any]) -> Any:
+    def _call(
+        self,
+        operation: str,
+        method: Any,
+        params: dict[str, Any],
+        deadline: Deadline,
+        valid: Callable[[dict[str, Any]], Problem | None],
+    ) -> dict[str, Any]:
+        """One call with retries: each attempt waits for the rate limit and is counted; throttling and
+        transient failures back off with full jitter, as long as the deadline leaves room."""
+        for attempt in range(1, self._max_attempts + 1):
+            if deadline.passed:
+                raise DeadlineReached(operation)
+            if not self._limits.acquire(operation, deadline.at - CALL_ROOM_SECONDS):
+                raise Deferred(operation)
+            try:
+                return self._attempt(operation, method, params, valid)
+            except ApiError as err:
+                retryable = err.code in THROTTLING_CODES or err.code in TRANSIENT_CODES
+                if not retryable or attempt == self._max_attempts:
+                    raise
+                pause = self._random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))
+                if pause >= deadline.remaining():
+                    raise  # the retry could not finish in time: fail now, and serve what is known
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _attempt(
+        self, operation: str, method: Any, params: dict[str, Any], valid: Callable[[dict[str, Any]], Problem | None]
+    ) -> dict[str, Any]:
         try:
             response = method(**params)
         except ClientError as err:
-            error = err.response.get("Error", {})
-            code = error.get("Code") or "Unknown"
+            error = err.response.get("Error", {}) if isinstance(err.response, dict) else {}
+            code = str(error.get("Code") or "Unknown")
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if code not in KNOWN_OUTCOMES and isinstance(status, int) and status >= 500:
+                code = "InternalServerException" if status == 500 else "ServiceUnavailable"
             # A failed AssumeRole surfaces from inside the call that needed credentials: count it as itself.
             failed_operation = err.operation_name or operation
             self.calls.add(failed_operation, code)
-            raise ApiError(failed_operation, code, error.get("Message", "")) from None
+            raise ApiError(failed_operation, outcome(code), f"{code[:64]}: {error.get('Message', '')}") from None
         except BotoCoreError as err:
             # Connection failures and timeouts have no AWS code; the class name is stable and bounded.
             code = type(err).__name__
             self.calls.add(operation, code)
-            raise ApiError(operation, code, str(err)) from None
+            raise ApiError(operation, outcome(code), str(err)) from None
+        except Exception as err:  # the boundary: botocore's parser chokes on hostile bodies
+            # (invalid JSON or UTF-8, timestamps out of range...) with assorted exception types.
+            self.calls.add(operation, INVALID_RESPONSE)
+            raise ApiError(operation, INVALID_RESPONSE, f"{type(err).__name__}: {err}") from None
+        problem = valid(response) if isinstance(response, dict) else (INVALID_RESPONSE, "the response is not an object")
+        if problem:
+            code, reason = problem
+            self.calls.add(operation, code)
+            raise ApiError(operation, code, reason)
         self.calls.add(operation, "ok")
-        return response
+        return dict(response)
+
+
+def _has(key: str, kind: type) -> Callable[[dict[str, Any]], Problem | None]:
+    """A check that a response carries ``key`` as a ``kind`` (a list of items, an object)."""
+
+    def check(response: dict[str, Any]) -> Problem | None:
+        if isinstance(response.get(key), kind):
+            return None
+        return INVALID_RESPONSE, f"no `{key}` {kind.__name__} in the response"
+
+    return check
+

@@ -20,7 +20,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
 from exporter import __version__
-from exporter.aws import ApiCallCounter, EmrServerlessApi, assume_role_session, make_client
+from exporter.aws import ApiCallCounter, EmrServerlessApi, assume_role_session, make_client, shared_rate_limits
 from exporter.collection import CollectionRunner, Shard, TargetCollector, account_id_from_arn
 from exporter.config import Config, ConfigError, TargetConfig, load_config
 from exporter.exposition import Exposition
@@ -101,9 +101,16 @@ def build_runner(
                 session, region=region, role_arn=target.role_arn, external_id=target.external_id
             )
         client = make_client(config.aws, region=region, endpoint_url=target.endpoint_url, session=target_session)
+        # Targets with the same credentials, region and endpoint spend one AWS quota: one set of buckets.
+        quota = (target.role_arn or "default credentials", region, target.endpoint_url or "")
+        limits = shared_rate_limits(quota, config.aws.rate_limits.by_operation())
+        api = EmrServerlessApi(
+            client, ApiCallCounter(), limits=limits, max_attempts=config.aws.max_attempts,
+            max_pages=config.aws.max_pages, target=target.name or f"{region}#{index}",
+        )
         collectors.append(
             TargetCollector(
-                EmrServerlessApi(client, ApiCallCounter()),
+                api,
                 region=region,
                 name=target.name,
                 account_id=account_id_from_arn(target.role_arn) if target.role_arn else "",

@@ -1,8 +1,10 @@
 """Discovery and collection: what the exporter knows about each target after one pass over the API.
 
-Per target: ListApplications (filtered), then per application two bounded ListSessions calls, then
-GetSession for every session worth exporting, at most ``aws.max_concurrency`` calls in flight.
-This module knows nothing of Prometheus or HTTP: it produces ``TargetResult`` values.
+Per target: ListApplications (filtered), then per application its ListSessions queries, then GetSession
+for the sessions worth a call, stalest first, at most ``aws.max_concurrency`` calls in flight, within
+the rate limits, and nothing past the deadline. What a pass could not refresh or list is served as last
+known (``exporter.memory``). This module knows nothing of Prometheus or HTTP: it produces
+``TargetResult`` values.
 """
 
 from __future__ import annotations
@@ -14,34 +16,26 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from exporter.aws import NOT_FOUND, ApiError, EmrServerlessApi
-from exporter.config import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
-
-if TYPE_CHECKING:
-    from mypy_boto3_emr_serverless.type_defs import (
-        ApplicationSummaryTypeDef,
-        SessionSummaryTypeDef,
-        SessionTypeDef,
-    )
+from exporter.aws import NOT_FOUND, THROTTLING_CODES, ApiError, Deadline, DeadlineReached, Deferred, EmrServerlessApi
+from exporter.config import DiscoveryConfig
+from exporter.memory import NEVER, Listing, Refresh, SessionMemory, is_final
+from exporter.model import Application, Session, SessionSummary
+from exporter.workers import Expired, WorkerPool
 
 log = logging.getLogger(__name__)
 
-# Known states that are not final; listed without a date bound because a session can stay active for days.
-ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in TERMINAL_SESSION_STATES)
-
 Clock = Callable[[], float]
 
-# Steady-state listings reach this far before the last one, for clock skew between us and AWS's
-# createdAt and for sessions that became visible to ListSessions late.
-LISTING_OVERLAP_SECONDS = 300.0
-
 # How long past the deadline the runner waits for a target to hand in what it has.
-DEADLINE_GRACE_SECONDS = 0.2
+DEADLINE_GRACE_SECONDS = 0.5
+# How often a waiting collection looks up to see whether the exporter is shutting down.
+SHUTDOWN_POLL_SECONDS = 0.25
+# Work order: listings first (they find what to fetch), then sessions never fetched, then the stalest.
+LISTING_PRIORITY = (0.0, NEVER)
 
 
 @dataclass(frozen=True)
@@ -56,14 +50,17 @@ class TargetIdentity:
 @dataclass
 class TargetResult:
     identity: TargetIdentity
-    applications: list[ApplicationSummaryTypeDef]
-    sessions: list[SessionTypeDef]
+    applications: list[Application]
+    sessions: list[Session]
     errors: list[ApiError]
     started_at: float
     finished_at: float
     last_success: float | None
     api_calls: dict[tuple[str, str], int] = field(default_factory=dict)
     cache_hits: int = 0  # cumulative GetSession calls saved by remembering final sessions
+    invalid_objects: dict[str, int] = field(default_factory=dict)  # cumulative, by kind
+    stale_sessions: int = 0  # active sessions served as last known: not refreshed in this collection
+    oldest_data_age: float = 0.0  # seconds since the least recently refreshed active session was fetched
 
     @property
     def up(self) -> bool:
@@ -71,7 +68,7 @@ class TargetResult:
 
     @property
     def duration_seconds(self) -> float:
-        return self.finished_at - self.started_at
+        return max(0.0, self.finished_at - self.started_at)
 
 
 class CollectionTimeout(ApiError):
@@ -95,15 +92,30 @@ class Shard:
 def account_id_from_arn(arn: str) -> str:
     """``arn:aws:emr-serverless:us-east-1:123456789012:/applications/x`` -> ``123456789012``."""
     parts = arn.split(":", 5)
-    return parts[4] if len(parts) > 4 else ""
+    account = parts[4] if len(parts) > 4 else ""
+    return account if account.isdigit() and len(account) == 12 else ""
 
 
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+@dataclass
+class _Pass:
+    """The bookkeeping of one collection of one target."""
+
+    started: float
+    deadline: Deadline
+    done: queue.SimpleQueue[tuple[str, Any, Any, BaseException | None]] = field(default_factory=queue.SimpleQueue)
+    pending: int = 0
+    pending_listings: int = 0  # of ``pending``: ListApplications and ListSessions calls
+    errors: list[ApiError] = field(default_factory=list)
+    listings_left: dict[str, int] = field(default_factory=dict)  # per application
+    listing_failed: set[str] = field(default_factory=set)
+    asked: set[str] = field(default_factory=set)  # session ids given to GetSession
+    refreshed: set[str] = field(default_factory=set)
+    deferred: int = 0
+    running: set[int] = field(default_factory=set)  # calls a worker has started (set ops are atomic)
 
 
-def _epoch(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
+def _throttled(error: BaseException) -> bool:
+    return isinstance(error, ApiError) and error.code in THROTTLING_CODES
 
 
 class TargetCollector:
@@ -130,65 +142,230 @@ class TargetCollector:
             re.compile(discovery.application_name_regex) if discovery.application_name_regex else None
         )
         self._clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="aws")
+        self._pool = WorkerPool(max_concurrency, "aws")
         self._account_id = account_id  # from role_arn until an application ARN says otherwise
         self._last_success: float | None = None
         self._last_result: TargetResult | None = None
         self._busy = threading.Lock()
-        # Sessions exported last time in a non-final state, by id: fetched again without being listed,
-        # so that one which ended is seen ending.
-        self._active_last_time: dict[str, str] = {}
-        # FAILED/TERMINATED sessions as GetSession last returned them, until they age out of discovery.
-        self._final_sessions: dict[str, SessionTypeDef] = {}
+        self._closing = threading.Event()
+        self.memory = SessionMemory(discovery)
         self._cache_hits = 0
-        # Per application, when its last complete listing started; steady-state listings start there.
-        self._listed_at: dict[str, float] = {}
 
     @property
     def identity(self) -> TargetIdentity:
         name = self._name or f"{self._account_id or 'unknown'}/{self._region}"
         return TargetIdentity(name=name, region=self._region, account_id=self._account_id)
 
-    def collect(self, deadline: float) -> TargetResult:
+    def collect(self, deadline: Deadline) -> TargetResult:
         if not self._busy.acquire(blocking=False):
-            # The previous collection overran its deadline and still runs: never two at once.
+            # The previous collection still hands in its result: never two at once.
             return self.unfinished(CollectionTimeout(0, still_running=True))
         try:
             return self._collect(deadline)
         finally:
             self._busy.release()
 
-    def _collect(self, deadline: float) -> TargetResult:
-        started = self._clock()
-        errors: list[ApiError] = []
-        applications: list[ApplicationSummaryTypeDef] = []
-        sessions: list[SessionTypeDef] = []
-        try:
-            applications = self._discover_applications()
-            sessions = self._collect_sessions(applications, started, deadline, errors)
-        except ApiError as err:
-            errors.append(err)
-        finished = self._clock()
-        if not errors:
-            self._last_success = finished
-        else:
-            self._log_errors(errors)
-        self._last_result = self._result(applications, sessions, errors, started, finished)
-        return self._last_result
-
     def unfinished(self, error: ApiError) -> TargetResult:
         """What is known when a collection did not finish in time: the last result, with up 0."""
         last = self._last_result
         now = self._clock()
-        return self._result(last.applications if last else [], last.sessions if last else [], [error], now, now)
+        if last is None:
+            return self._result([], [], [error], now, now)
+        return TargetResult(**{**last.__dict__, "errors": [error], "started_at": now, "finished_at": now,
+                               "api_calls": self._api.calls.snapshot(),
+                               "invalid_objects": self._api.calls.invalid_snapshot()})
+
+    def close(self) -> None:
+        """Stop: a collection under way returns what it has within ``SHUTDOWN_POLL_SECONDS``."""
+        self._closing.set()
+        self._pool.close()
+
+    # --- one pass ------------------------------------------------------------------------------------
+
+    def _collect(self, deadline: Deadline) -> TargetResult:
+        run = _Pass(started=self._clock(), deadline=deadline)
+        applications = self._discover_applications(run)
+        if run.deadline.passed or self._closing.is_set():
+            applications_to_list: list[Application] = []  # no time left: serve what is known
+        else:
+            applications_to_list = applications
+        for app in applications_to_list:
+            listings = self.memory.listings(app.id, run.started)
+            run.listings_left[app.id] = len(listings)
+            for listing in listings:
+                self._submit(run, "list", LISTING_PRIORITY, self._list_sessions, listing)
+        # Known active sessions are fetched again without waiting for the listings (so one that ended
+        # is seen ending); sessions listed for the first time jump the queue as they arrive.
+        for refresh in self.memory.to_refresh(app.id for app in applications_to_list):
+            self._refresh(run, refresh)
+        self._drain(run)
+
+        now = self._clock()
+        known = self.memory.sessions(now)
+        active_stale = [k for k in known if not is_final(k.session.state) and k.session.session_id not in run.refreshed]
+        self._cache_hits += sum(
+            1 for k in known if is_final(k.session.state) and k.session.session_id not in run.refreshed
+        )
+        oldest = min((k.refreshed_at for k in known if not is_final(k.session.state)), default=now)
+        finished = self._clock()
+        if run.errors:
+            self._log_errors(run.errors)
+        else:
+            self._last_success = finished
+        self._last_result = self._result(
+            applications, [k.session for k in known], run.errors, run.started, finished,
+            stale=len(active_stale), oldest_age=max(0.0, now - oldest),
+        )
+        return self._last_result
+
+    def _discover_applications(self, run: _Pass) -> list[Application]:
+        """ListApplications, filtered; on failure the applications last discovered (up will be 0)."""
+        box: list[list[Application]] = []
+        self._submit(run, "apps", LISTING_PRIORITY, self._list_applications, self._discovery.application_states)
+        self._drain(run, into=box)
+        if not box:
+            return list(self.memory.applications.values())
+        listed = box[0]
+        for app in listed:
+            self._account_id = account_id_from_arn(app.arn) or self._account_id
+        self.memory.discovered(app for app in listed if self._wanted(app))
+        return list(self.memory.applications.values())
+
+    def _wanted(self, app: Application) -> bool:
+        wanted_ids = self._discovery.application_ids
+        if wanted_ids and app.id not in wanted_ids:
+            return False
+        if self._shard and not self._shard.owns(app.id):
+            return False
+        return not (self._name_pattern and not self._name_pattern.fullmatch(app.name))
+
+    # The calls, as the workers run them (each bounded by the pass's deadline).
+
+    def _list_applications(self, states: tuple[str, ...], deadline: Deadline) -> list[Application]:
+        return self._api.list_applications(deadline, states)
+
+    def _list_sessions(self, listing: Listing, deadline: Deadline) -> list[SessionSummary]:
+        return self._api.list_sessions(
+            listing.application_id, deadline, states=listing.states, created_at_after=listing.created_after
+        )
+
+    def _get_session(self, refresh: Refresh, deadline: Deadline) -> Session | None:
+        return self._api.get_session(refresh.application_id, refresh.session_id, deadline)
+
+    def _refresh(self, run: _Pass, refresh: Refresh) -> None:
+        if refresh.session_id in run.asked:
+            return
+        run.asked.add(refresh.session_id)
+        self._submit(run, "get", (1.0, refresh.priority), self._get_session, refresh)
+
+    def _submit(
+        self, run: _Pass, kind: str, priority: tuple[float, ...], call: Callable[[Any, Deadline], Any], arg: Any
+    ) -> None:
+        run.pending += 1
+        if kind != "get":
+            run.pending_listings += 1
+
+        def done(result: Any, error: BaseException | None) -> None:
+            run.done.put((kind, arg, result, error))
+
+        def started_call() -> Any:
+            run.running.add(id(arg))
+            try:
+                return call(arg, run.deadline)
+            finally:
+                run.running.discard(id(arg))
+
+        self._pool.submit(priority, run.deadline, started_call, done)
+
+    def _drain(self, run: _Pass, into: list[Any] | None = None) -> None:
+        """Handle completions until nothing is pending or the deadline (or shutdown) comes."""
+        while run.pending:
+            if self._closing.is_set() or run.deadline.passed:
+                self._give_up(run)
+                return
+            try:
+                kind, arg, result, error = run.done.get(timeout=min(SHUTDOWN_POLL_SECONDS, run.deadline.remaining()))
+            except queue.Empty:
+                continue
+            run.pending -= 1
+            if kind != "get":
+                run.pending_listings -= 1
+            self._handle(run, kind, arg, result, error, into)
+
+    def _give_up(self, run: _Pass) -> None:
+        """At the deadline: a listing not finished, or a call that started and did not finish, fails the
+        collection; GetSessions not started (no worker or no rate-limit token in time) are deferred:
+        served as last known, first in line next time. Nothing left runs later."""
+        timed_out = any(isinstance(err, CollectionTimeout) for err in run.errors)
+        if (run.pending_listings or run.running) and not timed_out:
+            run.errors.append(CollectionTimeout(max(0.0, self._clock() - run.started)))
+        run.deferred += run.pending - run.pending_listings
+        # The pool drops queued jobs whose deadline passed; results of calls still running are ignored.
+        run.pending = run.pending_listings = 0
+
+    def _handle(self, run: _Pass, kind: str, arg: Any, result: Any, error: BaseException | None,
+                into: list[Any] | None) -> None:
+        if kind == "apps":
+            if error is None:
+                assert into is not None
+                into.append(result)
+            else:
+                self._failed(run, error)
+        elif kind == "list":
+            listing: Listing = arg
+            if error is None:
+                self._listed(run, listing, result)
+            elif isinstance(error, ApiError) and error.code == NOT_FOUND:
+                self._listed(run, listing, [])  # the application was deleted after it was listed
+            else:
+                run.listing_failed.add(listing.application_id)
+                self._failed(run, error)
+        else:
+            refresh: Refresh = arg
+            if error is None:
+                session: Session | None = result
+                if session is not None:  # None: AWS sent an invalid one, dropped; the last known stays
+                    self.memory.refreshed(session, self._clock())
+                    run.refreshed.add(session.session_id)
+            elif isinstance(error, ApiError) and error.code == NOT_FOUND:
+                self.memory.vanished(refresh.session_id)  # ended and deleted between list and get: counted
+            elif isinstance(error, (Deferred, DeadlineReached, Expired)) or _throttled(error):
+                # Out of budget (ours or AWS's): the last known copy is served, and this session is
+                # first in line next time. Throttling shows in the API counters, staleness in its gauges.
+                run.deferred += 1
+            else:
+                self._failed(run, error)
+
+    def _listed(self, run: _Pass, listing: Listing, summaries: Iterable[SessionSummary]) -> None:
+        now = self._clock()
+        for summary in summaries:
+            wanted = self.memory.wanted(summary, now)
+            if wanted is not None:
+                self._refresh(run, wanted)
+        app_id = listing.application_id
+        run.listings_left[app_id] -= 1
+        if run.listings_left[app_id] == 0 and app_id not in run.listing_failed:
+            self.memory.listed(app_id, run.started)
+
+    def _failed(self, run: _Pass, error: BaseException) -> None:
+        if isinstance(error, ApiError):
+            run.errors.append(error)
+        elif isinstance(error, (Deferred, Expired)):
+            run.errors.append(CollectionTimeout(max(0.0, self._clock() - run.started)))
+        else:  # a bug, not bad data: say where, once per collection, and keep serving
+            log.error("collection step failed", exc_info=error)
+            run.errors.append(ApiError("Collection", "InternalError", f"{type(error).__name__}: {error}"))
 
     def _result(
         self,
-        applications: list[ApplicationSummaryTypeDef],
-        sessions: list[SessionTypeDef],
+        applications: list[Application],
+        sessions: list[Session],
         errors: list[ApiError],
         started: float,
         finished: float,
+        *,
+        stale: int = 0,
+        oldest_age: float = 0.0,
     ) -> TargetResult:
         return TargetResult(
             identity=self.identity,
@@ -200,162 +377,10 @@ class TargetCollector:
             last_success=self._last_success,
             api_calls=self._api.calls.snapshot(),
             cache_hits=self._cache_hits,
+            invalid_objects=self._api.calls.invalid_snapshot(),
+            stale_sessions=stale,
+            oldest_data_age=oldest_age,
         )
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    # --- discovery ---------------------------------------------------------------------------------
-
-    def _discover_applications(self) -> list[ApplicationSummaryTypeDef]:
-        wanted_ids = set(self._discovery.application_ids)
-        found = []
-        for app in self._api.list_applications(self._discovery.application_states):
-            self._account_id = account_id_from_arn(app["arn"]) or self._account_id
-            if wanted_ids and app["id"] not in wanted_ids:
-                continue
-            if self._shard and not self._shard.owns(app["id"]):
-                continue
-            if self._name_pattern and not self._name_pattern.fullmatch(app.get("name", "")):
-                continue
-            found.append(app)
-        return found
-
-    def _list_sessions(self, application_id: str, now: float) -> list[SessionSummaryTypeDef]:
-        """The sessions that memory does not already cover.
-
-        The first time: active sessions of any age, plus sessions of any state (a state AWS adds later
-        included) created inside the terminal-session window. After a complete collection, sessions
-        created before it are remembered (active ones are fetched again, final ones served from memory),
-        so one listing of what was created since then, with an overlap for clock skew, is enough.
-        """
-        listed_before = self._listed_at.get(application_id)
-        try:
-            if listed_before is None:
-                max_age = self._discovery.terminated_session_max_age_seconds
-                listed = [
-                    *self._api.list_sessions(application_id, states=ACTIVE_SESSION_STATES),
-                    *self._api.list_sessions(application_id, created_at_after=_utc(now - max_age)),
-                ]
-            else:
-                since = _utc(listed_before - LISTING_OVERLAP_SECONDS)
-                listed = list(self._api.list_sessions(application_id, created_at_after=since))
-        except ApiError as err:
-            if err.code == NOT_FOUND:  # the application was deleted after it was listed
-                return []
-            raise
-        return listed
-
-    # --- sessions ----------------------------------------------------------------------------------
-
-    def _collect_sessions(
-        self,
-        applications: list[ApplicationSummaryTypeDef],
-        now: float,
-        deadline: float,
-        errors: list[ApiError],
-    ) -> list[SessionTypeDef]:
-        max_age = self._discovery.terminated_session_max_age_seconds
-        app_ids = {app["id"] for app in applications}
-        sessions: list[SessionTypeDef] = []
-        seen: set[str] = set()
-
-        def aged_out(item: SessionTypeDef | SessionSummaryTypeDef) -> bool:
-            """Final and ended before the window; a listing's summary has no endedAt, only updatedAt."""
-            ended = _epoch(cast("SessionTypeDef", item).get("endedAt")) or _epoch(item["updatedAt"])
-            return item["state"] in TERMINAL_SESSION_STATES and ended is not None and ended < now - max_age
-
-        def keep(session: SessionTypeDef) -> None:
-            if not aged_out(session):
-                sessions.append(session)
-
-        # Completions arrive on a queue: waiting on a set of ~1,000 futures at every wake-up would be O(n^2).
-        done: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
-        pending: set[Future[Any]] = set()
-
-        def submit(kind: str, call: Callable[..., Any], *args: Any) -> None:
-            future = self._pool.submit(call, *args)
-            pending.add(future)
-            future.add_done_callback(lambda finished: done.put((kind, finished)))
-
-        def fetch(app_id: str, session_id: str) -> None:
-            if session_id in seen:
-                return
-            seen.add(session_id)
-            final = self._final_sessions.get(session_id)
-            if final is not None:  # a FAILED/TERMINATED session never changes again
-                self._cache_hits += 1
-                keep(final)
-            else:
-                submit("get", self._api.get_session, app_id, session_id)
-
-        for app in applications:
-            submit("list", self._list_sessions, app["id"], now)
-        # What memory already knows needs no listing: last time's active sessions are fetched again (so one
-        # that ended is seen ending), final ones served until they age out. Gets start as soon as a
-        # listing arrives, so lists and gets overlap.
-        remembered = [*self._active_last_time.items()]
-        remembered += [(sid, s["applicationId"]) for sid, s in self._final_sessions.items()]
-        for session_id, app_id in remembered:
-            if app_id in app_ids:
-                fetch(app_id, session_id)
-
-        while pending:
-            try:
-                kind, future = done.get(timeout=max(0.0, deadline - self._clock()))
-            except queue.Empty:
-                for future in pending:
-                    future.cancel()
-                errors.append(CollectionTimeout(deadline - now))
-                break
-            pending.discard(future)
-            try:
-                result = future.result()
-            except ApiError as err:
-                if not (kind == "get" and err.code == NOT_FOUND):  # vanished: dropped, counted
-                    errors.append(err)
-                continue
-            if kind == "get":
-                keep(result)
-                continue
-            for summary in result:
-                if not aged_out(summary):
-                    fetch(summary["applicationId"], summary["sessionId"])
-
-        if errors and self._last_result:
-            # Serve what is known: the last copy of every session listed now that was not fetched in time.
-            exported = {s["sessionId"] for s in sessions}
-            sessions += [
-                s for s in self._last_result.sessions if s["sessionId"] in seen and s["sessionId"] not in exported
-            ]
-        self._remember(sessions, complete=not errors, app_ids=app_ids, aged_out=aged_out)
-        if not errors:  # memory now covers everything created before `now` in these applications
-            self._listed_at = {app_id: now for app_id in app_ids}
-        return sessions
-
-    def _remember(
-        self,
-        sessions: list[SessionTypeDef],
-        *,
-        complete: bool,
-        app_ids: set[str],
-        aged_out: Callable[[SessionTypeDef], bool],
-    ) -> None:
-        """Keep what the next collection needs, and nothing that is no longer discovered."""
-        final = {s["sessionId"]: s for s in sessions if s["state"] in TERMINAL_SESSION_STATES}
-        active = {s["sessionId"]: s["applicationId"] for s in sessions if s["state"] not in TERMINAL_SESSION_STATES}
-        if not complete:
-            # Sessions this collection did not reach are still there: keep them, but still drop what a
-            # complete collection would (undiscovered applications, aged-out sessions), so memory stays
-            # bounded even when every collection is incomplete.
-            old_final = {
-                sid: s for sid, s in self._final_sessions.items() if s["applicationId"] in app_ids and not aged_out(s)
-            }
-            old_active = {sid: app for sid, app in self._active_last_time.items() if app in app_ids}
-            final = {**old_final, **final}
-            active = {**old_active, **active}
-        self._final_sessions = final
-        self._active_last_time = active
 
     def _log_errors(self, errors: Iterable[ApiError]) -> None:
         errors = list(errors)
@@ -394,16 +419,18 @@ class CollectionRunner:
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="target")
         self._cond = threading.Condition()
         self._in_flight = False
+        self._closed = False
         self.latest: list[TargetResult] | None = None
         self.ready = threading.Event()
 
     def collect(self, timeout: float | None = None) -> list[TargetResult]:
-        """One collection, bounded by the configured timeout and ``timeout`` (the scrape's)."""
+        """One collection, bounded by the configured timeout and ``timeout`` (the scrape's). A caller that
+        joins a collection already running waits at most its own timeout, then gets what is known."""
+        limit = min(self._timeout, timeout or self._timeout)
         with self._cond:
-            if self._in_flight:
-                self._cond.wait_for(lambda: not self._in_flight)
-                assert self.latest is not None
-                return self.latest
+            if self._in_flight or self._closed:
+                self._cond.wait_for(lambda: not self._in_flight or self._closed, timeout=limit)
+                return self.latest if self.latest is not None else self._known()
             if self.latest and self._min_interval:
                 last_end = max(result.finished_at for result in self.latest)
                 if self._clock() - last_end < self._min_interval:
@@ -411,7 +438,7 @@ class CollectionRunner:
             self._in_flight = True
         results: list[TargetResult] | None = None
         try:
-            results = self._collect_all(min(self._timeout, timeout or self._timeout))
+            results = self._collect_all(limit)
             return results
         finally:
             with self._cond:
@@ -421,10 +448,14 @@ class CollectionRunner:
                     self.ready.set()
                 self._cond.notify_all()
 
+    def _known(self) -> list[TargetResult]:
+        """The last results with up 0, or empty ones before the first: for a caller that cannot wait."""
+        return [target.unfinished(CollectionTimeout(0, still_running=True)) for target in self.targets]
+
     def _collect_all(self, timeout: float) -> list[TargetResult]:
-        deadline = self._clock() + timeout
+        deadline = Deadline.after(timeout)
         futures = [self._pool.submit(target.collect, deadline) for target in self.targets]
-        # A target stuck in a call past the deadline must not hold back the others' series.
+        # A target stuck past the deadline must not hold back the others' series.
         wait(futures, timeout=timeout + DEADLINE_GRACE_SECONDS)
         return [
             future.result() if future.done() else target.unfinished(CollectionTimeout(timeout))
@@ -432,6 +463,10 @@ class CollectionRunner:
         ]
 
     def close(self) -> None:
+        """Shut down: collections under way and callers waiting for them return within a second."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
         for target in self.targets:
             target.close()
         self._pool.shutdown(wait=False, cancel_futures=True)

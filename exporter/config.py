@@ -99,6 +99,8 @@ class DiscoveryConfig:
     application_name_regex: str | None = field(default=None, metadata=_check(_regex))
     application_states: tuple[str, ...] = field(default=(), metadata=_check(_one_of(APPLICATION_STATES)))
     terminated_session_max_age_seconds: float = field(default=3600, metadata=_check(_not_negative))
+    # The first listing after a start looks back this far on creation time: how long a session can live.
+    session_lookback_seconds: float = field(default=86400, metadata=_check(_not_negative))
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,31 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class RateLimitConfig:
+    requests_per_second: float = field(default=0, metadata=_check(_not_negative))  # 0: no limit
+    burst: int = field(default=10, metadata=_check(_positive))
+
+
+@dataclass(frozen=True)
+class RateLimitsConfig:
+    """Per operation, named as AWS names it (and as the `operation` label shows it)."""
+
+    ListApplications: RateLimitConfig = RateLimitConfig()  # AWS's operation names
+    ListSessions: RateLimitConfig = RateLimitConfig()
+    GetSession: RateLimitConfig = RateLimitConfig()
+
+    def by_operation(self) -> dict[str, RateLimitConfig]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
 class AwsConfig:
     max_concurrency: int = field(default=16, metadata=_check(_positive))
     max_attempts: int = field(default=5, metadata=_check(_positive))
     connect_timeout_seconds: float = field(default=5, metadata=_check(_positive))
     read_timeout_seconds: float = field(default=10, metadata=_check(_positive))
+    max_pages: int = field(default=1000, metadata=_check(_positive))
+    rate_limits: RateLimitsConfig = RateLimitsConfig()
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ class _FormatCache:
 def _time_key(row: SessionRow) -> float | None:
     """Only a session that is not final can depend on the time (idle seconds); a final one keeps its
     lines for as long as memory serves the same object under the same labels."""
-    return None if row.session["state"] in TERMINAL_SESSION_STATES else row.now
+    return None if row.session.state in TERMINAL_SESSION_STATES else row.now
 
 
 class Exposition:
@@ -97,7 +97,7 @@ class Exposition:
         return cache
 
     def _render_sessions(self, encoder: Encoder, cache: _FormatCache, rows: Sequence[SessionRow]) -> list[bytes]:
-        keys = [(row.target.name, row.session["sessionId"]) for row in rows]
+        keys = [(row.target.name, row.session.session_id) for row in rows]
         fresh: dict[tuple[str, str], _Rendered] = {}
         stale: list[tuple[tuple[str, str], SessionRow]] = []
         for key, row in zip(keys, rows, strict=True):

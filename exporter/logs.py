@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -57,3 +58,20 @@ def setup_logging(level: str, fmt: str) -> None:
     # when the user asks for debug.
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
+
+
+# Distinct problems remembered for warn_once; past this many, a process logs no new ones (memory bound).
+MAX_WARNED = 10_000
+_warned: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+_warned_lock = threading.Lock()
+_warn_log = logging.getLogger("exporter")
+
+
+def warn_once(message: str, **fields: str) -> None:
+    """Log a data problem once per process, however many scrapes see it again."""
+    key = (message, tuple(sorted(fields.items())))
+    with _warned_lock:
+        if key in _warned or len(_warned) >= MAX_WARNED:
+            return
+        _warned.add(key)
+    _warn_log.warning(message, extra={"fields": fields})

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import logging
 import platform
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import boto3
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,9 +22,8 @@ from prometheus_client.samples import Sample
 from exporter import __version__
 from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
 from exporter.config import APPLICATION_STATES, SESSION_STATES, MetricsConfig, tag_label_name
-
-if TYPE_CHECKING:
-    from mypy_boto3_emr_serverless.type_defs import ApplicationSummaryTypeDef, SessionTypeDef
+from exporter.logs import warn_once
+from exporter.model import Application, ResourceUtilization, Session, epoch
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +63,6 @@ def info(read: Callable[[Obj], LabelValues]) -> Callable[[Obj, float], Iterable[
     return lambda obj, now: ((read(obj), 1.0),)
 
 
-_warned: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-_warned_lock = threading.Lock()
-
-
-def warn_once(message: str, **fields: str) -> None:
-    """Log a data problem once per process, however many scrapes see it again."""
-    key = (message, tuple(sorted(fields.items())))
-    with _warned_lock:
-        if key in _warned:
-            return
-        _warned.add(key)  # bounded: one entry per distinct state / tag key AWS ever showed us
-    log.warning(message, extra={"fields": fields})
-
-
 def state_set(
     states: Sequence[str], read: Callable[[Obj], str], kind: str
 ) -> Callable[[Obj, float], Iterable[ObjSample]]:
@@ -96,47 +79,49 @@ def state_set(
     return samples
 
 
-def timestamp(key: str) -> Callable[[Any, float], float | None]:
-    def read(obj: Any, now: float) -> float | None:
-        moment: datetime | None = obj.get(key)
-        return moment.timestamp() if moment is not None else None
-
-    return read
-
-
-def hours_as_seconds(group: str, key: str) -> Callable[[Any, float], float | None]:
+def hours_as_seconds(
+    group: Callable[[Session], ResourceUtilization | None], hours: Callable[[ResourceUtilization], float | None]
+) -> Callable[[Session, float], float | None]:
     """AWS's vCPU-hours / GB-hours as vCPU-seconds / GB-seconds, so rate() gives what is in use now."""
 
-    def read(obj: Any, now: float) -> float | None:
-        hours: float | None = obj.get(group, {}).get(key)
-        return hours * 3600 if hours is not None else None
+    def read(session: Session, now: float) -> float | None:
+        utilization = group(session)
+        value = hours(utilization) if utilization is not None else None
+        return value * 3600 if value is not None else None
 
     return read
 
 
-def idle_seconds(session: SessionTypeDef, now: float) -> float:
-    idle_since = session.get("idleSince")
-    if session["state"] != "IDLE" or idle_since is None:
+def idle_seconds(session: Session, now: float) -> float:
+    if session.state != "IDLE" or session.idle_since is None:
         return 0.0
-    return max(0.0, now - idle_since.timestamp())
+    return max(0.0, now - session.idle_since.timestamp())
 
 
-def idle_timeout_seconds(session: SessionTypeDef, now: float) -> float | None:
-    minutes = session.get("idleTimeoutMinutes")
+def idle_timeout_seconds(session: Session, now: float) -> float | None:
+    minutes = session.idle_timeout_minutes
     return minutes * 60 if minutes is not None else None
+
+
+def _used(session: Session) -> ResourceUtilization | None:
+    return session.used
+
+
+def _billed(session: Session) -> ResourceUtilization | None:
+    return session.billed
 
 
 # --- the tables --------------------------------------------------------------------------------------
 
-SESSION_FAMILIES: tuple[Family[SessionTypeDef], ...] = (
+SESSION_FAMILIES: tuple[Family[Session], ...] = (
     Family(
         "emr_serverless_session_info", "gauge", "Information about the session; always 1.",
-        info(lambda s: (s["arn"], s["releaseLabel"], s["executionRoleArn"], s["createdBy"])),
+        info(lambda s: (s.arn, s.release_label, s.execution_role_arn, s.created_by)),
         ("arn", "release_label", "execution_role_arn", "created_by"),
     ),
     Family(
         "emr_serverless_session_state", "gauge", "Current state of the session: 1 for the current state.",
-        state_set(SESSION_STATES, lambda s: s["state"], "session"), ("state",),
+        state_set(SESSION_STATES, lambda s: s.state, "session"), ("state",),
     ),
     Family(
         "emr_serverless_session_idle_seconds", "gauge",
@@ -148,51 +133,51 @@ SESSION_FAMILIES: tuple[Family[SessionTypeDef], ...] = (
     ),
     Family(
         "emr_serverless_session_created_timestamp_seconds", "gauge",
-        "When the session was created, in Unix seconds.", value(timestamp("createdAt")),
+        "When the session was created, in Unix seconds.", value(lambda s, now: s.created),
     ),
     Family(
         "emr_serverless_session_started_timestamp_seconds", "gauge",
-        "When the session started, in Unix seconds.", value(timestamp("startedAt")),
+        "When the session started, in Unix seconds.", value(lambda s, now: epoch(s.started_at)),
     ),
     Family(
         "emr_serverless_session_ended_timestamp_seconds", "gauge",
-        "When the session ended, in Unix seconds.", value(timestamp("endedAt")),
+        "When the session ended, in Unix seconds.", value(lambda s, now: s.ended),
     ),
     Family(
         "emr_serverless_session_execution_duration_seconds", "gauge",
         "Total execution duration of the session.",
-        value(lambda s, now: s.get("totalExecutionDurationSeconds")),
+        value(lambda s, now: s.execution_seconds),
     ),
     Family(
         "emr_serverless_session_vcpu_seconds_total", "counter",
         "vCPU-seconds the session used (AWS totalResourceUtilization.vCPUHour x 3600).",
-        value(hours_as_seconds("totalResourceUtilization", "vCPUHour")),
+        value(hours_as_seconds(_used, lambda u: u.vcpu_hours)),
     ),
     Family(
         "emr_serverless_session_memory_gigabyte_seconds_total", "counter",
         "Gigabyte-seconds of memory the session used (totalResourceUtilization.memoryGBHour x 3600).",
-        value(hours_as_seconds("totalResourceUtilization", "memoryGBHour")),
+        value(hours_as_seconds(_used, lambda u: u.memory_gb_hours)),
     ),
     Family(
         "emr_serverless_session_storage_gigabyte_seconds_total", "counter",
         "Gigabyte-seconds of storage the session used (totalResourceUtilization.storageGBHour x 3600).",
-        value(hours_as_seconds("totalResourceUtilization", "storageGBHour")),
+        value(hours_as_seconds(_used, lambda u: u.storage_gb_hours)),
     ),
     Family(
         "emr_serverless_session_billed_vcpu_seconds_total", "counter",
         "vCPU-seconds AWS bills for the session (billedResourceUtilization.vCPUHour x 3600).",
-        value(hours_as_seconds("billedResourceUtilization", "vCPUHour")),
+        value(hours_as_seconds(_billed, lambda u: u.vcpu_hours)),
     ),
     Family(
         "emr_serverless_session_billed_memory_gigabyte_seconds_total", "counter",
         "Gigabyte-seconds of memory AWS bills for the session (billedResourceUtilization.memoryGBHour x 3600).",
-        value(hours_as_seconds("billedResourceUtilization", "memoryGBHour")),
+        value(hours_as_seconds(_billed, lambda u: u.memory_gb_hours)),
     ),
     Family(
         "emr_serverless_session_billed_storage_gigabyte_seconds_total", "counter",
         "Gigabyte-seconds of storage AWS bills for the session "
         "(billedResourceUtilization.storageGBHour x 3600).",
-        value(hours_as_seconds("billedResourceUtilization", "storageGBHour")),
+        value(hours_as_seconds(_billed, lambda u: u.storage_gb_hours)),
     ),
 )
 
@@ -201,7 +186,7 @@ SESSION_FAMILIES: tuple[Family[SessionTypeDef], ...] = (
 class ApplicationView:
     """An application with the sessions exported for it (for the per-state session count)."""
 
-    summary: ApplicationSummaryTypeDef
+    summary: Application
     session_states: Mapping[str, int]
 
 
@@ -213,14 +198,12 @@ def _session_counts(app: ApplicationView, now: float) -> Iterable[ObjSample]:
 APPLICATION_FAMILIES: tuple[Family[ApplicationView], ...] = (
     Family(
         "emr_serverless_application_info", "gauge", "Information about the application; always 1.",
-        info(lambda a: (
-            a.summary["arn"], a.summary["type"], a.summary["releaseLabel"], a.summary.get("architecture", "")
-        )),
+        info(lambda a: (a.summary.arn, a.summary.type, a.summary.release_label, a.summary.architecture)),
         ("arn", "type", "release_label", "architecture"),
     ),
     Family(
         "emr_serverless_application_state", "gauge", "Current state of the application: 1 for the current state.",
-        state_set(APPLICATION_STATES, lambda a: a.summary["state"], "application"), ("state",),
+        state_set(APPLICATION_STATES, lambda a: a.summary.state, "application"), ("state",),
     ),
     Family(
         "emr_serverless_application_sessions", "gauge", "Exported sessions of the application by state.",
@@ -252,6 +235,23 @@ TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
         "emr_serverless_session_cache_hits_total", "counter",
         "GetSession calls saved by serving FAILED/TERMINATED sessions, which never change, from memory.",
         value(lambda t, now: float(t.cache_hits)),
+    ),
+    Family(
+        "emr_serverless_invalid_objects_total", "counter",
+        "Applications and sessions dropped because the API returned them malformed, by kind.",
+        lambda t, now: (((kind,), float(count)) for kind, count in sorted(t.invalid_objects.items())),
+        ("kind",),
+    ),
+    Family(
+        "emr_serverless_stale_sessions", "gauge",
+        "Active sessions served as last known: the rate limit, the deadline or a failed call left them "
+        "unrefreshed in the last collection.",
+        value(lambda t, now: float(t.stale_sessions)),
+    ),
+    Family(
+        "emr_serverless_session_data_max_age_seconds", "gauge",
+        "Age of the oldest active session data exported: seconds since it was last fetched.",
+        value(lambda t, now: t.oldest_data_age),
     ),
 )
 
@@ -314,7 +314,7 @@ class SessionRow:
 
     target: TargetIdentity
     labels: LabelValues
-    session: SessionTypeDef
+    session: Session
     now: float
 
 
@@ -348,12 +348,12 @@ class EmrServerlessCollector(Collector):
         rows = []
         for result in results:
             target = _target_values(result.identity)
-            names = {app["id"]: app.get("name", "") for app in result.applications}
+            names = {app.id: app.name for app in result.applications}
             for session in result.sessions:
-                tags = session.get("tags", {})
+                tags = session.tags
                 labels = (
-                    *target, session["applicationId"], names.get(session["applicationId"], ""),
-                    session["sessionId"], session.get("name", ""),
+                    *target, session.application_id, names.get(session.application_id, ""),
+                    session.session_id, session.name,
                     *(tags.get(key, "") for key in self._tag_keys),
                 )
                 rows.append(SessionRow(result.identity, labels, session, result.finished_at))
@@ -373,13 +373,13 @@ class EmrServerlessCollector(Collector):
         application_rows: list[tuple[LabelValues, ApplicationView, float]] = []
         for result in results:
             target = _target_values(result.identity)
-            counts: dict[str, dict[str, int]] = {app["id"]: {} for app in result.applications}
+            counts: dict[str, dict[str, int]] = {app.id: {} for app in result.applications}
             for session in result.sessions:
-                by_state = counts.setdefault(session["applicationId"], {})
-                by_state[session["state"]] = by_state.get(session["state"], 0) + 1
+                by_state = counts.setdefault(session.application_id, {})
+                by_state[session.state] = by_state.get(session.state, 0) + 1
             for app in result.applications:
-                view = ApplicationView(app, counts[app["id"]])
-                application_rows.append(((*target, app["id"], app.get("name", "")), view, result.finished_at))
+                view = ApplicationView(app, counts[app.id])
+                application_rows.append(((*target, app.id, app.name), view, result.finished_at))
         target_rows = [(_target_values(result.identity), result, result.finished_at) for result in results]
         return [
             *_fill(APPLICATION_FAMILIES, APPLICATION_LABELS, application_rows),
@@ -392,8 +392,8 @@ class EmrServerlessCollector(Collector):
         family = Metric(TAGS_FAMILY_NAME, TAGS_FAMILY_HELP, "gauge")
         for row in rows:
             labels = dict(zip(TARGET_LABELS, _target_values(row.target), strict=True))
-            labels.update(application_id=row.session["applicationId"], session_id=row.session["sessionId"])
-            tags = row.session.get("tags", {})
+            labels.update(application_id=row.session.application_id, session_id=row.session.session_id)
+            tags = row.session.tags
             for key in sorted(tags):
                 name = tag_label_name(key)
                 if name in labels:

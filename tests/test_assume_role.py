@@ -13,7 +13,7 @@ import yaml
 from moto.server import ThreadedMotoServer
 from moto.sts.models import sts_backends
 
-from exporter.aws import ROLE_SESSION_NAME, ApiCallCounter, EmrServerlessApi, assume_role_session, make_client
+from exporter.aws import ROLE_SESSION_NAME, ApiCallCounter, Deadline, EmrServerlessApi, assume_role_session, make_client
 from exporter.cli import build_registry, build_runner
 from exporter.config import AwsConfig, parse_config
 from exporter.simulator import Simulator, Store
@@ -93,13 +93,13 @@ def test_expired_credentials_are_refreshed(
                                   time_fetcher=lambda: now[0])
     api = EmrServerlessApi(make_client(AwsConfig(), region="us-east-1", endpoint_url=sim.url, session=session),
                            ApiCallCounter())
-    list(api.list_applications())
-    list(api.list_applications())
+    api.list_applications(Deadline.after(30))
+    api.list_applications(Deadline.after(30))
     first_keys = set(store.access_keys)
     assert len(first_keys) == 1 and len(assumed_roles()) == before + 1  # valid credentials are reused
 
     now[0] += timedelta(hours=2)  # past the role session's one-hour expiry
-    list(api.list_applications())
+    api.list_applications(Deadline.after(30))
     assert len(assumed_roles()) == before + 2
     assert set(store.access_keys) - first_keys, "the request after expiry was not signed with fresh credentials"
 

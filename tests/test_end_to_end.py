@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.cli import build_registry, build_runner
 from exporter.config import SESSION_STATES, parse_config
+from exporter.model import label_safe
 from exporter.simulator import Fault, Simulator, Store
 from tests.conftest import aws_env, free_port, run_exporter
 from tests.prometheus_server import PrometheusServer
@@ -135,7 +136,7 @@ def test_once_over_awkward_data_is_complete_and_correct(tmp_path: Path, store: S
 
     odd = {s.labels["session_id"]: s.labels for s in samples["emr_serverless_session_info"]}[world["odd"]]
     assert odd["session_name"] == 'odd "name"'
-    assert odd["tag_team"] == AWKWARD_TAGS["team"]
+    assert odd["tag_team"] == label_safe(AWKWARD_TAGS["team"])
     assert odd["tag_aws_cloudformation_stack_name"] == "stack-1"
     assert odd["account_id"] == ACCOUNT and odd["application_name"] == "analytics"
     tags = {s.labels["session_id"]: s.labels for s in samples["emr_serverless_session_tags"]}[world["odd"]]
@@ -171,9 +172,10 @@ def test_a_third_of_get_session_failing_with_500(tmp_path: Path, store: Store, s
     samples = samples_of(result.stdout)
     assert value(samples, "emr_serverless_up", target="sim") == 0
     assert session_ids(samples) == set(ids) - failing
+    # Every attempt is counted: each failing session was tried twice (aws.max_attempts).
     assert value(samples, "emr_serverless_api_requests_total", operation="GetSession",
-                 outcome="InternalServerException") == len(failing)
-    assert store.calls["GetSession"] == len(ids) + len(failing)  # botocore retried each failure once
+                 outcome="InternalServerException") == 2 * len(failing)
+    assert store.calls["GetSession"] == len(ids) + len(failing)
     warnings = [line for line in result.stderr.splitlines() if "level=warn" in line]
     assert len(warnings) == 1 and "GetSession:InternalServerException=10" in warnings[0]
     assert "emr_serverless_last_success_timestamp_seconds" not in samples  # never completed yet
@@ -424,7 +426,7 @@ def test_steady_state_fetches_only_active_sessions(store: Store, simulator: Simu
         store.remove_application(app)
         runner.collect()
         assert session_ids(samples_of(generate_latest(registry).decode())) == set()
-        assert not runner.targets[0]._final_sessions and not runner.targets[0]._active_last_time
+        assert not runner.targets[0].memory.sessions(time.time())
     finally:
         runner.close()
 
@@ -441,7 +443,7 @@ def test_a_real_prometheus_scrapes_sessions_with_awkward_labels(
         vcpu = prometheus.wait_for(f'emr_serverless_session_vcpu_seconds_total{{session_id="{session}"}}')
         tags = prometheus.wait_for(f'emr_serverless_session_tags{{session_id="{session}"}}')
     labels = series[0]["metric"]
-    assert labels["tag_team"] == AWKWARD_TAGS["team"]
+    assert labels["tag_team"] == label_safe(AWKWARD_TAGS["team"])  # the newline: U+FFFD
     assert labels["session_name"] == 'odd "name"'
     assert labels["application_name"] == "analytics" and labels["target"] == "sim"
     assert float(vcpu[0]["value"][1]) == 0.5 * 3600
@@ -471,10 +473,11 @@ def test_memory_follows_discovery_even_when_every_collection_is_incomplete(store
     try:
         runner.collect()
         target = runner.targets[0]
-        assert target._final_sessions and target._active_last_time  # remembered despite the incomplete run
+        remembered = {k.session.state for k in target.memory.sessions(time.time())}
+        assert remembered == {"TERMINATED", "IDLE"}  # remembered despite the incomplete run
         store.remove_application(gone)
         results = runner.collect()
         assert not results[0].up
-        assert not target._final_sessions and not target._active_last_time
+        assert not target.memory.sessions(time.time())
     finally:
         runner.close()

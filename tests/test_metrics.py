@@ -17,6 +17,7 @@ from exporter.aws import ApiError
 from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
 from exporter.config import SESSION_STATES, MetricsConfig
 from exporter.metrics import SESSION_LABELS, EmrServerlessCollector
+from exporter.model import Application, Session, convert, label_safe
 
 MODEL = botocore.session.get_session().get_service_model("emr-serverless")
 NOW = 1_764_000_000.0
@@ -66,12 +67,14 @@ def parse(operation: str, body: dict[str, Any]) -> Any:
     return parser.parse(response, shape)
 
 
-def session(**overrides: Any) -> Any:
-    return parse("GetSession", {"session": {**FULL_SESSION_WIRE, **overrides}})["session"]
+def session(**overrides: Any) -> Session:
+    """A GetSession payload as the exporter sees it: through botocore's parser, then the model."""
+    return convert(parse("GetSession", {"session": {**FULL_SESSION_WIRE, **overrides}})["session"], Session)
 
 
-def application(**overrides: Any) -> Any:
-    return parse("ListApplications", {"applications": [{**APPLICATION_WIRE, **overrides}]})["applications"][0]
+def application(**overrides: Any) -> Application:
+    raw = parse("ListApplications", {"applications": [{**APPLICATION_WIRE, **overrides}]})["applications"][0]
+    return convert(raw, Application)
 
 
 def result(sessions: list[Any], *, errors: list[ApiError] | None = None, apps: list[Any] | None = None) -> TargetResult:
@@ -138,7 +141,7 @@ def test_every_session_metric_from_a_full_get_session_payload() -> None:
 
 
 def test_absent_fields_give_absent_series_not_zeros() -> None:
-    minimal = parse("GetSession", {"session": REQUIRED_ONLY})["session"]
+    minimal = convert(parse("GetSession", {"session": REQUIRED_ONLY})["session"], Session)
     samples = exposition([result([minimal])])
     for name in (
         "emr_serverless_session_idle_timeout_seconds",
@@ -239,10 +242,11 @@ def test_awkward_tag_values_survive_a_prometheus_parse(value: str) -> None:
     tags = {"team": value, "name with spaces": value}
     samples = exposition([result([session(tags=tags, name=value)])], MetricsConfig(tag_labels=("team",)))
     info = samples["emr_serverless_session_info"][0]
-    assert info.labels.get("tag_team", "") == value
-    assert info.labels.get("session_name", "") == value
+    safe = label_safe(value)  # quotes and backslashes as they are; control characters as U+FFFD
+    assert info.labels.get("tag_team", "") == safe
+    assert info.labels.get("session_name", "") == safe
     tag_sample = samples["emr_serverless_session_tags"][0]
-    assert tag_sample.labels.get("tag_name_with_spaces", "") == value
+    assert tag_sample.labels.get("tag_name_with_spaces", "") == safe
 
 
 def test_no_stale_series_for_sessions_no_longer_discovered() -> None:

@@ -1,0 +1,136 @@
+"""What one target remembers between collections, and what it should ask AWS for next.
+
+A plain class with no threads and no clock of its own (every method takes ``now``), so that each rule is
+unit-tested directly:
+
+- Applications and sessions stay known until a *complete* answer says they are gone (a complete
+  ListApplications without the application, GetSession's ResourceNotFoundException) or a terminal
+  session ages out: a failed or throttled call never makes series flap to nothing.
+- FAILED/TERMINATED sessions never change again: fetched once, then served from memory.
+- Active sessions are refreshed stalest first, so when the rate limit or the deadline cannot cover all
+  of them, the ones left over are first in line next time and none is starved.
+- The first listing of an application looks back ``session_lookback_seconds`` on creation time with no
+  state filter (a state AWS adds later is found too), plus every active session whatever its age; later
+  listings only ask for what was created since the last complete one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from exporter.config import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
+from exporter.model import Application, Session, SessionSummary
+
+# Known states that are not final; listed without a date bound because a session can stay active for days.
+ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in TERMINAL_SESSION_STATES)
+
+# Steady-state listings reach this far before the last one, for clock skew between us and AWS's
+# createdAt and for sessions that became visible to ListSessions late.
+LISTING_OVERLAP_SECONDS = 300.0
+
+NEVER = float("-inf")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One ListSessions query: ``states`` (empty: all) and sessions created after ``created_after``."""
+
+    application_id: str
+    states: tuple[str, ...] = ()
+    created_after: datetime | None = None
+
+
+@dataclass
+class Known:
+    session: Session
+    refreshed_at: float  # when GetSession last returned it
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """A GetSession worth making; lower ``priority`` first (never fetched, then stalest)."""
+
+    application_id: str
+    session_id: str
+    priority: float
+
+
+def is_final(state: str) -> bool:
+    return state in TERMINAL_SESSION_STATES
+
+
+class SessionMemory:
+    def __init__(self, discovery: DiscoveryConfig) -> None:
+        self._max_age = discovery.terminated_session_max_age_seconds
+        self._lookback = max(discovery.session_lookback_seconds, self._max_age)
+        self.applications: dict[str, Application] = {}  # last complete discovery
+        self._sessions: dict[str, Known] = {}
+        self._listed_at: dict[str, float] = {}  # per application: start of its last complete listing
+
+    # --- applications ----------------------------------------------------------------------------------
+
+    def discovered(self, applications: Iterable[Application]) -> None:
+        """A complete discovery: what is not in it is gone, with its sessions."""
+        self.applications = {app.id: app for app in applications}
+        self._sessions = {sid: k for sid, k in self._sessions.items() if k.session.application_id in self.applications}
+        self._listed_at = {app: t for app, t in self._listed_at.items() if app in self.applications}
+
+    # --- listing ---------------------------------------------------------------------------------------
+
+    def listings(self, application_id: str, now: float) -> list[Listing]:
+        listed_before = self._listed_at.get(application_id)
+        if listed_before is None:
+            return [
+                Listing(application_id, states=ACTIVE_SESSION_STATES),
+                Listing(application_id, created_after=_utc(now - self._lookback)),
+            ]
+        return [Listing(application_id, created_after=_utc(listed_before - LISTING_OVERLAP_SECONDS))]
+
+    def listed(self, application_id: str, started: float) -> None:
+        """Every listing of the application succeeded: memory covers what was created before ``started``."""
+        if application_id in self.applications:
+            self._listed_at[application_id] = started
+
+    def wanted(self, summary: SessionSummary, now: float) -> Refresh | None:
+        """A listed session worth a GetSession: one memory does not know, unless it aged out already
+        (a summary has no endedAt; its updatedAt is when it ended)."""
+        if summary.session_id in self._sessions:
+            return None  # known: refreshed (active) or served from memory (final) anyway
+        if is_final(summary.state) and summary.updated < now - self._max_age:
+            return None
+        return Refresh(summary.application_id, summary.session_id, NEVER)
+
+    # --- sessions --------------------------------------------------------------------------------------
+
+    def to_refresh(self, application_ids: Iterable[str]) -> list[Refresh]:
+        """Known active sessions of these applications, stalest first."""
+        apps = set(application_ids)
+        refreshes = [
+            Refresh(k.session.application_id, sid, k.refreshed_at)
+            for sid, k in self._sessions.items()
+            if k.session.application_id in apps and not is_final(k.session.state)
+        ]
+        return sorted(refreshes, key=lambda r: r.priority)
+
+    def refreshed(self, session: Session, now: float) -> None:
+        if session.application_id in self.applications:
+            self._sessions[session.session_id] = Known(session, now)
+
+    def vanished(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    def aged_out(self, session: Session, now: float) -> bool:
+        ended = session.ended if session.ended is not None else session.updated
+        return is_final(session.state) and ended < now - self._max_age
+
+    def sessions(self, now: float) -> list[Known]:
+        """What to export: every known session of a known application that has not aged out (and
+        forget the ones that have)."""
+        self._sessions = {sid: k for sid, k in self._sessions.items() if not self.aged_out(k.session, now)}
+        return list(self._sessions.values())
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)

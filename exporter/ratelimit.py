@@ -1,0 +1,68 @@
+"""Client-side rate limits: one token bucket per API operation, shared by every target that spends the
+same AWS quota (quotas are per account and region).
+
+A caller reserves the next free slot and sleeps until it; reservations are served in the order they are
+made, so the stalest work, submitted first, is also sent first. A slot past the caller's deadline is not
+reserved at all: the call is deferred to a later collection instead of running late.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+
+
+class TokenBucket:
+    """``rate`` requests per second on average, up to ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        # GCRA, the token bucket as one number: the theoretical arrival time of the next request.
+        self._interval = 1 / rate
+        self._tolerance = (burst - 1) * self._interval
+        self._tat = clock()
+
+    def reserve(self, latest: float | None = None) -> float | None:
+        """Reserve one request; return when (on this bucket's clock) it may be sent, or None when that is
+        after ``latest``, in which case nothing is taken."""
+        with self._lock:
+            now = self._clock()
+            send_at = max(now, self._tat - self._tolerance)
+            if latest is not None and send_at > latest:
+                return None
+            self._tat = max(self._tat, send_at) + self._interval
+            return send_at
+
+    def acquire(self, latest: float | None = None) -> bool:
+        """Wait for a token; False (at once, taking none) when none comes before ``latest``."""
+        send_at = self.reserve(latest)
+        if send_at is None:
+            return False
+        delay = send_at - self._clock()
+        if delay > 0:
+            self._sleep(delay)
+        return True
+
+
+class RateLimits:
+    """The buckets of one quota (account and region), by operation; an operation without one is free."""
+
+    def __init__(self, buckets: dict[str, TokenBucket]) -> None:
+        self._buckets = buckets
+
+    def acquire(self, operation: str, latest: float | None = None) -> bool:
+        bucket = self._buckets.get(operation)
+        return bucket.acquire(latest) if bucket is not None else True
+
+    def limited(self, operation: str) -> bool:
+        return operation in self._buckets

@@ -1,0 +1,104 @@
+"""Session memory, unit by unit: no threads, no sleeps, no AWS; every method is given ``now``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from exporter.config import DiscoveryConfig
+from exporter.memory import ACTIVE_SESSION_STATES, LISTING_OVERLAP_SECONDS, NEVER, SessionMemory
+from exporter.model import Application, Session, SessionSummary, convert
+
+NOW = 1_764_000_000.0
+ARN = "arn:aws:emr-serverless:us-east-1:123456789012:/applications/"
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def app(app_id: str = "app1") -> Application:
+    return convert({"id": app_id, "arn": ARN + app_id, "state": "STARTED", "createdAt": at(NOW - 9e5),
+                    "updatedAt": at(NOW - 9e5), "name": app_id}, Application)
+
+
+def session(sid: str, state: str = "IDLE", app_id: str = "app1", **extra: Any) -> Session:
+    raw = {"applicationId": app_id, "sessionId": sid, "arn": f"{ARN}{app_id}/sessions/{sid}", "state": state,
+           "createdAt": at(NOW - 7200), "updatedAt": at(NOW - 60), **extra}
+    return convert(raw, Session)
+
+
+def summary(sid: str, state: str, updated: float, app_id: str = "app1") -> SessionSummary:
+    return convert({"applicationId": app_id, "sessionId": sid, "state": state, "createdAt": at(updated - 10),
+                    "updatedAt": at(updated)}, SessionSummary)
+
+
+def memory(**discovery: Any) -> SessionMemory:
+    mem = SessionMemory(DiscoveryConfig(**discovery))
+    mem.discovered([app("app1"), app("app2")])
+    return mem
+
+
+def test_first_listing_looks_back_for_restarts_and_every_state() -> None:
+    mem = memory(terminated_session_max_age_seconds=3600, session_lookback_seconds=86400)
+    active, windowed = mem.listings("app1", NOW)
+    assert active.states == ACTIVE_SESSION_STATES and active.created_after is None
+    # No state filter: a state AWS adds later is listed too; a day back: a session that ran 3 hours and
+    # ended 10 minutes before a restart is found although it was created before the 1-hour window.
+    assert windowed.states == () and windowed.created_after == at(NOW - 86400)
+
+
+def test_the_lookback_is_never_shorter_than_the_terminated_window() -> None:
+    mem = memory(terminated_session_max_age_seconds=7200, session_lookback_seconds=60)
+    assert mem.listings("app1", NOW)[1].created_after == at(NOW - 7200)
+
+
+def test_after_a_complete_listing_only_what_is_new_is_listed() -> None:
+    mem = memory()
+    mem.listed("app1", NOW)
+    (only,) = mem.listings("app1", NOW + 30)
+    assert only.states == () and only.created_after == at(NOW - LISTING_OVERLAP_SECONDS)
+    assert len(mem.listings("app2", NOW + 30)) == 2  # app2's listing never completed
+
+
+def test_listed_sessions_worth_a_call() -> None:
+    mem = memory(terminated_session_max_age_seconds=3600)
+    assert mem.wanted(summary("new", "BUSY", NOW), NOW) is not None
+    assert mem.wanted(summary("endedrecently", "TERMINATED", NOW - 600), NOW) is not None
+    assert mem.wanted(summary("endedlongago", "FAILED", NOW - 4000), NOW) is None
+    assert mem.wanted(summary("invented", "HIBERNATING", NOW - 4000), NOW) is not None  # not final: wanted
+    mem.refreshed(session("known"), NOW)
+    assert mem.wanted(summary("known", "IDLE", NOW), NOW) is None  # refreshed anyway, not twice
+
+
+def test_refresh_order_is_stalest_first_and_final_sessions_are_never_refetched() -> None:
+    mem = memory()
+    mem.refreshed(session("fresh"), NOW)
+    mem.refreshed(session("old"), NOW - 300)
+    mem.refreshed(session("older", app_id="app2"), NOW - 600)
+    mem.refreshed(session("done", state="TERMINATED", endedAt=at(NOW - 10)), NOW - 900)
+    assert [r.session_id for r in mem.to_refresh(["app1", "app2"])] == ["older", "old", "fresh"]
+    assert [r.session_id for r in mem.to_refresh(["app1"])] == ["old", "fresh"]
+    assert min(r.priority for r in mem.to_refresh(["app1"])) > NEVER  # never-fetched ones go first
+
+
+def test_nothing_is_forgotten_until_a_complete_answer_says_so() -> None:
+    mem = memory(terminated_session_max_age_seconds=3600)
+    mem.refreshed(session("a"), NOW)
+    mem.refreshed(session("b", app_id="app2"), NOW)
+    mem.refreshed(session("ended", state="FAILED", endedAt=at(NOW - 100)), NOW)
+    assert {k.session.session_id for k in mem.sessions(NOW)} == {"a", "b", "ended"}
+    # Time passes: the final session ages out one hour after it ended, the others stay.
+    assert {k.session.session_id for k in mem.sessions(NOW + 3600)} == {"a", "b"}
+    mem.vanished("a")  # GetSession: ResourceNotFoundException
+    mem.discovered([app("app1")])  # a complete ListApplications without app2
+    assert mem.sessions(NOW + 3600) == []
+    mem.refreshed(session("c", app_id="app2"), NOW)  # a late answer for an undiscovered application
+    assert mem.sessions(NOW) == []
+
+
+def test_a_final_session_without_ended_at_ages_out_by_updated_at() -> None:
+    mem = memory(terminated_session_max_age_seconds=3600)
+    mem.refreshed(session("t", state="TERMINATED", updatedAt=at(NOW - 3000)), NOW)
+    assert mem.sessions(NOW)
+    assert not mem.sessions(NOW + 700)

@@ -1,0 +1,123 @@
+"""Collection when AWS misbehaves, against the project's simulator through the real boto3 client:
+restarts lose nothing, failures serve what is known, throttling defers instead of failing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.cli import build_registry, build_runner
+from exporter.collection import CollectionRunner
+from exporter.config import parse_config
+from exporter.simulator import Fault, Simulator, Store
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store(clock=time.time)
+
+
+@pytest.fixture
+def simulator(store: Store) -> Iterator[Simulator]:
+    with Simulator(store, port=0) as sim:
+        yield sim
+
+
+def start(simulator: Simulator, **sections: Any) -> tuple[CollectionRunner, Any]:
+    config = parse_config(yaml.safe_dump({
+        "targets": [{"region": "us-east-1", "endpoint_url": simulator.url, "name": "sim"}], **sections,
+    }))
+    runner = build_runner(config)
+    return runner, build_registry(runner, config)
+
+
+def scrape(registry: Any) -> dict[str, list[Any]]:
+    samples: dict[str, list[Any]] = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+def session_ids(samples: dict[str, list[Any]]) -> set[str]:
+    return {s.labels["session_id"] for s in samples.get("emr_serverless_session_info", [])}
+
+
+def gauge(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
+    (value,) = [s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items())]
+    return float(value)
+
+
+def test_a_restart_loses_no_session_that_spec_says_is_exported(store: Store, simulator: Simulator) -> None:
+    app = store.add_application(name="analytics")
+    now = time.time()
+    long_run = store.add_session(app, state="TERMINATED", created_at=now - 3 * 3600 - 600,
+                                 started_at=now - 3 * 3600, ended_at=now - 600)
+    invented = store.add_session(app, state="HIBERNATING", created_at=now - 2 * 3600)
+    store.add_session(app, state="FAILED", created_at=now - 5 * 3600, ended_at=now - 2 * 3600)  # aged out
+    active = store.add_session(app, state="IDLE", created_at=now - 3 * 86400)  # older than any look-back
+    runner, registry = start(simulator, discovery={"terminated_session_max_age_seconds": 3600})
+    try:
+        results = runner.collect()  # the exporter's first collection: as after a restart
+        assert results[0].up
+        assert session_ids(scrape(registry)) == {long_run, invented, active}
+    finally:
+        runner.close()
+
+
+def test_failed_listings_serve_what_is_known_and_nothing_flaps(store: Store, simulator: Simulator) -> None:
+    apps = [store.add_application(name=f"app{i}") for i in range(2)]
+    sessions = {store.add_session(app, state="BUSY") for app in apps for _ in range(3)}
+    runner, registry = start(simulator, aws={"max_attempts": 1})
+    try:
+        assert runner.collect()[0].up
+        assert session_ids(scrape(registry)) == sessions
+
+        store.add_fault(Fault(operation="ListApplications", error_code="AccessDeniedException"))
+        assert not runner.collect()[0].up
+        samples = scrape(registry)
+        assert session_ids(samples) == sessions  # the last known, not nothing
+        assert len(samples["emr_serverless_application_info"]) == 2
+        assert gauge(samples, "emr_serverless_up") == 0
+
+        store.clear_faults()
+        store.add_fault(Fault(operation="ListSessions", error_code="InternalServerException",
+                              match={"applicationId": apps[0]}))
+        assert not runner.collect()[0].up
+        assert session_ids(scrape(registry)) == sessions
+
+        # Only a complete answer removes anything: the application is gone once ListApplications says so.
+        store.clear_faults()
+        store.remove_application(apps[0])
+        assert runner.collect()[0].up
+        assert session_ids(scrape(registry)) == set(store.session_ids(apps[1]))
+    finally:
+        runner.close()
+
+
+def test_random_throttling_of_get_session_keeps_the_target_up(store: Store, simulator: Simulator) -> None:
+    app = store.add_application(name="busy")
+    sessions = {store.add_session(app, state="BUSY") for _ in range(100)}
+    store.add_fault(Fault(operation="GetSession", error_code="ThrottlingException", fraction=0.3, seed=7))
+    runner, registry = start(simulator)  # the default configuration
+    try:
+        ups = []
+        for _ in range(4):
+            ups.append(runner.collect()[0].up)
+        samples = scrape(registry)
+    finally:
+        runner.close()
+    # Retries with backoff absorb almost all of it; a session throttled five times in a row is served as
+    # last known and counted stale, not a reason to call the whole target down.
+    assert all(ups)
+    assert session_ids(samples) == sessions
+    throttled = gauge(samples, "emr_serverless_api_requests_total", operation="GetSession",
+                      outcome="ThrottlingException")
+    assert throttled > 50
+    assert gauge(samples, "emr_serverless_stale_sessions") <= 5
