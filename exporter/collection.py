@@ -214,7 +214,7 @@ class TargetCollector:
             self._last_success = finished
         self._last_result = self._result(
             applications, [k.session for k in known], run.errors, run.started, finished,
-            stale=len(active_stale), oldest_age=max(0.0, now - oldest),
+            stale=len(active_stale) + self.memory.unfetched, oldest_age=max(0.0, now - oldest),
         )
         return self._last_result
 

@@ -67,6 +67,9 @@ class SessionMemory:
         self._lookback = max(discovery.session_lookback_seconds, self._max_age)
         self.applications: dict[str, Application] = {}  # last complete discovery
         self._sessions: dict[str, Known] = {}
+        # Listed but not fetched yet (no budget left): remembered, so a later listing that starts after
+        # them still gets them fetched, first in line.
+        self._unfetched: dict[str, SessionSummary] = {}
         self._listed_at: dict[str, float] = {}  # per application: start of its last complete listing
 
     # --- applications ----------------------------------------------------------------------------------
@@ -75,6 +78,7 @@ class SessionMemory:
         """A complete discovery: what is not in it is gone, with its sessions."""
         self.applications = {app.id: app for app in applications}
         self._sessions = {sid: k for sid, k in self._sessions.items() if k.session.application_id in self.applications}
+        self._unfetched = {sid: s for sid, s in self._unfetched.items() if s.application_id in self.applications}
         self._listed_at = {app: t for app, t in self._listed_at.items() if app in self.applications}
 
     # --- listing ---------------------------------------------------------------------------------------
@@ -100,14 +104,19 @@ class SessionMemory:
             return None  # known: refreshed (active) or served from memory (final) anyway
         if is_final(summary.state) and summary.updated < now - self._max_age:
             return None
+        if summary.application_id in self.applications:
+            self._unfetched[summary.session_id] = summary
         return Refresh(summary.application_id, summary.session_id, NEVER)
 
     # --- sessions --------------------------------------------------------------------------------------
 
     def to_refresh(self, application_ids: Iterable[str]) -> list[Refresh]:
-        """Known active sessions of these applications, stalest first."""
+        """Sessions listed but never fetched, then known active ones, stalest first, of these applications."""
         apps = set(application_ids)
-        refreshes = [
+        unfetched = [
+            Refresh(s.application_id, sid, NEVER) for sid, s in self._unfetched.items() if s.application_id in apps
+        ]
+        refreshes = unfetched + [
             Refresh(k.session.application_id, sid, k.refreshed_at)
             for sid, k in self._sessions.items()
             if k.session.application_id in apps and not is_final(k.session.state)
@@ -115,11 +124,18 @@ class SessionMemory:
         return sorted(refreshes, key=lambda r: r.priority)
 
     def refreshed(self, session: Session, now: float) -> None:
+        self._unfetched.pop(session.session_id, None)
         if session.application_id in self.applications:
             self._sessions[session.session_id] = Known(session, now)
 
     def vanished(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+        self._unfetched.pop(session_id, None)
+
+    @property
+    def unfetched(self) -> int:
+        """Sessions listed but not fetched yet: not exported until they are."""
+        return len(self._unfetched)
 
     def aged_out(self, session: Session, now: float) -> bool:
         ended = session.ended if session.ended is not None else session.updated
@@ -129,6 +145,9 @@ class SessionMemory:
         """What to export: every known session of a known application that has not aged out (and
         forget the ones that have)."""
         self._sessions = {sid: k for sid, k in self._sessions.items() if not self.aged_out(k.session, now)}
+        self._unfetched = {
+            sid: s for sid, s in self._unfetched.items() if not (is_final(s.state) and s.updated < now - self._max_age)
+        }
         return list(self._sessions.values())
 
 

@@ -239,17 +239,18 @@ TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
     Family(
         "emr_serverless_invalid_objects_total", "counter",
         "Applications and sessions dropped because the API returned them malformed, by kind.",
-        lambda t, now: (((kind,), float(count)) for kind, count in sorted(t.invalid_objects.items())),
+        # Both kinds from the start, so that the first dropped object is an increase() alerts can see.
+        lambda t, now: (((kind,), float(t.invalid_objects.get(kind, 0))) for kind in ("application", "session")),
         ("kind",),
     ),
     Family(
         "emr_serverless_stale_sessions", "gauge",
-        "Active sessions served as last known: the rate limit, the deadline or a failed call left them "
-        "unrefreshed in the last collection.",
+        "Active sessions the last collection did not refresh (the rate limit, the deadline or a failed call): "
+        "served as last known, or not yet at all when never fetched.",
         value(lambda t, now: float(t.stale_sessions)),
     ),
     Family(
-        "emr_serverless_session_data_max_age_seconds", "gauge",
+        "emr_serverless_oldest_session_data_age_seconds", "gauge",
         "Age of the oldest active session data exported: seconds since it was last fetched.",
         value(lambda t, now: t.oldest_data_age),
     ),

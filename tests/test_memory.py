@@ -102,3 +102,18 @@ def test_a_final_session_without_ended_at_ages_out_by_updated_at() -> None:
     mem.refreshed(session("t", state="TERMINATED", updatedAt=at(NOW - 3000)), NOW)
     assert mem.sessions(NOW)
     assert not mem.sessions(NOW + 700)
+
+
+def test_listed_but_not_fetched_sessions_stay_first_in_line_until_fetched() -> None:
+    mem = memory(terminated_session_max_age_seconds=3600)
+    mem.refreshed(session("known"), NOW - 60)
+    assert mem.wanted(summary("late", "BUSY", NOW), NOW) is not None  # listed; its GetSession was deferred
+    mem.listed("app1", NOW)  # the next listing starts after it: only memory remembers it
+    assert [r.session_id for r in mem.to_refresh(["app1"])] == ["late", "known"]
+    assert mem.unfetched == 1
+    mem.refreshed(session("late"), NOW + 10)
+    assert mem.unfetched == 0 and [r.session_id for r in mem.to_refresh(["app1"])] == ["known", "late"]
+    mem.wanted(summary("ended", "TERMINATED", NOW), NOW)
+    assert mem.unfetched == 1
+    mem.sessions(NOW + 3601)  # a final one never fetched ages out of memory as well
+    assert mem.unfetched == 0

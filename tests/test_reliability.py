@@ -121,3 +121,40 @@ def test_random_throttling_of_get_session_keeps_the_target_up(store: Store, simu
                       outcome="ThrottlingException")
     assert throttled > 50
     assert gauge(samples, "emr_serverless_stale_sessions") <= 5
+
+
+def test_under_a_rate_limit_every_session_is_refreshed_within_a_bounded_number_of_collections(
+    store: Store, simulator: Simulator
+) -> None:
+    app = store.add_application(name="crowded")
+    sessions = {store.add_session(app, state="IDLE") for _ in range(100)}
+    sent: list[tuple[float, str]] = []  # every GetSession the simulator received: when, for which session
+
+    def record(params: Any) -> bool:
+        sent.append((time.monotonic(), params["sessionId"]))
+        return False  # only watching: the fault never applies
+
+    store.add_fault(Fault(operation="GetSession", error_code=None, delay_ms=1, match=record))
+    rate, burst, seconds = 10.0, 10, 3.0
+    runner, registry = start(simulator, collection={"timeout_seconds": seconds},
+                             aws={"rate_limits": {"GetSession": {"requests_per_second": rate, "burst": burst}}})
+    refreshed_by: list[set[str]] = []
+    stale: list[float] = []
+    try:
+        # ceil(100 / (10/s x 3 s)) + 1 = 5 collections at most until every session was fetched.
+        for _ in range(5):
+            before = len(sent)
+            assert runner.collect()[0].up  # out of budget is deferred, not down
+            refreshed_by.append({sid for _, sid in sent[before:]})
+            stale.append(gauge(scrape(registry), "emr_serverless_stale_sessions"))
+        seen_by_then = set().union(*refreshed_by)
+        assert seen_by_then == sessions
+        # Stalest first: the second round starts with what the first left out, so no session waits two rounds.
+        assert not refreshed_by[0] & refreshed_by[1]
+    finally:
+        runner.close()
+    assert max(stale) > 0  # the gauge shows what was served as last known
+    times = sorted(t for t, _ in sent)
+    for i, first in enumerate(times):  # never faster than the bucket: burst + rate x elapsed in any window
+        in_window = [t for t in times[i:] if t - first <= 1.0]
+        assert len(in_window) <= burst + rate * 1.0 + 1
