@@ -303,7 +303,15 @@ class EmrServerlessApi:
         """The session, or None when AWS answered with an invalid one (dropped, counted, logged once).
         Raises Deferred when the rate limit has no token for it before the deadline."""
         params = {"applicationId": application_id, "sessionId": session_id}
-        response = self._call("GetSession", self._client.get_session, params, deadline, _has("session", dict))
+        try:
+            response = self._call("GetSession", self._client.get_session, params, deadline, _has("session", dict))
+        except ApiError as err:
+            if err.code != INVALID_RESPONSE:
+                raise
+            # The response is the one session: botocore's parser failing on it (tags as a list, a number
+            # as text) is one malformed object, not a reason to call the whole target down.
+            self._drop("session", session_id, err.message)
+            return None
         sessions = self._valid([response["session"]], Session, "session")
         if not sessions:
             return None

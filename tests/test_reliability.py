@@ -59,7 +59,7 @@ def test_a_restart_loses_no_session_that_spec_says_is_exported(store: Store, sim
     now = time.time()
     long_run = store.add_session(app, state="TERMINATED", created_at=now - 3 * 3600 - 600,
                                  started_at=now - 3 * 3600, ended_at=now - 600)
-    invented = store.add_session(app, state="HIBERNATING", created_at=now - 2 * 3600)
+    invented = store.add_session(app, state="DORMANT", created_at=now - 2 * 3600)
     store.add_session(app, state="FAILED", created_at=now - 5 * 3600, ended_at=now - 2 * 3600)  # aged out
     active = store.add_session(app, state="IDLE", created_at=now - 3 * 86400)  # older than any look-back
     runner, registry = start(simulator, discovery={"terminated_session_max_age_seconds": 3600})
