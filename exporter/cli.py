@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import platform
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -24,13 +26,18 @@ from exporter.aws import ApiCallCounter, EmrServerlessApi, assume_role_session, 
 from exporter.collection import CollectionRunner, Shard, TargetCollector, account_id_from_arn
 from exporter.config import Config, ConfigError, TargetConfig, load_config
 from exporter.exposition import Exposition
+from exporter.http_server import HardenedServer
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.metrics import EmrServerlessCollector
-from exporter.web import ExporterHTTPServer, WebContext, parse_listen_address
+from exporter.web import ExporterApp, WebContext, parse_listen_address
+from exporter.web_config import WebConfigError, WebConfigWatcher
 
 PROG = "emr-serverless-exporter"
 DEFAULT_CONFIG = "config.yaml"
 DEMO_REGION = "us-east-1"
+# On SIGTERM, requests in flight get this long to be answered; the process is gone within 5 s in all,
+# inside Kubernetes' default grace period of 30 s.
+SHUTDOWN_GRACE_SECONDS = 2.0
 
 log = logging.getLogger("exporter")
 
@@ -52,7 +59,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
                         help="path of the metrics endpoint (default /metrics)")
     parser.add_argument("--web.config.file", dest="web_config_file", default=None, metavar="PATH",
-                        help="TLS and basic auth configuration (not supported yet)")
+                        help="TLS and basic auth, in the Prometheus exporter-toolkit web configuration format")
     parser.add_argument("--log.level", dest="log_level", default="info", choices=list(LEVELS))
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=list(FORMATS))
     parser.add_argument("--demo", action="store_true",
@@ -72,9 +79,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if not args.telemetry_path.startswith("/") or args.telemetry_path in ("/", "/healthz", "/readyz"):
         raise UsageError(f"--web.telemetry-path: {args.telemetry_path!r} must start with / and not be /, "
                          "/healthz or /readyz")
-    if args.web_config_file is not None:
-        raise UsageError("--web.config.file: TLS and basic auth are not supported yet; "
-                         "terminate TLS in front of the exporter (e.g. a sidecar or ingress)")
     return args
 
 
@@ -164,7 +168,7 @@ def start_demo_simulator(config: Config) -> tuple[Config, boto3.Session, object]
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(argv)
-    except (UsageError, ConfigError) as err:
+    except (UsageError, ConfigError, WebConfigError) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -183,6 +187,7 @@ def run(argv: Sequence[str] | None) -> int:
         raise UsageError(f"--web.listen-address: {args.listen_address!r}: {err}") from None
     config_path = args.config_file or DEFAULT_CONFIG
     config = load_config(config_path, missing_ok=args.config_file is None)
+    web_config = WebConfigWatcher(args.web_config_file) if args.web_config_file else None
     session = None
     if args.demo:
         config, session, _simulator = start_demo_simulator(config)
@@ -197,25 +202,58 @@ def run(argv: Sequence[str] | None) -> int:
         sys.stdout.flush()
         return 0 if all(result.up for result in results) else 1
 
-    try:
-        server = ExporterHTTPServer(listen_address, WebContext(runner, exposition, args.telemetry_path, demo=args.demo))
-    except OSError as err:
-        raise UsageError(f"--web.listen-address: cannot listen on {args.listen_address!r}: {err}") from None
+    serve(args, listen_address, runner, exposition, web_config)  # ends the process
 
+
+def serve(args: argparse.Namespace, listen_address: tuple[str, int], runner: CollectionRunner,
+          exposition: Exposition, web_config: WebConfigWatcher | None) -> NoReturn:
+    """Serve HTTP(S) until SIGTERM or SIGINT, then stop within a few seconds and end the process."""
+    context = WebContext(runner, exposition, args.telemetry_path, demo=args.demo)
+    tls = web_config is not None and web_config.current().config.tls is not None
+
+    def tls_settings() -> tuple[ssl.SSLContext, tuple[str, ...]]:
+        assert web_config is not None
+        loaded = web_config.current()
+        assert loaded.ssl_context is not None and loaded.config.tls is not None
+        return loaded.ssl_context, loaded.config.tls.client_allowed_sans
+
+    server = HardenedServer(
+        listen_address,
+        ExporterApp(context, web_config.current if web_config else None),
+        tls_settings=tls_settings if tls else None,
+        server_name=f"{PROG}/{__version__}",
+    )
+    try:
+        server.start()
+    except OSError as err:
+        reason = err.__cause__ if isinstance(err.__cause__, OSError) else err
+        raise UsageError(f"--web.listen-address: cannot listen on {args.listen_address!r}: "
+                         f"{reason.strerror or reason}") from None
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     # Warm up so that /readyz turns ready without waiting for the first scrape.
     threading.Thread(target=runner.collect, name="first-collection", daemon=True).start()
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     log.info(
         "serving",
         extra={"fields": {"version": __version__, "address": args.listen_address, "path": args.telemetry_path,
-                          "config": config_path, "targets": len(config.targets), "demo": args.demo,
-                          "shard": f"{args.shard}/{args.total_shards}"}},
+                          "tls": tls, "basic_auth": bool(web_config and web_config.current().auth.enabled),
+                          "config": args.config_file or DEFAULT_CONFIG, "targets": len(runner.targets),
+                          "demo": args.demo, "shard": f"{args.shard}/{args.total_shards}"}},
     )
     started = time.monotonic()
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-        runner.close()
-        log.info("stopped", extra={"fields": {"uptime_seconds": round(time.monotonic() - started, 1)}})
-    return 0
+    stop.wait()
+
+    log.info("shutting down", extra={"fields": {"grace_seconds": SHUTDOWN_GRACE_SECONDS}})
+    runner.close()  # a collection in flight hands in what it has
+    stopped = server.stop(grace=SHUTDOWN_GRACE_SECONDS)
+    log.info("stopped", extra={"fields": {"uptime_seconds": round(time.monotonic() - started, 1),
+                                          "requests_cut_short": not stopped}})
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not sys.exit: an AWS call in flight keeps its pool thread in a socket read for up to the read
+    # timeout times the attempts, and the interpreter joins pool threads at exit. Everything worth
+    # keeping (logs, answers) is written by now.
+    os._exit(0)

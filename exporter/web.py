@@ -1,28 +1,41 @@
-"""HTTP serving: the telemetry path, a landing page, /healthz and /readyz.
+"""HTTP serving: the telemetry path, a landing page, /healthz and /readyz, as a WSGI application.
 
 A scrape runs (or joins) one collection bounded by the scrape's own timeout header, then renders it
 (``exporter.exposition``: prometheus-client's encoders, text or OpenMetrics, gzip when asked). AWS
 failures never turn into an HTTP error: they show in ``emr_serverless_up`` and the API error counters.
+
+With a web configuration (``--web.config.file``), every response carries its headers and everything
+but the probes needs basic auth when users are configured: /healthz and /readyz stay open so that the
+kubelet (or any load balancer) can probe without credentials, and they say nothing but ok or ready.
+``exporter.http_server`` serves this application.
 """
 
 from __future__ import annotations
 
 import html
 import logging
-import socket
+import threading
+import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from typing import Any
 
 from exporter import __version__
 from exporter.collection import CollectionRunner
 from exporter.exposition import Exposition
+from exporter.web_config import LoadedWebConfig, RateLimit
 
 log = logging.getLogger(__name__)
 
 # Leave Prometheus time to receive and parse the answer before its own timeout ends the scrape.
 SCRAPE_TIMEOUT_MARGIN_SECONDS = 0.5
+PROBE_PATHS = ("/healthz", "/readyz")
+WRITE_CHUNK_BYTES = 64 * 1024  # the body's many small pieces are sent in chunks of about this size
+TEXT = "text/plain; charset=utf-8"
+
+StartResponse = Callable[..., Any]
+Environ = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -43,78 +56,159 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class ExporterHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
-
-    def __init__(self, address: tuple[str, int], context: WebContext) -> None:
-        self.context = context
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, ExporterRequestHandler)
-
-
-class ExporterRequestHandler(BaseHTTPRequestHandler):
-    server: ExporterHTTPServer
-    server_version = f"emr-serverless-exporter/{__version__}"
-
-    def do_GET(self) -> None:
-        context = self.server.context
-        path = urlsplit(self.path).path
-        if path == context.telemetry_path:
-            self._metrics(context)
-        elif path == "/":
-            self._send(200, "text/html; charset=utf-8", landing_page(context).encode())
-        elif path == "/healthz":
-            self._send(200, "text/plain; charset=utf-8", b"ok\n")
-        elif path == "/readyz":
-            if context.runner.ready.is_set():
-                self._send(200, "text/plain; charset=utf-8", b"ready\n")
-            else:
-                self._send(503, "text/plain; charset=utf-8", b"the first collection has not finished\n")
-        else:
-            self._send(404, "text/plain; charset=utf-8", b"not found\n")
-
-    def _metrics(self, context: WebContext) -> None:
-        context.runner.collect(timeout=self._scrape_timeout())
-        parts, content_type = context.exposition.render_parts(self.headers.get("Accept", ""))
-        if "gzip" in self.headers.get("Accept-Encoding", ""):
-            parts = gzip_parts(parts)
-            self._send(200, content_type, parts, {"Content-Encoding": "gzip"})
-        else:
-            self._send(200, content_type, parts)
-
-    def _scrape_timeout(self) -> float | None:
-        header = self.headers.get("X-Prometheus-Scrape-Timeout-Seconds")
-        try:
-            seconds = float(header) if header else None
-        except ValueError:
-            return None
-        return max(0.1, seconds - SCRAPE_TIMEOUT_MARGIN_SECONDS) if seconds else None
-
-    def _send(
-        self, status: int, content_type: str, body: bytes | list[bytes], headers: dict[str, str] | None = None
-    ) -> None:
-        parts = [body] if isinstance(body, bytes) else body
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(sum(len(part) for part in parts)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.writelines(parts)
-
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("http request", extra={"fields": {"client": self.client_address[0], "request": format % args}})
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                return 0.0
+            return q if 0.0 <= q <= 1.0 else 0.0
+    return 1.0
 
 
-def gzip_parts(parts: list[bytes]) -> list[bytes]:
+def gzip_wanted(accept_encoding: str) -> bool:
+    """Accept-Encoding negotiation (RFC 9110 section 12.5.3) between gzip and identity.
+
+    gzip when it is acceptable (listed as gzip or x-gzip, or covered by ``*``, with q > 0) and not less
+    preferred than an identity the client lists explicitly; ``gzip;q=0`` or ``*;q=0`` rule it out."""
+    qualities: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        coding, *params = item.split(";")
+        coding = coding.strip().lower()
+        if coding:
+            qualities[coding] = max(qualities.get(coding, 0.0), _quality(params))
+    if "gzip" in qualities or "x-gzip" in qualities:
+        gzip_q = max(qualities.get("gzip", 0.0), qualities.get("x-gzip", 0.0))
+    else:
+        gzip_q = qualities.get("*", 0.0)
+    return gzip_q > 0 and gzip_q >= qualities.get("identity", 0.0)
+
+
+def gzip_parts(parts: Iterable[bytes]) -> list[bytes]:
     """gzip, piece by piece: the compressed body is ~50x smaller than the text, which is never joined.
     Level 6 compresses this repetitive text as well as 9 in half the time."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip header and trailer
     compressed = [compressor.compress(part) for part in parts]
     compressed.append(compressor.flush())
     return [piece for piece in compressed if piece]
+
+
+def _chunks(parts: list[bytes], size: int = WRITE_CHUNK_BYTES) -> Iterator[bytes]:
+    """The pieces joined into chunks of about ``size`` bytes: one socket write per chunk, not per piece."""
+    batch: list[bytes] = []
+    length = 0
+    for part in parts:
+        batch.append(part)
+        length += len(part)
+        if length >= size:
+            yield b"".join(batch)
+            batch, length = [], 0
+    if batch:
+        yield b"".join(batch)
+
+
+class TokenBucket:
+    """exporter-toolkit's ``rate_limit``: one request per ``interval`` on average, bursts of ``burst``."""
+
+    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self._clock = clock
+        self._tokens = float(limit.burst)
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.limit.burst, self._tokens + (now - self._at) / self.limit.interval_seconds)
+            self._at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            return False
+
+
+class ExporterApp:
+    """The WSGI application. ``web_config`` gives the web configuration in force (None: plain HTTP,
+    no auth, no extra headers)."""
+
+    def __init__(self, context: WebContext, web_config: Callable[[], LoadedWebConfig] | None = None) -> None:
+        self.context = context
+        self._web_config = web_config
+        self._bucket: TokenBucket | None = None
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/") or "/"
+        status, headers, body = self._respond(environ, method, path)
+        if self._web_config is not None:
+            headers.extend(self._web_config().config.headers)
+        headers.append(("Content-Length", str(sum(len(part) for part in body))))
+        start_response(status, headers)
+        log.debug("http request", extra={"fields": {"client": environ.get("REMOTE_ADDR", ""), "method": method,
+                                                    "path": path, "status": status[:3]}})
+        return [] if method == "HEAD" else _chunks(body)
+
+    def _respond(self, environ: Environ, method: str, path: str) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        if method not in ("GET", "HEAD"):
+            return "405 Method Not Allowed", [("Content-Type", TEXT), ("Allow", "GET, HEAD")], [b"method not allowed\n"]
+        context = self.context
+        if path == "/healthz":
+            return "200 OK", [("Content-Type", TEXT)], [b"ok\n"]
+        if path == "/readyz":
+            if context.runner.ready.is_set():
+                return "200 OK", [("Content-Type", TEXT)], [b"ready\n"]
+            return "503 Service Unavailable", [("Content-Type", TEXT)], [b"the first collection has not finished\n"]
+        refused = self._refused(environ)
+        if refused is not None:
+            return refused
+        if path == context.telemetry_path:
+            return self._metrics(environ, method)
+        if path == "/":
+            return "200 OK", [("Content-Type", "text/html; charset=utf-8")], [landing_page(context).encode()]
+        return "404 Not Found", [("Content-Type", TEXT)], [b"not found\n"]
+
+    def _refused(self, environ: Environ) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
+        """429 past the rate limit, 401 without valid credentials; None when the request may go on."""
+        if self._web_config is None:
+            return None
+        loaded = self._web_config()
+        limit = loaded.config.rate_limit
+        if limit is not None:
+            bucket = self._bucket
+            if bucket is None or bucket.limit != limit:  # the first request, or a reloaded web config
+                bucket = self._bucket = TokenBucket(limit)
+            if not bucket.allow():
+                return "429 Too Many Requests", [("Content-Type", TEXT)], [b"too many requests\n"]
+        if loaded.auth.enabled and not loaded.auth.check(environ.get("HTTP_AUTHORIZATION")):
+            return (
+                "401 Unauthorized",
+                [("Content-Type", TEXT), ("WWW-Authenticate", 'Basic realm="emr-serverless-exporter"')],
+                [b"unauthorized\n"],
+            )
+        return None
+
+    def _metrics(self, environ: Environ, method: str) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+        context = self.context
+        if method == "GET":  # HEAD answers from what is known: it never costs AWS calls
+            context.runner.collect(timeout=scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS")))
+        parts, content_type = context.exposition.render_parts(environ.get("HTTP_ACCEPT", ""))
+        headers = [("Content-Type", content_type), ("Vary", "Accept, Accept-Encoding")]
+        if gzip_wanted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+            parts = gzip_parts(parts)
+            headers.append(("Content-Encoding", "gzip"))
+        return "200 OK", headers, parts
+
+
+def scrape_timeout(header: str | None) -> float | None:
+    """The collection's bound for a scrape that sent ``X-Prometheus-Scrape-Timeout-Seconds: header``."""
+    try:
+        seconds = float(header) if header else None
+    except ValueError:
+        return None
+    return max(0.1, seconds - SCRAPE_TIMEOUT_MARGIN_SECONDS) if seconds else None
 
 
 def landing_page(context: WebContext) -> str:

@@ -4,6 +4,9 @@
         prom.wait_for('up{job="emr-serverless-exporter"} == 1')
         result = prom.query("sum(emr_serverless_up)")
 
+``scrape`` adds settings to the job (``scheme: https``, ``tls_config``, ``basic_auth``), and
+``extra_jobs`` adds whole scrape configs, e.g. the same target with a wrong password.
+
 Runs ``/usr/bin/prometheus`` (or ``$PROMETHEUS_BIN``) on a free loopback port with a temporary
 configuration and TSDB directory, both removed on exit. A missing binary is an error, not a skip:
 CI installs Prometheus, so a skipped test would hide a broken setup.
@@ -56,6 +59,8 @@ class PrometheusServer:
         job: str = DEFAULT_JOB,
         evaluation_interval: str | None = None,
         metrics_path: str = "/metrics",
+        scrape: dict[str, Any] | None = None,
+        extra_jobs: Sequence[dict[str, Any]] = (),
         startup_timeout: float = 30.0,
         binary: str = PROMETHEUS_BIN,
     ) -> None:
@@ -65,6 +70,8 @@ class PrometheusServer:
         self.rule_files = [str(Path(path).resolve()) for path in rule_files]
         self.job = job
         self.metrics_path = metrics_path
+        self.scrape = dict(scrape or {})
+        self.extra_jobs = list(extra_jobs)
         self.startup_timeout = startup_timeout
         self.binary = binary
         self.port = 0
@@ -101,7 +108,9 @@ class PrometheusServer:
                     "job_name": self.job,
                     "metrics_path": self.metrics_path,
                     "static_configs": [{"targets": self.targets}],
-                }
+                    **self.scrape,
+                },
+                *self.extra_jobs,
             ],
         }
 

@@ -34,7 +34,7 @@ def test_version() -> None:
         (["--log.format", "xml"], ["--log.format", "invalid choice"]),
         (["--no-such-flag"], ["unrecognized arguments: --no-such-flag"]),
         (["--web.telemetry-path", "metrics"], ["--web.telemetry-path", "must start with /"]),
-        (["--web.config.file", "web.yml"], ["--web.config.file", "not supported yet"]),
+        (["--web.config.file", "web.yml"], ["web.yml: file not found"]),
         (["--web.listen-address", "9865"], ["--web.listen-address", "expected HOST:PORT"]),
         (["--config.file", "/nonexistent/c.yaml"], ["/nonexistent/c.yaml: file not found"]),
     ],

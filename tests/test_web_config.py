@@ -26,6 +26,7 @@ from exporter.web_config import (
     parse_web_config,
 )
 from tests.certs import make_authority
+from tests.conftest import run_exporter
 
 PASSWORD = "s3cret"
 # Cost 4, the lowest bcrypt allows: these tests check logic, not bcrypt's slowness.
@@ -218,6 +219,31 @@ def test_an_encrypted_key_is_refused_without_asking_for_a_passphrase(web_dir: Pa
         serialization.BestAvailableEncryption(b"passphrase")))
     with pytest.raises(WebConfigError, match="key_file: encrypted private keys are not supported"):
         load_web_config(write(web_dir, TLS))
+
+
+@pytest.mark.parametrize(
+    ("flag_value", "text", "expected"),
+    [
+        ("web.yml", None, "web.yml: file not found"),
+        ("web.yml", "tls_server_config:\n  cert_file: 5\n  key_file: server.key\n",
+         "web.yml: tls_server_config.cert_file: '5': file not found"),
+        ("web.yml", "basic_auth_users:\n  alice: hunter2\n", "web.yml: basic_auth_users.alice: not a bcrypt hash"),
+        ("web.yml", "http_server_config: [headers]\n", "web.yml: http_server_config: expected a mapping"),
+        ("web.yml", "tls_server_config:\n  cert: x\n  key_file: server.key\n  cert_file: server.crt\n",
+         "web.yml: tls_server_config.cert: set either cert or cert_file"),
+    ],
+)
+def test_the_command_line_exits_2_with_one_line(
+    web_dir: Path, flag_value: str, text: str | None, expected: str
+) -> None:
+    if text is not None:
+        write(web_dir, text)
+    result = run_exporter(["--web.config.file", flag_value, "--web.listen-address", "127.0.0.1:0"],
+                          cwd=str(web_dir), timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"emr-serverless-exporter: {expected}"), result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # --- generated documents: never a traceback ---------------------------------------------------------------
