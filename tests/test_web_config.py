@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -386,3 +387,31 @@ def test_turning_tls_off_needs_a_restart(watched: tuple[Path, WebConfigWatcher, 
     write(web_dir, f"basic_auth_users:\n  prometheus: {HASH}\n")
     clock.now += 1.5
     assert watcher.current() is first
+
+
+# --- the README's example ---------------------------------------------------------------------------------
+
+
+def readme_web_config() -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"<!-- web-config-example:.*?-->\n```yaml\n(.*?)```\n<!-- /web-config-example -->", readme, re.S)
+    assert block, "README.md lost its web-config-example markers"
+    return block.group(1)
+
+
+def test_the_readme_example_passes_promtool_and_loads(tmp_path: Path) -> None:
+    text = readme_web_config()
+    example = yaml.safe_load(text)
+    tls = example["tls_server_config"]
+    ca = make_authority(tmp_path, "client-ca")
+    server = ca.issue("server", server=True)
+    os.replace(server.cert, tmp_path / tls["cert_file"])
+    os.replace(server.key, tmp_path / tls["key_file"])
+    assert str(ca.cert_file) == str(tmp_path / tls["client_ca_file"])
+    path = write(tmp_path, text)
+    result = subprocess.run(["promtool", "check", "web-config", path], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = load_web_config(path)
+    assert config.tls is not None and config.tls.client_auth_type == "RequireAndVerifyClientCert"
+    user = next(iter(config.users))
+    assert BasicAuth(config.users).check(basic(user, "change-me"))  # the password the README names
