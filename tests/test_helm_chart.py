@@ -26,6 +26,22 @@ NAMESPACE = "monitoring"
 KUBE_VERSION = "1.30"
 CONFIG_DIR = "/etc/emr-serverless-exporter"
 CONFIG_PATH = f"{CONFIG_DIR}/config.yaml"
+WEB_CONFIG_DIR = "/etc/emr-serverless-exporter-web"
+WEB_CONFIG = {
+    "tls_server_config": {"cert_file": "tls.crt", "key_file": "tls.key"},
+    "basic_auth_users": {"prometheus": "$2b$10$jaq83MwjOZAMm/L2N.gYoumpN7KVGQYdPj/0qlLSQu5m9C4PrTgz6"},
+}
+# HTTPS with basic auth, server certificate only: what most will run.
+TLS_ON_VALUES: dict[str, Any] = {
+    "webConfig": {"enabled": True, "content": WEB_CONFIG},
+    "tls": {"enabled": True, "existingSecret": "exporter-tls"},
+    "serviceMonitor": {
+        "enabled": True,
+        "tlsConfig": {"ca": {"secret": {"name": "exporter-tls", "key": "ca.crt"}}, "serverName": "emr"},
+        "basicAuth": {"username": {"name": "scrape", "key": "username"},
+                      "password": {"name": "scrape", "key": "password"}},
+    },
+}
 OPERATOR_API = "monitoring.coreos.com/v1"
 
 Manifests = list[dict[str, Any]]
@@ -105,7 +121,12 @@ def all_on(chart: Any, all_on_values: dict[str, Any]) -> Rendered:
     return Rendered(chart, all_on_values)
 
 
-@pytest.fixture(scope="module", params=["default", "all_on"])
+@pytest.fixture(scope="module")
+def tls_on(chart: Any) -> Rendered:
+    return Rendered(chart, TLS_ON_VALUES)
+
+
+@pytest.fixture(scope="module", params=["default", "all_on", "tls_on"])
 def rendered(request: pytest.FixtureRequest) -> Rendered:
     result: Rendered = request.getfixturevalue(request.param)
     return result
@@ -114,9 +135,12 @@ def rendered(request: pytest.FixtureRequest) -> Rendered:
 # --- the chart as a whole ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("values_file", [None, ALL_ON_VALUES_FILE], ids=["default", "all_on"])
-def test_lint_is_clean(values_file: Path | None) -> None:
-    values = yaml.safe_load(values_file.read_text()) if values_file else {}
+@pytest.mark.parametrize("values_file", [None, ALL_ON_VALUES_FILE, "tls_on"], ids=["default", "all_on", "tls_on"])
+def test_lint_is_clean(values_file: Path | str | None) -> None:
+    if values_file == "tls_on":
+        values = TLS_ON_VALUES
+    else:
+        values = yaml.safe_load(values_file.read_text()) if isinstance(values_file, Path) else {}
     report = helm_python.lint(CHART_DIR, values, strict=True, kube_version=f"v{KUBE_VERSION}.0")
     assert report["errors"] == []
     # Severity 1 is informational ("icon is recommended"); warnings and errors are not accepted.
@@ -132,6 +156,7 @@ def test_chart_metadata(chart: Any) -> None:
 def test_values_schema_accepts_the_defaults_and_all_options(chart: Any, all_on_values: dict[str, Any]) -> None:
     chart.validate_schema({})
     chart.validate_schema(all_on_values)
+    chart.validate_schema(TLS_ON_VALUES)
 
 
 @pytest.mark.parametrize(
@@ -144,6 +169,10 @@ def test_values_schema_accepts_the_defaults_and_all_options(chart: Any, all_on_v
         {"service": {"port": "http"}},
         {"serviceMonitor": {"interval": "every minute"}},
         {"extraArgs": ["config.file=x"]},
+        {"webConfig": {"enabled": "yes"}},
+        {"webConfig": {"file": "web.yml"}},
+        {"tls": {"existingSecret": 5}},
+        {"serviceMonitor": {"basicAuth": {"user": "x"}}},
     ],
     ids=lambda values: json.dumps(values),
 )
@@ -187,6 +216,7 @@ def test_all_on_objects(all_on: Rendered) -> None:
         "ConfigMap",
         "Deployment",
         "PrometheusRule",
+        "Secret",
         "Service",
         "ServiceAccount",
         "ServiceMonitor",
@@ -229,8 +259,16 @@ def test_probes(rendered: Rendered) -> None:
     container = rendered.container
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"http-metrics": 9865}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
+    # The probes need no credentials (/healthz and /readyz are never behind basic auth); with TLS they
+    # speak HTTPS, and with required client certificates, which the kubelet lacks, they check TCP.
+    tls = rendered.merged["tls"]
+    scheme = "HTTPS" if tls["enabled"] else "HTTP"
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        if tls["clientCertificates"]:
+            assert container[probe]["tcpSocket"] == {"port": "http-metrics"} and "httpGet" not in container[probe]
+        else:
+            assert container[probe]["httpGet"] == {"path": path, "port": "http-metrics", "scheme": scheme}
+            assert "httpHeaders" not in container[probe]["httpGet"]
     for probe in ("livenessProbe", "readinessProbe"):
         for key, value in rendered.merged[probe].items():
             assert container[probe][key] == value
@@ -242,6 +280,11 @@ def test_args(rendered: Rendered) -> None:
     assert f"--log.level={rendered.merged['log']['level']}" in args
     assert f"--log.format={rendered.merged['log']['format']}" in args
     assert "--web.listen-address=:9865" in args
+    web_config_args = [arg for arg in args if arg.startswith("--web.config.file")]
+    if rendered.merged["webConfig"]["enabled"]:
+        assert web_config_args == [f"--web.config.file={WEB_CONFIG_DIR}/web.yml"]
+    else:
+        assert web_config_args == []
     extra = rendered.merged["extraArgs"]
     if extra:
         assert args[-len(extra) :] == extra
@@ -352,6 +395,9 @@ def test_service_monitor(all_on: Rendered, all_on_values: dict[str, Any]) -> Non
     assert all_on_values["serviceMonitor"]["labels"].items() <= monitor["metadata"]["labels"].items()
     spec = monitor["spec"]
     assert set(spec) <= {"jobLabel", "namespaceSelector", "selector", "endpoints"}
+    assert spec["endpoints"][0]["scheme"] == "https"
+    assert spec["endpoints"][0]["tlsConfig"] == all_on_values["serviceMonitor"]["tlsConfig"]
+    assert spec["endpoints"][0]["basicAuth"] == all_on_values["serviceMonitor"]["basicAuth"]
     assert spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert spec["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
     port_names = {port["name"] for port in service["spec"]["ports"]}
@@ -408,3 +454,69 @@ def test_rules_and_dashboard_have_one_source() -> None:
         "files/emr-serverless-exporter.rules.yaml",
         "files/emr-serverless-exporter.json",
     }
+
+
+# --- web config: TLS and basic auth ------------------------------------------------------------------------
+
+
+def test_web_config_and_certificates_are_mounted_from_secrets(tls_on: Rendered) -> None:
+    secret = tls_on.one("Secret")
+    assert secret["metadata"]["name"] == f"{RELEASE}-emr-serverless-exporter-web-config"
+    assert secret["type"] == "Opaque"
+    assert yaml.safe_load(secret["stringData"]["web.yml"]) == WEB_CONFIG
+    mounts = {mount["mountPath"]: mount for mount in tls_on.container["volumeMounts"]}
+    mount = mounts[WEB_CONFIG_DIR]
+    assert mount["readOnly"] is True
+    volume = {volume["name"]: volume for volume in tls_on.pod_spec["volumes"]}[mount["name"]]
+    sources = volume["projected"]["sources"]
+    # web.yml and the keys of the TLS Secret side by side: web.yml names them as tls.crt and tls.key.
+    assert sources == [
+        {"secret": {"name": secret["metadata"]["name"], "items": [{"key": "web.yml", "path": "web.yml"}]}},
+        {"secret": {"name": "exporter-tls"}},
+    ]
+
+
+def test_an_existing_web_config_secret_is_used_as_is(chart: Any) -> None:
+    rendered = Rendered(chart, {"webConfig": {"enabled": True, "existingSecret": "my-web-config"}})
+    assert rendered.of_kind("Secret") == []
+    volume = {volume["name"]: volume for volume in rendered.pod_spec["volumes"]}["web-config"]
+    assert volume["projected"]["sources"][0]["secret"]["name"] == "my-web-config"
+    assert rendered.container["livenessProbe"]["httpGet"]["scheme"] == "HTTP"  # basic auth only, no TLS
+
+
+def test_service_monitor_follows_tls_and_basic_auth(tls_on: Rendered, default: Rendered, chart: Any) -> None:
+    endpoint = tls_on.one("ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == TLS_ON_VALUES["serviceMonitor"]["tlsConfig"]
+    assert endpoint["basicAuth"] == TLS_ON_VALUES["serviceMonitor"]["basicAuth"]
+    plain = Rendered(chart, {"serviceMonitor": {"enabled": True}}).one("ServiceMonitor")["spec"]["endpoints"][0]
+    assert plain["scheme"] == "http" and "tlsConfig" not in plain and "basicAuth" not in plain
+    assert tls_on.container["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+
+
+def test_the_rendered_web_config_passes_promtool(tmp_path: Path, tls_on: Rendered) -> None:
+    import subprocess
+
+    from tests.certs import make_authority
+
+    server = make_authority(tmp_path).issue("server", server=True)
+    server.cert.rename(tmp_path / "tls.crt")
+    server.key.rename(tmp_path / "tls.key")
+    web = tmp_path / "web.yml"
+    web.write_text(tls_on.one("Secret")["stringData"]["web.yml"])
+    result = subprocess.run(["promtool", "check", "web-config", str(web)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ({"tls": {"enabled": True}}, "tls.enabled needs webConfig.enabled"),
+        ({"webConfig": {"enabled": True}}, "webConfig.enabled needs webConfig.existingSecret or webConfig.content"),
+        ({"webConfig": {"enabled": True, "content": WEB_CONFIG}, "tls": {"clientCertificates": True}},
+         "tls.clientCertificates needs tls.enabled"),
+    ],
+)
+def test_contradicting_web_settings_fail_the_render(chart: Any, values: dict[str, Any], reason: str) -> None:
+    with pytest.raises(Exception, match=re.escape(reason)):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)

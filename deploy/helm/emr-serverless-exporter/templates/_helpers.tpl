@@ -51,3 +51,26 @@ app.kubernetes.io/part-of: emr-serverless-exporter
 {{- define "emr-serverless-exporter.configDir" -}}
 /etc/emr-serverless-exporter
 {{- end }}
+
+{{/* Where web.yml and the keys of tls.existingSecret are mounted (one projected volume). */}}
+{{- define "emr-serverless-exporter.webConfigDir" -}}
+/etc/emr-serverless-exporter-web
+{{- end }}
+
+{{/* The Secret holding web.yml. */}}
+{{- define "emr-serverless-exporter.webConfigSecret" -}}
+{{- .Values.webConfig.existingSecret | default (printf "%s-web-config" (include "emr-serverless-exporter.fullname" .)) }}
+{{- end }}
+
+{{/* Settings that contradict each other fail the render with the reason. */}}
+{{- define "emr-serverless-exporter.checkWebConfig" -}}
+{{- if and .Values.tls.enabled (not .Values.webConfig.enabled) }}
+{{- fail "tls.enabled needs webConfig.enabled: TLS is configured in the web config (tls_server_config)" }}
+{{- end }}
+{{- if and .Values.webConfig.enabled (not .Values.webConfig.existingSecret) (not .Values.webConfig.content) }}
+{{- fail "webConfig.enabled needs webConfig.existingSecret or webConfig.content" }}
+{{- end }}
+{{- if and .Values.tls.clientCertificates (not .Values.tls.enabled) }}
+{{- fail "tls.clientCertificates needs tls.enabled" }}
+{{- end }}
+{{- end }}
