@@ -366,11 +366,13 @@ class _Reader:
         return self._constructor.construct_object(node)
 
     def _kind(self, node: yaml.Node) -> str:
+        """What the node is, never its value: a misplaced value may be a key or a password."""
         if isinstance(node, yaml.MappingNode):
             return "a mapping"
         if isinstance(node, yaml.SequenceNode):
             return "a list"
-        return f"{node.value!r}"
+        kinds = {"bool": "a boolean", "int": "an integer", "float": "a number", "null": "nothing"}
+        return kinds.get(node.tag.rsplit(":", 1)[-1], "a string")
 
     def _entries(self, node: yaml.Node | None, key: str) -> list[tuple[str, yaml.Node]]:
         if node is None or self.is_null(node):

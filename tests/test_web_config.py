@@ -196,6 +196,15 @@ def test_newer_exporter_toolkit_keys(web_dir: Path, pki: Path) -> None:
         load_web_config(write(web_dir, TLS + "  client_allowed_sans: [a]\n"))
 
 
+def test_a_misplaced_secret_is_not_repeated_in_the_error(web_dir: Path) -> None:
+    with pytest.raises(WebConfigError) as raised:
+        load_web_config(write(web_dir, "tls_server_config: '-----BEGIN PRIVATE KEY-----secret'\n"))
+    assert str(raised.value).endswith("tls_server_config: expected a mapping, got a string")
+    with pytest.raises(WebConfigError) as raised:
+        load_web_config(write(web_dir, "http_server_config:\n  http2: hunter2\n"))
+    assert "hunter2" not in str(raised.value)
+
+
 def test_files_that_would_hang_or_never_end_are_refused(web_dir: Path) -> None:
     fifo = web_dir / "fifo.yml"
     os.mkfifo(fifo)
