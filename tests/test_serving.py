@@ -458,6 +458,7 @@ def test_shutdown_during_a_40_second_aws_call(
 ) -> None:
     store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=40_000))
     with exporter_process(tmp_path, simulator, "--log.format", "json", ready=False) as (process, url):
+        assert get(url + "/readyz")[0] == 503  # the first collection is stuck in ListApplications
         answers: list[object] = []
         scrape = threading.Thread(target=lambda: answers.append(_scrape_or_error(url + "/metrics")))
         scrape.start()
