@@ -372,7 +372,7 @@ def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path, simul
 # --- silent, slow and many clients ------------------------------------------------------------------------
 
 
-def test_silent_connections_take_no_worker(simulator: Simulator) -> None:
+def test_silent_connections_take_no_worker() -> None:
     limits = ServerLimits(threads=2, max_connections=400, idle_timeout_seconds=30)
     with running(limits=limits) as server:
         threads_before = threading.active_count()
