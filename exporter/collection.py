@@ -22,7 +22,7 @@ from typing import Any
 
 from exporter.aws import NOT_FOUND, THROTTLING_CODES, ApiError, Deadline, DeadlineReached, Deferred, EmrServerlessApi
 from exporter.config import DiscoveryConfig
-from exporter.memory import NEVER, Listing, Refresh, SessionMemory, is_final
+from exporter.memory import Listing, Refresh, SessionMemory, is_final
 from exporter.model import Application, Session, SessionSummary
 from exporter.workers import Expired, WorkerPool
 
@@ -34,8 +34,9 @@ Clock = Callable[[], float]
 DEADLINE_GRACE_SECONDS = 0.5
 # How often a waiting collection looks up to see whether the exporter is shutting down.
 SHUTDOWN_POLL_SECONDS = 0.25
-# Work order: listings first (they find what to fetch), then sessions never fetched, then the stalest.
-LISTING_PRIORITY = (0.0, NEVER)
+# Work order: listings first (they say what to fetch), then GetSessions by their Refresh priority.
+LISTING_PRIORITY = (0.0,)
+GET_PRIORITY = 1.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class _Pass:
     errors: list[ApiError] = field(default_factory=list)
     listings_left: dict[str, int] = field(default_factory=dict)  # per application
     listing_failed: set[str] = field(default_factory=set)
+    listed: dict[str, list[SessionSummary]] = field(default_factory=dict)  # per application, so far
     asked: set[str] = field(default_factory=set)  # session ids given to GetSession
     refreshed: set[str] = field(default_factory=set)
     deferred: int = 0
@@ -194,10 +196,7 @@ class TargetCollector:
             run.listings_left[app.id] = len(listings)
             for listing in listings:
                 self._submit(run, "list", LISTING_PRIORITY, self._list_sessions, listing)
-        # Known active sessions are fetched again without waiting for the listings (so one that ended
-        # is seen ending); sessions listed for the first time jump the queue as they arrive.
-        for refresh in self.memory.to_refresh(app.id for app in applications_to_list):
-            self._refresh(run, refresh)
+        # An application's GetSessions start as soon as its listings are in; other listings go on.
         self._drain(run)
 
         now = self._clock()
@@ -256,7 +255,7 @@ class TargetCollector:
         if refresh.session_id in run.asked:
             return
         run.asked.add(refresh.session_id)
-        self._submit(run, "get", (1.0, refresh.priority), self._get_session, refresh)
+        self._submit(run, "get", (GET_PRIORITY, *refresh.priority), self._get_session, refresh)
 
     def _submit(
         self, run: _Pass, kind: str, priority: tuple[float, ...], call: Callable[[Any, Deadline], Any], arg: Any
@@ -320,6 +319,7 @@ class TargetCollector:
             else:
                 run.listing_failed.add(listing.application_id)
                 self._failed(run, error)
+                self._listed(run, listing, [])
         else:
             refresh: Refresh = arg
             if error is None:
@@ -337,15 +337,19 @@ class TargetCollector:
                 self._failed(run, error)
 
     def _listed(self, run: _Pass, listing: Listing, summaries: Iterable[SessionSummary]) -> None:
-        now = self._clock()
-        for summary in summaries:
-            wanted = self.memory.wanted(summary, now)
-            if wanted is not None:
-                self._refresh(run, wanted)
+        """One listing is in; once all of the application's are, plan its GetSessions."""
         app_id = listing.application_id
+        run.listed.setdefault(app_id, []).extend(summaries)
         run.listings_left[app_id] -= 1
-        if run.listings_left[app_id] == 0 and app_id not in run.listing_failed:
+        if run.listings_left[app_id] > 0:
+            return
+        if app_id in run.listing_failed:
+            refreshes = self.memory.fallback(app_id)
+        else:
             self.memory.listed(app_id, run.started)
+            refreshes = self.memory.plan(app_id, run.listed.pop(app_id), self._clock())
+        for refresh in refreshes:
+            self._refresh(run, refresh)
 
     def _failed(self, run: _Pass, error: BaseException) -> None:
         if isinstance(error, ApiError):

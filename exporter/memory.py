@@ -9,9 +9,12 @@ unit-tested directly:
 - FAILED/TERMINATED sessions never change again: fetched once, then served from memory.
 - Active sessions are refreshed stalest first, so when the rate limit or the deadline cannot cover all
   of them, the ones left over are first in line next time and none is starved.
-- The first listing of an application looks back ``session_lookback_seconds`` on creation time with no
-  state filter (a state AWS adds later is found too), plus every active session whatever its age; later
-  listings only ask for what was created since the last complete one.
+- Every collection lists each application's active sessions, so states are fresh from the listing
+  however little GetSession budget there is, and GetSession goes where it buys most: new sessions,
+  sessions whose state or updatedAt changed, then the stalest.
+- The first listing of an application also looks back ``session_lookback_seconds`` on creation time
+  with no state filter (a state AWS adds later is found too); later ones only ask for what was created
+  since the last complete one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+
+import msgspec
 
 from exporter.config import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
 from exporter.model import Application, Session, SessionSummary
@@ -48,13 +53,19 @@ class Known:
     refreshed_at: float  # when GetSession last returned it
 
 
+# Refresh ranks: what a GetSession buys most comes first, the stalest first within a rank.
+NEW = 0.0  # listed, never fetched: not exported until it is
+CHANGED = 1.0  # the listing shows a new state or updatedAt, or the session left the active states
+STALEST = 2.0  # nothing changed that the listing shows: utilization and idle time only
+
+
 @dataclass(frozen=True)
 class Refresh:
-    """A GetSession worth making; lower ``priority`` first (never fetched, then stalest)."""
+    """A GetSession worth making; lower ``priority`` first."""
 
     application_id: str
     session_id: str
-    priority: float
+    priority: tuple[float, float]  # (rank, when last refreshed)
 
 
 def is_final(state: str) -> bool:
@@ -84,44 +95,69 @@ class SessionMemory:
     # --- listing ---------------------------------------------------------------------------------------
 
     def listings(self, application_id: str, now: float) -> list[Listing]:
+        """Every collection lists the active sessions (so their states are fresh however little GetSession
+        budget there is) and the sessions created since the last complete listing, of any state; the
+        first time, since ``session_lookback_seconds`` ago."""
         listed_before = self._listed_at.get(application_id)
-        if listed_before is None:
-            return [
-                Listing(application_id, states=ACTIVE_SESSION_STATES),
-                Listing(application_id, created_after=_utc(now - self._lookback)),
-            ]
-        return [Listing(application_id, created_after=_utc(listed_before - LISTING_OVERLAP_SECONDS))]
+        since = now - self._lookback if listed_before is None else listed_before - LISTING_OVERLAP_SECONDS
+        return [
+            Listing(application_id, states=ACTIVE_SESSION_STATES),
+            Listing(application_id, created_after=_utc(since)),
+        ]
 
     def listed(self, application_id: str, started: float) -> None:
         """Every listing of the application succeeded: memory covers what was created before ``started``."""
         if application_id in self.applications:
             self._listed_at[application_id] = started
 
-    def wanted(self, summary: SessionSummary, now: float) -> Refresh | None:
-        """A listed session worth a GetSession: one memory does not know, unless it aged out already
-        (a summary has no endedAt; its updatedAt is when it ended)."""
-        if summary.session_id in self._sessions:
-            return None  # known: refreshed (active) or served from memory (final) anyway
-        if is_final(summary.state) and summary.updated < now - self._max_age:
-            return None
-        if summary.application_id in self.applications:
-            self._unfetched[summary.session_id] = summary
-        return Refresh(summary.application_id, summary.session_id, NEVER)
+    def plan(self, application_id: str, summaries: Iterable[SessionSummary], now: float) -> list[Refresh]:
+        """What to fetch of an application whose listings all succeeded, most useful first:
 
-    # --- sessions --------------------------------------------------------------------------------------
+        - listed sessions memory does not know (new ones, or ones not fetched yet), unless final and
+          aged out already (a summary has no endedAt; its updatedAt is when it ended);
+        - known active sessions whose state or updatedAt the listing shows changed (the new state is
+          exported at once), or that left the active states (ended, or gone);
+        - the other known active sessions, stalest first.
+        """
+        listed = {s.session_id: s for s in summaries if s.application_id == application_id}
+        refreshes: list[Refresh] = []
+        for sid, summary in listed.items():
+            if sid in self._sessions or (is_final(summary.state) and summary.updated < now - self._max_age):
+                continue
+            if application_id in self.applications:
+                self._unfetched[sid] = summary
+        for sid, summary in self._unfetched.items():
+            if summary.application_id == application_id:
+                refreshes.append(Refresh(application_id, sid, (NEW, NEVER)))
+        for sid, known in self._sessions.items():
+            session = known.session
+            if session.application_id != application_id or is_final(session.state):
+                continue
+            now_listed = listed.get(sid)
+            if now_listed is None:
+                rank = CHANGED  # no longer active: fetch its final state once
+            elif (now_listed.state, now_listed.updated_at) != (session.state, session.updated_at):
+                known.session = msgspec.structs.replace(
+                    session, state=now_listed.state, updated_at=now_listed.updated_at
+                )
+                rank = CHANGED
+            else:
+                rank = STALEST
+            refreshes.append(Refresh(application_id, sid, (rank, known.refreshed_at)))
+        return sorted(refreshes, key=lambda r: r.priority)
 
-    def to_refresh(self, application_ids: Iterable[str]) -> list[Refresh]:
-        """Sessions listed but never fetched, then known active ones, stalest first, of these applications."""
-        apps = set(application_ids)
-        unfetched = [
-            Refresh(s.application_id, sid, NEVER) for sid, s in self._unfetched.items() if s.application_id in apps
-        ]
-        refreshes = unfetched + [
-            Refresh(k.session.application_id, sid, k.refreshed_at)
+    def fallback(self, application_id: str) -> list[Refresh]:
+        """What to fetch of an application whose listing failed: what memory knows, stalest first."""
+        refreshes = [Refresh(application_id, sid, (NEW, NEVER))
+                     for sid, s in self._unfetched.items() if s.application_id == application_id]
+        refreshes += [
+            Refresh(application_id, sid, (STALEST, k.refreshed_at))
             for sid, k in self._sessions.items()
-            if k.session.application_id in apps and not is_final(k.session.state)
+            if k.session.application_id == application_id and not is_final(k.session.state)
         ]
         return sorted(refreshes, key=lambda r: r.priority)
+
+    # --- sessions --------------------------------------------------------------------------------------
 
     def refreshed(self, session: Session, now: float) -> None:
         self._unfetched.pop(session.session_id, None)

@@ -412,12 +412,13 @@ def test_steady_state_fetches_only_active_sessions(store: Store, simulator: Simu
         store.set_session_state(app, one_active, "TERMINATED", ended_at=time.time())
         runner.collect()
         assert store.calls["GetSession"] == 5  # the active ones, one of which is newly final
-        assert store.calls["ListSessions"] == 1  # steady state: only what was created since
+        # Steady state: the active sessions (fresh states) and what was created since, one page each.
+        assert store.calls["ListSessions"] == 2
         store.reset_calls()
         newcomer = store.add_session(app, state="STARTING")
         runner.collect()
         assert store.calls["GetSession"] == 5  # 4 still active + the newcomer
-        assert store.calls["ListSessions"] == 1
+        assert store.calls["ListSessions"] == 2
         samples = samples_of(generate_latest(registry).decode())
         active.add(newcomer)
         assert session_ids(samples) == active | ended

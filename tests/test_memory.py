@@ -6,7 +6,15 @@ from datetime import datetime, timezone
 from typing import Any
 
 from exporter.config import DiscoveryConfig
-from exporter.memory import ACTIVE_SESSION_STATES, LISTING_OVERLAP_SECONDS, NEVER, SessionMemory
+from exporter.memory import (
+    ACTIVE_SESSION_STATES,
+    CHANGED,
+    LISTING_OVERLAP_SECONDS,
+    NEW,
+    STALEST,
+    Refresh,
+    SessionMemory,
+)
 from exporter.model import Application, Session, SessionSummary, convert
 
 NOW = 1_764_000_000.0
@@ -53,33 +61,56 @@ def test_the_lookback_is_never_shorter_than_the_terminated_window() -> None:
     assert mem.listings("app1", NOW)[1].created_after == at(NOW - 7200)
 
 
-def test_after_a_complete_listing_only_what_is_new_is_listed() -> None:
+def test_after_a_complete_listing_only_active_ones_and_what_is_new_are_listed() -> None:
     mem = memory()
     mem.listed("app1", NOW)
-    (only,) = mem.listings("app1", NOW + 30)
-    assert only.states == () and only.created_after == at(NOW - LISTING_OVERLAP_SECONDS)
-    assert len(mem.listings("app2", NOW + 30)) == 2  # app2's listing never completed
+    active, new = mem.listings("app1", NOW + 30)
+    assert active.states == ACTIVE_SESSION_STATES and active.created_after is None  # fresh states, always
+    assert new.states == () and new.created_after == at(NOW - LISTING_OVERLAP_SECONDS)
+    assert mem.listings("app2", NOW + 30)[1].created_after == at(NOW + 30 - 86400)  # never completed
+
+
+def ids(refreshes: list[Refresh]) -> list[str]:
+    return [r.session_id for r in refreshes]
 
 
 def test_listed_sessions_worth_a_call() -> None:
     mem = memory(terminated_session_max_age_seconds=3600)
-    assert mem.wanted(summary("new", "BUSY", NOW), NOW) is not None
-    assert mem.wanted(summary("endedrecently", "TERMINATED", NOW - 600), NOW) is not None
-    assert mem.wanted(summary("endedlongago", "FAILED", NOW - 4000), NOW) is None
-    assert mem.wanted(summary("invented", "HIBERNATING", NOW - 4000), NOW) is not None  # not final: wanted
-    mem.refreshed(session("known"), NOW)
-    assert mem.wanted(summary("known", "IDLE", NOW), NOW) is None  # refreshed anyway, not twice
+    mem.refreshed(session("known", updatedAt=at(NOW - 60)), NOW - 5)
+    listed = [
+        summary("new", "BUSY", NOW),
+        summary("endedrecently", "TERMINATED", NOW - 600),
+        summary("endedlongago", "FAILED", NOW - 4000),  # aged out already: never fetched
+        summary("invented", "HIBERNATING", NOW - 4000),  # not final: wanted
+        summary("known", "IDLE", NOW - 60),  # unchanged: refreshed last, as the stalest budget allows
+    ]
+    plan = mem.plan("app1", listed, NOW)
+    assert set(ids(plan)[:3]) == {"new", "endedrecently", "invented"} and ids(plan)[3:] == ["known"]
+    assert {r.priority[0] for r in plan[:3]} == {NEW} and plan[3].priority == (STALEST, NOW - 5)
+
+
+def test_a_changed_state_is_exported_from_the_listing_and_fetched_before_the_unchanged() -> None:
+    mem = memory()
+    mem.refreshed(session("quiet", updatedAt=at(NOW - 600)), NOW - 900)  # stalest, but unchanged
+    mem.refreshed(session("busy", updatedAt=at(NOW - 600)), NOW - 10)
+    mem.refreshed(session("ended", updatedAt=at(NOW - 600)), NOW - 10)
+    plan = mem.plan("app1", [summary("quiet", "IDLE", NOW - 600), summary("busy", "BUSY", NOW - 5)], NOW)
+    # "ended" left the active listing: its final state is worth a call as much as "busy"'s new one.
+    assert ids(plan) == ["busy", "ended", "quiet"] or ids(plan) == ["ended", "busy", "quiet"]
+    assert [r.priority[0] for r in plan] == [CHANGED, CHANGED, STALEST]
+    states = {k.session.session_id: k.session.state for k in mem.sessions(NOW)}
+    assert states["busy"] == "BUSY"  # fresh from the listing before any GetSession
 
 
 def test_refresh_order_is_stalest_first_and_final_sessions_are_never_refetched() -> None:
     mem = memory()
     mem.refreshed(session("fresh"), NOW)
     mem.refreshed(session("old"), NOW - 300)
-    mem.refreshed(session("older", app_id="app2"), NOW - 600)
     mem.refreshed(session("done", state="TERMINATED", endedAt=at(NOW - 10)), NOW - 900)
-    assert [r.session_id for r in mem.to_refresh(["app1", "app2"])] == ["older", "old", "fresh"]
-    assert [r.session_id for r in mem.to_refresh(["app1"])] == ["old", "fresh"]
-    assert min(r.priority for r in mem.to_refresh(["app1"])) > NEVER  # never-fetched ones go first
+    listed = [summary(sid, "IDLE", NOW - 60) for sid in ("fresh", "old")]
+    assert ids(mem.plan("app1", listed, NOW)) == ["old", "fresh"]
+    mem.refreshed(session("other", app_id="app2"), NOW - 600)
+    assert ids(mem.fallback("app2")) == ["other"]  # a failed listing: what memory knows, stalest first
 
 
 def test_nothing_is_forgotten_until_a_complete_answer_says_so() -> None:
@@ -107,13 +138,14 @@ def test_a_final_session_without_ended_at_ages_out_by_updated_at() -> None:
 def test_listed_but_not_fetched_sessions_stay_first_in_line_until_fetched() -> None:
     mem = memory(terminated_session_max_age_seconds=3600)
     mem.refreshed(session("known"), NOW - 60)
-    assert mem.wanted(summary("late", "BUSY", NOW), NOW) is not None  # listed; its GetSession was deferred
-    mem.listed("app1", NOW)  # the next listing starts after it: only memory remembers it
-    assert [r.session_id for r in mem.to_refresh(["app1"])] == ["late", "known"]
+    mem.plan("app1", [summary("late", "BUSY", NOW), summary("known", "IDLE", NOW - 60)], NOW)
+    # Its GetSession was deferred; the next listing starts after it, so only memory remembers it.
+    assert ids(mem.plan("app1", [summary("known", "IDLE", NOW - 60)], NOW + 15)) == ["late", "known"]
+    assert ids(mem.fallback("app1")) == ["late", "known"]
     assert mem.unfetched == 1
-    mem.refreshed(session("late"), NOW + 10)
-    assert mem.unfetched == 0 and [r.session_id for r in mem.to_refresh(["app1"])] == ["known", "late"]
-    mem.wanted(summary("ended", "TERMINATED", NOW), NOW)
+    mem.refreshed(session("late"), NOW + 20)
+    assert mem.unfetched == 0
+    mem.plan("app1", [summary("ended", "TERMINATED", NOW)], NOW)
     assert mem.unfetched == 1
     mem.sessions(NOW + 3601)  # a final one never fetched ages out of memory as well
     assert mem.unfetched == 0

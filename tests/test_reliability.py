@@ -158,3 +158,21 @@ def test_under_a_rate_limit_every_session_is_refreshed_within_a_bounded_number_o
     for i, first in enumerate(times):  # never faster than the bucket: burst + rate x elapsed in any window
         in_window = [t for t in times[i:] if t - first <= 1.0]
         assert len(in_window) <= burst + rate * 1.0 + 1
+
+
+def test_states_stay_fresh_from_listings_when_no_get_session_gets_through(store: Store, simulator: Simulator) -> None:
+    app = store.add_application(name="quota")
+    sessions = [store.add_session(app, state="IDLE") for _ in range(20)]
+    runner, registry = start(simulator, aws={"max_attempts": 2})
+    try:
+        assert runner.collect()[0].up
+        store.add_fault(Fault(operation="GetSession", error_code="ThrottlingException"))  # AWS's quota is spent
+        for sid in sessions[:3]:
+            store.set_session_state(app, sid, "BUSY")
+        assert runner.collect()[0].up  # throttled GetSessions are deferred, listings went through
+        samples = scrape(registry)
+    finally:
+        runner.close()
+    current = {s.labels["session_id"]: s.labels["state"] for s in samples["emr_serverless_session_state"] if s.value}
+    assert current == {sid: "BUSY" if sid in sessions[:3] else "IDLE" for sid in sessions}
+    assert gauge(samples, "emr_serverless_stale_sessions") == 20
