@@ -29,6 +29,7 @@ from exporter.exposition import Exposition
 from exporter.http_server import HardenedServer
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.metrics import EmrServerlessCollector
+from exporter.snapshot import Snapshots
 from exporter.web import ExporterApp, WebContext, parse_listen_address
 from exporter.web_config import WebConfigError, WebConfigWatcher
 
@@ -202,13 +203,15 @@ def run(argv: Sequence[str] | None) -> int:
         sys.stdout.flush()
         return 0 if all(result.up for result in results) else 1
 
-    serve(args, listen_address, runner, exposition, web_config)  # ends the process
+    serve(args, config, listen_address, runner, exposition, web_config)  # ends the process
 
 
-def serve(args: argparse.Namespace, listen_address: tuple[str, int], runner: CollectionRunner,
+def serve(args: argparse.Namespace, config: Config, listen_address: tuple[str, int], runner: CollectionRunner,
           exposition: Exposition, web_config: WebConfigWatcher | None) -> NoReturn:
     """Serve HTTP(S) until SIGTERM or SIGINT, then stop within a few seconds and end the process."""
-    context = WebContext(runner, exposition, args.telemetry_path, demo=args.demo)
+    interval = config.collection.interval_seconds
+    snapshots = Snapshots(runner, exposition, interval) if interval else None
+    context = WebContext(runner, exposition, args.telemetry_path, demo=args.demo, snapshots=snapshots)
     tls = web_config is not None and web_config.current().config.tls is not None
 
     def tls_settings() -> tuple[ssl.SSLContext, tuple[str, ...]]:
@@ -233,19 +236,24 @@ def serve(args: argparse.Namespace, listen_address: tuple[str, int], runner: Col
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    # Warm up so that /readyz turns ready without waiting for the first scrape.
-    threading.Thread(target=runner.collect, name="first-collection", daemon=True).start()
+    if snapshots is not None:
+        snapshots.start()  # collects now and then every interval
+    else:  # warm up so that /readyz turns ready without waiting for the first scrape
+        threading.Thread(target=runner.collect, name="first-collection", daemon=True).start()
     log.info(
         "serving",
         extra={"fields": {"version": __version__, "address": args.listen_address, "path": args.telemetry_path,
                           "tls": tls, "basic_auth": bool(web_config and web_config.current().auth.enabled),
                           "config": args.config_file or DEFAULT_CONFIG, "targets": len(runner.targets),
-                          "demo": args.demo, "shard": f"{args.shard}/{args.total_shards}"}},
+                          "demo": args.demo, "shard": f"{args.shard}/{args.total_shards}",
+                          "collection": f"every {interval}s" if snapshots else "on scrape"}},
     )
     started = time.monotonic()
     stop.wait()
 
     log.info("shutting down", extra={"fields": {"grace_seconds": SHUTDOWN_GRACE_SECONDS}})
+    if snapshots is not None:
+        snapshots.close()
     runner.close()  # a collection in flight hands in what it has
     stopped = server.stop(grace=SHUTDOWN_GRACE_SECONDS)
     log.info("stopped", extra={"fields": {"uptime_seconds": round(time.monotonic() - started, 1),

@@ -141,6 +141,8 @@ class AwsConfig:
 class CollectionConfig:
     timeout_seconds: float = field(default=25, metadata=_check(_positive))
     min_interval_seconds: float = field(default=0, metadata=_check(_not_negative))
+    # 0: collect on each scrape; more: collect in the background this often, scrapes serve the snapshot.
+    interval_seconds: float = field(default=0, metadata=_check(_not_negative))
 
 
 @dataclass(frozen=True)

@@ -221,6 +221,11 @@ TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
         value(lambda t, now: t.duration_seconds),
     ),
     Family(
+        "emr_serverless_last_collection_timestamp_seconds", "gauge",
+        "End of the last collection of the target, complete or not, in Unix seconds: how old the data is.",
+        value(lambda t, now: t.finished_at),
+    ),
+    Family(
         "emr_serverless_last_success_timestamp_seconds", "gauge",
         "End of the last complete collection of the target, in Unix seconds.",
         value(lambda t, now: t.last_success),

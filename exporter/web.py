@@ -24,6 +24,7 @@ from typing import Any
 from exporter import __version__
 from exporter.collection import CollectionRunner
 from exporter.exposition import Exposition
+from exporter.snapshot import Snapshots
 from exporter.web_config import LoadedWebConfig, RateLimit
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class WebContext:
     exposition: Exposition
     telemetry_path: str
     demo: bool = False
+    snapshots: Snapshots | None = None  # background mode: scrapes serve the latest snapshot
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -192,7 +194,16 @@ class ExporterApp:
 
     def _metrics(self, environ: Environ, method: str) -> tuple[str, list[tuple[str, str]], list[bytes]]:
         context = self.context
-        if method == "GET":  # HEAD answers from what is known: it never costs AWS calls
+        if context.snapshots is not None:
+            snapshot = context.snapshots.get(environ.get("HTTP_ACCEPT", ""))
+            if snapshot is not None:
+                headers = [("Content-Type", snapshot.content_type), ("Vary", "Accept, Accept-Encoding")]
+                if gzip_wanted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+                    headers.append(("Content-Encoding", "gzip"))
+                    return "200 OK", headers, [snapshot.gzip]
+                return "200 OK", headers, [snapshot.identity]
+            # Before the first background collection ends: render what is known (nothing yet), no AWS call.
+        elif method == "GET":  # HEAD answers from what is known: it never costs AWS calls
             context.runner.collect(timeout=scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS")))
         parts, content_type = context.exposition.render_parts(environ.get("HTTP_ACCEPT", ""))
         headers = [("Content-Type", content_type), ("Vary", "Accept, Accept-Encoding")]

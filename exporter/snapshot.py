@@ -1,0 +1,91 @@
+"""Background collection: targets are collected on their own schedule, and every result is rendered and
+compressed once, in each format Prometheus asks for, so that a scrape costs a look-up.
+
+This decouples Prometheus' scrape timeout from AWS's latency and quota: a scrape answers in
+milliseconds whatever AWS does, and any number of scrapers (an HA pair, a debugging curl) cost AWS
+nothing more. The price is data up to one interval old; ``emr_serverless_last_collection_timestamp_seconds``
+says how old, and the alert rules watch it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_ACCEPT
+
+from exporter.collection import CollectionRunner
+from exporter.exposition import Exposition
+
+log = logging.getLogger(__name__)
+
+# The Accept headers whose answers are pre-rendered: Prometheus' default (OpenMetrics) and plain text.
+PRERENDERED_ACCEPTS = (OPENMETRICS_ACCEPT, "")
+GZIP_LEVEL = 6
+
+
+@dataclass(frozen=True)
+class Rendered:
+    content_type: str
+    identity: bytes
+    gzip: bytes
+
+
+def gzip_bytes(parts: list[bytes]) -> bytes:
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # 16+: gzip framing
+    return b"".join([*(compressor.compress(part) for part in parts), compressor.flush()])
+
+
+class Snapshots:
+    """Collects every ``interval`` seconds in a thread of its own and keeps the last rendering."""
+
+    def __init__(self, runner: CollectionRunner, exposition: Exposition, interval_seconds: float) -> None:
+        self._runner = runner
+        self._exposition = exposition
+        self._interval = interval_seconds
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._rendered: dict[str, Rendered] = {}  # by content type
+        self._thread = threading.Thread(target=self._loop, name="background-collection", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def get(self, accept_header: str) -> Rendered | None:
+        """The latest rendering for this Accept header, or None before the first collection ends. An
+        unusual Accept header is rendered now from what is known (no AWS call)."""
+        _, content_type = choose_encoder(accept_header)
+        with self._lock:
+            if not self._rendered:
+                return None
+            rendered = self._rendered.get(content_type)
+        if rendered is None:
+            rendered = self._render(accept_header)
+        return rendered
+
+    def refresh(self) -> None:
+        """One collection, then one rendering per pre-rendered format."""
+        self._runner.collect()
+        rendered = {r.content_type: r for r in (self._render(accept) for accept in PRERENDERED_ACCEPTS)}
+        with self._lock:
+            self._rendered = rendered
+
+    def _render(self, accept_header: str) -> Rendered:
+        parts, content_type = self._exposition.render_parts(accept_header)
+        return Rendered(content_type, b"".join(parts), gzip_bytes(parts))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.refresh()
+            except Exception:  # a bug must not end background collection for good: log it, go on
+                log.exception("background collection failed")
+            self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))

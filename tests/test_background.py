@@ -1,0 +1,79 @@
+"""Background collection (collection.interval_seconds): scrapes serve a pre-rendered snapshot, cost AWS
+nothing, and answer at once whatever AWS does."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
+
+from exporter.simulator import Fault, Simulator, Store
+from tests.test_serving import exporter_process, get
+
+
+@pytest.fixture
+def store() -> Store:
+    store = Store(account_id="123456789012", region="us-east-1")
+    app = store.add_application(name="analytics")
+    for index in range(5):
+        store.add_session(app, name=f"nb{index}", state="IDLE")
+    return store
+
+
+@pytest.fixture
+def simulator(store: Store) -> Iterator[Simulator]:
+    with Simulator(store, host="127.0.0.1", port=0) as sim:
+        yield sim
+
+
+def promtool_check(body: bytes) -> None:
+    lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, check=False)
+    assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint.stdout + lint.stderr
+
+
+def test_scrapes_serve_the_snapshot_and_cost_aws_nothing(tmp_path: Path, store: Store, simulator: Simulator) -> None:
+    interval = 2.0
+    with exporter_process(tmp_path, simulator, collection={"interval_seconds": interval}) as (_, url):
+        started = time.monotonic()
+        calls_before = sum(store.calls.values())
+        bodies = {}
+        for accept in ("", OPENMETRICS):
+            for encoding in ("identity", "gzip"):
+                for _ in range(10):  # an HA pair and then some
+                    status, headers, body = get(url + "/metrics", headers={"Accept": accept,
+                                                                          "Accept-Encoding": encoding})
+                    assert status == 200
+                bodies[(accept, encoding)] = (headers, body)
+        elapsed = time.monotonic() - started
+        calls_after = sum(store.calls.values())
+    # 40 scrapes; collections happen once per interval whatever the scrapes: ListApplications, two
+    # ListSessions and five GetSessions each.
+    collections = calls_after and (calls_after - calls_before) / 8
+    assert collections <= elapsed / interval + 1
+    text_headers, text = bodies[("", "identity")]
+    assert text_headers["Content-Type"].startswith("text/plain")
+    promtool_check(text)
+    om_headers, om = bodies[(OPENMETRICS, "identity")]
+    assert om_headers["Content-Type"].startswith("application/openmetrics-text") and om.endswith(b"# EOF\n")
+    for accept in ("", OPENMETRICS):
+        headers, compressed = bodies[(accept, "gzip")]
+        assert headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(compressed).count(b"emr_serverless_session_info{") == 5
+    assert b"emr_serverless_last_collection_timestamp_seconds" in text
+
+
+def test_a_scrape_answers_at_once_while_aws_hangs(tmp_path: Path, store: Store, simulator: Simulator) -> None:
+    with exporter_process(tmp_path, simulator, collection={"interval_seconds": 1, "timeout_seconds": 20}) as (_, url):
+        store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=15_000))
+        time.sleep(1.5)  # the next background collection is now stuck in ListApplications
+        for _ in range(5):
+            began = time.monotonic()
+            status, _, body = get(url + "/metrics", headers={"X-Prometheus-Scrape-Timeout-Seconds": "2"})
+            took = time.monotonic() - began
+            assert status == 200 and body.count(b"emr_serverless_session_info{") == 5
+            assert took < 5, "a scrape waited for AWS (15 s)"
