@@ -24,7 +24,7 @@ from prometheus_client.registry import CollectorRegistry
 from exporter import __version__
 from exporter.aws import ApiCallCounter, EmrServerlessApi, assume_role_session, make_client, shared_rate_limits
 from exporter.collection import CollectionRunner, Shard, TargetCollector, account_id_from_arn
-from exporter.config import Config, ConfigError, TargetConfig, load_config
+from exporter.config import Config, ConfigError, TargetConfig, duplicate_target, load_config, region_problem
 from exporter.exposition import Exposition
 from exporter.http_server import HardenedServer
 from exporter.logs import FORMATS, LEVELS, setup_logging
@@ -92,6 +92,9 @@ def build_runner(
 ) -> CollectionRunner:
     """Clients and collectors for every configured target."""
     session = session or boto3.Session()
+    duplicate = duplicate_target(config.targets, default_region=session.region_name)
+    if duplicate:  # a target without a region and one that names the default region
+        raise ConfigError(f"targets{duplicate}")
     collectors = []
     for index, target in enumerate(config.targets):
         region = target.region or session.region_name
@@ -100,6 +103,8 @@ def build_runner(
                 f"targets[{index}].region: not set, and no default region in the environment "
                 "(AWS_DEFAULT_REGION or the shared config file)"
             )
+        if region_problem(region):
+            raise ConfigError(f"targets[{index}].region: the default region {region_problem(region)}")
         target_session = session
         if target.role_arn:
             target_session = assume_role_session(

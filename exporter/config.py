@@ -8,15 +8,23 @@ is one field, and every error names its key path (``targets[0].region: expected 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import math
+import os
 import re
+import stat
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import botocore.utils
 import yaml
+
+from exporter.redaction import add_secret
 
 APPLICATION_STATES = ("CREATING", "CREATED", "STARTING", "STARTED", "STOPPING", "STOPPED", "TERMINATED")
 SESSION_STATES = ("SUBMITTED", "STARTING", "STARTED", "IDLE", "BUSY", "FAILED", "TERMINATING", "TERMINATED")
@@ -26,40 +34,149 @@ TERMINAL_SESSION_STATES = ("FAILED", "TERMINATED")
 class ConfigError(Exception):
     """A configuration problem; ``str()`` is one line naming the key path and the reason."""
 
+    def __init__(self, message: str) -> None:
+        # One line whatever a key or a library put in it: a log line or a terminal line stays whole.
+        super().__init__(" ".join(message.split()))
+
+
+# --- limits on the file as a whole ------------------------------------------------------------------
+
+MAX_FILE_BYTES = 256 * 1024  # a configuration of 256 targets is 60 KiB; YAML parsing time grows with size
+MAX_YAML_NODES = 100_000  # values after expanding aliases: a "billion laughs" file stops here
+MAX_YAML_DEPTH = 32  # nesting; the configuration itself is 4 levels deep
 
 # --- value checks: each returns an error text, or None when the value is fine ---------------------
+#
+# A check on a list may name one of its items: a text starting with "[" or "." continues the key path
+# (``targets`` + ``[1].name: ...``).
+
+Check = Callable[[Any], "str | None"]
+
+# AWS's region names in every partition (aws, aws-cn, aws-us-gov, aws-iso*, aws-eusc): us-east-1,
+# cn-north-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1.
+REGION_PATTERN = re.compile(r"[a-z]{2,4}(-[a-z]+)+-\d{1,2}")
+ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
+EXTERNAL_ID_PATTERN = re.compile(r"[\w+=,.@:/-]{2,1224}")  # AWS's own constraint (sts:AssumeRole)
+APPLICATION_ID_PATTERN = re.compile(r"[0-9a-z]{1,64}")  # the emr-serverless API's constraint
+MAX_REGEX_LENGTH = 1000
+MAX_TAG_KEY_LENGTH = 128  # AWS's limit on a tag key
 
 
-def _positive(value: float) -> str | None:
-    return None if value > 0 else "must be greater than 0"
+def _all(*checks: Check) -> Check:
+    """Several checks on one value, the first problem wins."""
+
+    def check(value: Any) -> str | None:
+        for one in checks:
+            problem = one(value)
+            if problem:
+                return problem
+        return None
+
+    return check
 
 
-def _not_negative(value: float) -> str | None:
-    return None if value >= 0 else "must not be negative"
+def _between(low: float, high: float, *, low_open: bool = False, unit: str = "") -> Check:
+    """A number in [low, high] (or (low, high]); NaN and infinities are never in range."""
+    text = f"greater than {low:g} and at most {high:g}{unit}" if low_open else f"from {low:g} to {high:g}{unit}"
+
+    def check(value: float) -> str | None:
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number {text}"
+        in_range = (low < value if low_open else low <= value) and value <= high
+        return None if in_range else f"must be {text}"
+
+    return check
+
+
+def _at_most_items(limit: int) -> Check:
+    def check(values: tuple[object, ...]) -> str | None:
+        return f"must have at most {limit} entries, got {len(values)}" if len(values) > limit else None
+
+    return check
+
+
+def _each(item_check: Check) -> Check:
+    def check(values: tuple[object, ...]) -> str | None:
+        for index, item in enumerate(values):
+            problem = item_check(item)
+            if problem:
+                return f"[{index}]: {problem}"
+        return None
+
+    return check
+
+
+def _max_length(limit: int) -> Check:
+    def check(value: str | None) -> str | None:
+        too_long = value is not None and len(value) > limit
+        return f"must be at most {limit} characters long" if too_long else None
+
+    return check
+
+
+def _printable(value: str | None) -> str | None:
+    return None if value is None or value.isprintable() else "must not contain control characters"
+
+
+def _matches(pattern: re.Pattern[str], expected: str) -> Check:
+    def check(value: str | None) -> str | None:
+        return None if value is None or pattern.fullmatch(value) else f"expected {expected}"
+
+    return check
+
+
+def region_problem(value: str | None) -> str | None:
+    """Why ``value`` is not an AWS region name, or None."""
+    if value is None or (len(value) <= 32 and REGION_PATTERN.fullmatch(value)):
+        return None
+    return f"{_quote(value)} is not an AWS region name like us-east-1"
+
+
+def _endpoint_url(value: str | None) -> str | None:
+    # Never echo the URL or urllib's message: either may hold the userinfo's password.
+    if value is None:
+        return None
+    if len(value) > 2048:
+        return "must be at most 2048 characters long"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        return "not a valid URL (a bad port or IPv6 address)"
+    if parts.scheme not in ("http", "https"):
+        return "expected an http:// or https:// URL"
+    if not parts.hostname:
+        return "expected a URL with a host, like https://HOST[:PORT]"
+    if port == 0:
+        return "the port must be from 1 to 65535"
+    if parts.query or parts.fragment:
+        return "must not have a query or a fragment"
+    # botocore's own test, or boto3 rejects it when the client is made
+    if not (botocore.utils.is_valid_endpoint_url(value) or botocore.utils.is_valid_ipv6_endpoint_url(value)):
+        return "not a valid endpoint URL (a bad host name)"
+    return None
 
 
 def _regex(value: str | None) -> str | None:
     if value is None:
         return None
+    if len(value) > MAX_REGEX_LENGTH:
+        return f"must be at most {MAX_REGEX_LENGTH} characters long"
     try:
         re.compile(value)
     except re.error as err:
         return f"invalid regular expression: {err}"
+    except (OverflowError, RecursionError, ValueError) as err:  # a{99999999999}, deep nesting
+        return f"invalid regular expression: {err}"
     return None
 
 
-def _one_of(allowed: tuple[str, ...]) -> Callable[[tuple[str, ...]], str | None]:
+def _one_of(allowed: tuple[str, ...]) -> Check:
     def check(values: tuple[str, ...]) -> str | None:
         bad = [value for value in values if value not in allowed]
-        return f"unknown value {bad[0]!r}, expected one of {', '.join(allowed)}" if bad else None
+        return f"unknown value {_quote(bad[0])}, expected one of {', '.join(allowed)}" if bad else None
 
     return check
-
-
-def _role_arn(value: str | None) -> str | None:
-    if value is None or re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/.+", value):
-        return None
-    return "expected an IAM role ARN like arn:aws:iam::123456789012:role/NAME"
 
 
 def _unique_label_names(keys: tuple[str, ...]) -> str | None:
@@ -67,13 +184,58 @@ def _unique_label_names(keys: tuple[str, ...]) -> str | None:
     for key in keys:
         name = tag_label_name(key)
         if name in seen:
-            return f"tag keys {seen[name]!r} and {key!r} both map to label {name!r}"
+            return f"tag keys {_quote(seen[name])} and {_quote(key)} both map to label {_quote(name)}"
         seen[name] = key
     return None
 
 
-def _check(check: Callable[[Any], str | None]) -> dict[str, Any]:
+def _targets(targets: tuple[TargetConfig, ...]) -> str | None:
+    if not targets:
+        return "must list at least one target (omit the key for the default)"
+    for index, target in enumerate(targets):
+        if target.external_id and not target.role_arn:
+            return f"[{index}].external_id: needs targets[{index}].role_arn"
+    return duplicate_target(targets, default_region=None)
+
+
+def duplicate_target(targets: Sequence[TargetConfig], *, default_region: str | None) -> str | None:
+    """Two targets that would export the same ``target`` label, and so the same series, or None.
+
+    A target without a name is called "<account_id>/<region>": the account of its role_arn, or of the
+    exporter's own credentials when it has none. Both are known here but the latter's number.
+    """
+    named: dict[str, int] = {}
+    unnamed: dict[tuple[str | None, str | None], int] = {}
+    for index, target in enumerate(targets):
+        if target.name is not None:
+            if target.name in named:
+                return f"[{index}].name: {_quote(target.name)} is also the name of targets[{named[target.name]}]"
+            named[target.name] = index
+            continue
+        region = target.region or default_region
+        account = target.role_arn.split(":")[4] if target.role_arn else None
+        if (region, account) in unnamed:
+            where = f"region {region}" if region else "the default region"
+            whose = f"account {account}" if account else "the exporter's own account"
+            return (f"[{index}]: collects {whose} in {where} under the same default name as "
+                    f"targets[{unnamed[region, account]}]; give each of them a distinct name")
+        unnamed[region, account] = index
+    for (region, account), index in unnamed.items():
+        default_name = f"{account}/{region}"
+        if account and region and default_name in named:
+            return (f"[{named[default_name]}].name: {_quote(default_name)} is also the default name of "
+                    f"targets[{index}]")
+    return None
+
+
+def _check(check: Check) -> dict[str, Any]:
     return {"check": check}
+
+
+def _quote(value: object, limit: int = 60) -> str:
+    """A value in an error line: quoted, escaped, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def tag_label_name(tag_key: str) -> str:
@@ -82,37 +244,46 @@ def tag_label_name(tag_key: str) -> str:
 
 
 # --- the configuration tree -------------------------------------------------------------------------
+#
+# Bounds are documented in config.yaml and the README. Every number has an upper bound: past it a
+# value is a typo, and an unbounded one crashes or hangs later (a timeout of 1e30 overflows a timer).
 
 
 @dataclass(frozen=True)
 class TargetConfig:
-    region: str | None = None
-    endpoint_url: str | None = None
-    role_arn: str | None = field(default=None, metadata=_check(_role_arn))
-    external_id: str | None = None
-    name: str | None = None
+    region: str | None = field(default=None, metadata=_check(region_problem))
+    endpoint_url: str | None = field(default=None, metadata=_check(_endpoint_url))
+    role_arn: str | None = field(default=None, metadata=_check(
+        _matches(ROLE_ARN_PATTERN, "an IAM role ARN like arn:aws:iam::123456789012:role/NAME")))
+    external_id: str | None = field(default=None, metadata=_check(
+        _matches(EXTERNAL_ID_PATTERN, "2 to 1224 letters, digits or characters of +=,.@:/-")))
+    name: str | None = field(default=None, metadata=_check(_all(_max_length(128), _printable)))
 
 
 @dataclass(frozen=True)
 class DiscoveryConfig:
-    application_ids: tuple[str, ...] = ()
+    application_ids: tuple[str, ...] = field(default=(), metadata=_check(_all(
+        _at_most_items(1000), _each(_matches(APPLICATION_ID_PATTERN, "an application ID like 00f1abcdef012345")))))
     application_name_regex: str | None = field(default=None, metadata=_check(_regex))
     application_states: tuple[str, ...] = field(default=(), metadata=_check(_one_of(APPLICATION_STATES)))
-    terminated_session_max_age_seconds: float = field(default=3600, metadata=_check(_not_negative))
+    terminated_session_max_age_seconds: float = field(default=3600, metadata=_check(
+        _between(0, 30 * 86400, unit=" (30 days)")))
     # The first listing after a start looks back this far on creation time: how long a session can live.
-    session_lookback_seconds: float = field(default=86400, metadata=_check(_not_negative))
+    session_lookback_seconds: float = field(default=86400, metadata=_check(
+        _between(0, 30 * 86400, unit=" (30 days)")))
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    tag_labels: tuple[str, ...] = field(default=(), metadata=_check(_unique_label_names))
+    tag_labels: tuple[str, ...] = field(default=(), metadata=_check(_all(
+        _at_most_items(50), _each(_max_length(MAX_TAG_KEY_LENGTH)), _unique_label_names)))
     tags_info_metric: bool = True
 
 
 @dataclass(frozen=True)
 class RateLimitConfig:
-    requests_per_second: float = field(default=0, metadata=_check(_not_negative))  # 0: no limit
-    burst: int = field(default=10, metadata=_check(_positive))
+    requests_per_second: float = field(default=0, metadata=_check(_between(0, 10_000)))  # 0: no limit
+    burst: int = field(default=10, metadata=_check(_between(1, 10_000)))
 
 
 @dataclass(frozen=True)
@@ -129,29 +300,40 @@ class RateLimitsConfig:
 
 @dataclass(frozen=True)
 class AwsConfig:
-    max_concurrency: int = field(default=16, metadata=_check(_positive))
-    max_attempts: int = field(default=5, metadata=_check(_positive))
-    connect_timeout_seconds: float = field(default=5, metadata=_check(_positive))
-    read_timeout_seconds: float = field(default=10, metadata=_check(_positive))
-    max_pages: int = field(default=1000, metadata=_check(_positive))
+    max_concurrency: int = field(default=16, metadata=_check(_between(1, 256)))
+    max_attempts: int = field(default=5, metadata=_check(_between(1, 20)))
+    connect_timeout_seconds: float = field(default=5, metadata=_check(_between(0, 60, low_open=True)))
+    read_timeout_seconds: float = field(default=10, metadata=_check(_between(0, 300, low_open=True)))
+    max_pages: int = field(default=1000, metadata=_check(_between(1, 100_000)))
     rate_limits: RateLimitsConfig = RateLimitsConfig()
 
 
 @dataclass(frozen=True)
 class CollectionConfig:
-    timeout_seconds: float = field(default=25, metadata=_check(_positive))
-    min_interval_seconds: float = field(default=0, metadata=_check(_not_negative))
+    timeout_seconds: float = field(default=25, metadata=_check(_between(0, 300, low_open=True)))
+    min_interval_seconds: float = field(default=0, metadata=_check(_between(0, 3600)))
     # 0: collect on each scrape; more: collect in the background this often, scrapes serve the snapshot.
-    interval_seconds: float = field(default=0, metadata=_check(_not_negative))
+    interval_seconds: float = field(default=0, metadata=_check(_between(0, 3600)))
 
 
 @dataclass(frozen=True)
 class Config:
-    targets: tuple[TargetConfig, ...] = (TargetConfig(),)
+    targets: tuple[TargetConfig, ...] = field(default=(TargetConfig(),), metadata=_check(
+        _all(_at_most_items(256), _targets)))
     discovery: DiscoveryConfig = DiscoveryConfig()
     metrics: MetricsConfig = MetricsConfig()
     aws: AwsConfig = AwsConfig()
     collection: CollectionConfig = CollectionConfig()
+
+    def secrets(self) -> list[str]:
+        """Values never to show: external IDs and the userinfo of endpoint URLs."""
+        found = []
+        for target in self.targets:
+            if target.external_id:
+                found.append(target.external_id)
+            userinfo = urlsplit(target.endpoint_url).netloc.rpartition("@")[0] if target.endpoint_url else ""
+            found += [userinfo, userinfo.partition(":")[2]] if userinfo else []
+        return [secret for secret in found if secret]
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -160,39 +342,103 @@ class Config:
 def load_config(path: str | Path, *, missing_ok: bool = False) -> Config:
     """Read and validate a configuration file; raises ConfigError naming the file and key."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = _read_text(Path(path))
     except FileNotFoundError:
         if missing_ok:
             return Config()
         raise ConfigError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read: {err}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
     try:
         return parse_config(text)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
 
 
-def parse_config(text: str) -> Config:
+def _read_text(path: Path) -> str:
+    # Opened without blocking and checked before reading: a FIFO would hang the start, /dev/zero would
+    # never end, a directory is no file.
     try:
-        data = yaml.safe_load(text)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise ConfigError(f"cannot read: {err.strerror or err}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a device, FIFO or socket"
+            raise ConfigError(f"cannot read: not a regular file ({kind})")
+        with os.fdopen(os.dup(fd), "rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"cannot read: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"cannot read: larger than {MAX_FILE_BYTES // 1024} KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"cannot read: not UTF-8 text (byte {err.start})") from None
+
+
+def parse_config(text: str) -> Config:
+    """Validate a configuration text; raises ConfigError naming the key. Its secrets are redacted from
+    then on (``exporter.redaction``)."""
+    data = _load_yaml(text)
+    config: Config = Config() if data is None else _build(Config, data, "")
+    for secret in config.secrets():
+        add_secret(secret)
+    return config
+
+
+def _load_yaml(text: str) -> object:
+    if len(text) > MAX_FILE_BYTES:
+        raise ConfigError(f"larger than {MAX_FILE_BYTES // 1024} KiB")
+    loader = _SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _count_nodes(node, 0, {})
+        return loader.construct_document(node)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"invalid YAML{where}: {problem}") from None
-    if data is None:
-        return Config()
-    config: Config = _build(Config, data, "")
-    if not config.targets:
-        raise ConfigError("targets: must list at least one target (omit the key for the default)")
-    for index, target in enumerate(config.targets):
-        if target.external_id and not target.role_arn:
-            raise ConfigError(f"targets[{index}].external_id: needs targets[{index}].role_arn")
-    names = [target.name for target in config.targets if target.name]
-    if len(names) != len(set(names)):
-        raise ConfigError(f"targets: two targets share the name {next(n for n in names if names.count(n) > 1)!r}")
-    return config
+    except RecursionError:
+        raise ConfigError(f"invalid YAML: nested deeper than {MAX_YAML_DEPTH} levels") from None
+    except (ValueError, OverflowError) as err:  # PyYAML's int() and date() on absurd scalars
+        raise ConfigError(f"invalid YAML: {err}") from None
+    finally:
+        loader.dispose()
+
+
+# libyaml when PyYAML has it (its wheels do): ten times faster, and it caps nesting depth itself.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _count_nodes(node: yaml.Node, depth: int, counted: dict[int, int]) -> int:
+    """Values under ``node`` with aliases expanded; raises ConfigError past the limits."""
+    if depth > MAX_YAML_DEPTH:
+        raise ConfigError(f"invalid YAML: nested deeper than {MAX_YAML_DEPTH} levels")
+    if id(node) in counted:
+        return counted[id(node)]
+    counted[id(node)] = MAX_YAML_NODES + 1  # met again while counting its own children: a cycle
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [child for pair in node.value for child in pair]
+    total = 1
+    for child in children:
+        total += _count_nodes(child, depth + 1, counted)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(f"invalid YAML: more than {MAX_YAML_NODES} values (aliases expanded)")
+    counted[id(node)] = total
+    return total
 
 
 def _build(cls: type[Any], data: object, path: str) -> Any:
@@ -202,7 +448,7 @@ def _build(cls: type[Any], data: object, path: str) -> Any:
     for key in data:
         if key not in fields:
             where = f"{path}." if path else ""
-            raise ConfigError(f"{where}{key}: unknown key (known keys: {', '.join(fields)})")
+            raise ConfigError(f"{where}{_key_text(key)}: unknown key (known keys: {', '.join(fields)})")
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for name, f in fields.items():
@@ -213,9 +459,17 @@ def _build(cls: type[Any], data: object, path: str) -> Any:
         check = f.metadata.get("check")
         problem = check(value) if check else None
         if problem:
-            raise ConfigError(f"{key_path}: {problem}")
+            sep = "" if problem.startswith(("[", ".")) else ": "
+            raise ConfigError(f"{key_path}{sep}{problem}")
         values[name] = value
     return cls(**values)
+
+
+def _key_text(key: object) -> str:
+    """A key as the user wrote it when it reads as one, else quoted (a number, a long or odd text)."""
+    if isinstance(key, str) and key.isprintable() and 0 < len(key) <= 60 and not key.isspace():
+        return key
+    return _quote(key)
 
 
 def _convert(hint: Any, value: object, path: str) -> Any:
@@ -243,7 +497,10 @@ def _convert(hint: Any, value: object, path: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {_yaml_type(value)}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise ConfigError(f"{path}: number too large") from None
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {_yaml_type(value)}")
@@ -259,4 +516,6 @@ def _yaml_type(value: object) -> str:
         return "null"
     if isinstance(value, Mapping):
         return "a mapping"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return "a date"
     return names.get(type(value), type(value).__name__)

@@ -48,7 +48,7 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], expected: list[str]) ->
     ("text", "expected"),
     [
         ("targets:\n  - region: 5\n", "targets[0].region: expected a string, got an integer"),
-        ("aws:\n  max_concurrency: -3\n", "aws.max_concurrency: must be greater than 0"),
+        ("aws:\n  max_concurrency: -3\n", "aws.max_concurrency: must be from 1 to 256"),
         ("discovery:\n  bogus: 1\n", "discovery.bogus: unknown key"),
         ("targets: [\n", "invalid YAML at line 2"),
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from pathlib import Path
 from typing import Any
@@ -89,31 +90,93 @@ collection: {timeout_seconds: 9, min_interval_seconds: 5}
     assert config.collection.min_interval_seconds == 5.0
 
 
+ARN = "arn:aws:iam::210987654321:role/r"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        # types and unknown keys
         ("targets:\n  - region: 5\n", "targets[0].region: expected a string, got an integer"),
         ("targets:\n  - region: us-east-1\n  - regoin: x\n", "targets[1].regoin: unknown key"),
         ("targets: {}\n", "targets: expected a list, got a mapping"),
-        ("targets: []\n", "targets: must list at least one target"),
-        ("targets:\n  - region: ''\n", "targets[0].region: must not be empty"),
-        ("targets:\n  - role_arn: arn:aws:iam::1:role/x\n", "targets[0].role_arn: expected an IAM role ARN"),
-        ("targets:\n  - external_id: abc\n", "targets[0].external_id: needs targets[0].role_arn"),
-        ("targets:\n  - name: a\n  - name: a\n", "targets: two targets share the name 'a'"),
-        ("discovery:\n  application_states: [RUNNING]\n", "discovery.application_states: unknown value 'RUNNING'"),
-        ("discovery:\n  application_name_regex: '('\n", "discovery.application_name_regex: invalid regular"),
         ("discovery:\n  application_ids: a1\n", "discovery.application_ids: expected a list, got a string"),
-        ("discovery:\n  terminated_session_max_age_seconds: -1\n", "terminated_session_max_age_seconds: must not be"),
         ("metrics:\n  tags_info_metric: 'yes'\n", "metrics.tags_info_metric: expected true or false, got a string"),
-        ("metrics:\n  tag_labels: [a-b, a.b]\n", "metrics.tag_labels: tag keys 'a-b' and 'a.b' both map to"),
-        ("aws:\n  max_concurrency: 0\n", "aws.max_concurrency: must be greater than 0"),
         ("aws:\n  max_concurrency: 2.5\n", "aws.max_concurrency: expected an integer, got a number"),
         ("aws:\n  max_attempts: true\n", "aws.max_attempts: expected an integer, got a boolean"),
         ("aws:\n  read_timeout_seconds: fast\n", "aws.read_timeout_seconds: expected a number, got a string"),
-        ("collection:\n  timeout_seconds: 0\n", "collection.timeout_seconds: must be greater than 0"),
+        ("aws:\n  read_timeout_seconds: 2024-01-01\n", "aws.read_timeout_seconds: expected a number, got a date"),
         ("colection: {}\n", "colection: unknown key"),
+        ("discovery: {7: x}\n", "discovery.7: unknown key"),
+        ('metrics: {"a\\nb": x}\n', "metrics.'a\\nb': unknown key"),
         ("- a\n- b\n", "configuration: expected a mapping, got a list"),
+        # targets
+        ("targets: []\n", "targets: must list at least one target"),
+        ("targets:\n  - region: ''\n", "targets[0].region: must not be empty"),
+        ("targets:\n  - region: eu west 1\n", "targets[0].region: 'eu west 1' is not an AWS region name"),
+        ("targets:\n  - region: EU-WEST-1\n", "targets[0].region: 'EU-WEST-1' is not an AWS region name"),
+        ("targets:\n  - endpoint_url: not a url\n", "targets[0].endpoint_url: expected an http:// or https://"),
+        ("targets:\n  - endpoint_url: 'http://[::1'\n", "targets[0].endpoint_url: not a valid URL"),
+        ("targets:\n  - endpoint_url: http://h:99999\n", "targets[0].endpoint_url: not a valid URL"),
+        ("targets:\n  - endpoint_url: http://h:0\n", "targets[0].endpoint_url: the port must be from 1 to 65535"),
+        ("targets:\n  - endpoint_url: ftp://h\n", "targets[0].endpoint_url: expected an http:// or https://"),
+        ("targets:\n  - endpoint_url: 'https://'\n", "targets[0].endpoint_url: expected a URL with a host"),
+        ("targets:\n  - endpoint_url: 'http://h/?token=x'\n", "targets[0].endpoint_url: must not have a query"),
+        ("targets:\n  - endpoint_url: 'http://a_b.example'\n", "targets[0].endpoint_url: not a valid endpoint URL"),
+        ("targets:\n  - role_arn: arn:aws:iam::1:role/x\n", "targets[0].role_arn: expected an IAM role ARN"),
+        ("targets:\n  - external_id: abc\n", "targets[0].external_id: needs targets[0].role_arn"),
+        (f"targets:\n  - role_arn: {ARN}\n    external_id: 'a b'\n", "targets[0].external_id: expected 2 to 1224"),
+        ("targets:\n  - name: a\n  - name: a\n", "targets[1].name: 'a' is also the name of targets[0]"),
+        ("targets:\n  - name: \"a\\tb\"\n", "targets[0].name: must not contain control characters"),
+        ("targets:\n  - region: us-east-1\n  - region: us-east-1\n    endpoint_url: http://vpce.example\n",
+         "targets[1]: collects the exporter's own account in region us-east-1 under the same default name as "
+         "targets[0]; give each of them a distinct name"),
+        ("targets:\n  - {}\n  - {}\n", "targets[1]: collects the exporter's own account in the default region"),
+        (f"targets:\n  - {{region: eu-west-1, role_arn: {ARN}}}\n  - {{region: eu-west-1, role_arn: {ARN}x}}\n",
+         "targets[1]: collects account 210987654321 in region eu-west-1 under the same default name"),
+        (f"targets:\n  - {{region: eu-west-1, role_arn: {ARN}}}\n  - {{name: 210987654321/eu-west-1}}\n",
+         "targets[1].name: '210987654321/eu-west-1' is also the default name of targets[0]"),
+        ("targets:\n" + "  - {}\n" * 257, "targets: must have at most 256 entries, got 257"),
+        # discovery
+        ("discovery:\n  application_states: [RUNNING]\n", "discovery.application_states: unknown value 'RUNNING'"),
+        ("discovery:\n  application_ids: [ok1, Bad-Id]\n", "discovery.application_ids[1]: expected an application ID"),
+        ("discovery:\n  application_name_regex: '('\n", "discovery.application_name_regex: invalid regular"),
+        ("discovery:\n  application_name_regex: 'a{99999999999}'\n", "application_name_regex: invalid regular"),
+        ("discovery:\n  application_name_regex: '" + "(" * 600 + ")" * 600 + "'\n",
+         "discovery.application_name_regex: must be at most 1000 characters long"),
+        ("discovery:\n  terminated_session_max_age_seconds: -1\n",
+         "discovery.terminated_session_max_age_seconds: must be from 0 to 2.592e+06 (30 days)"),
+        ("discovery:\n  terminated_session_max_age_seconds: 1000000000000\n",
+         "terminated_session_max_age_seconds: must be from 0 to"),
+        ("discovery:\n  terminated_session_max_age_seconds: .nan\n",
+         "terminated_session_max_age_seconds: must be a finite number"),
+        # metrics
+        ("metrics:\n  tag_labels: [a-b, a.b]\n", "metrics.tag_labels: tag keys 'a-b' and 'a.b' both map to"),
+        ("metrics:\n  tag_labels: [" + ", ".join(f"t{i}" for i in range(51)) + "]\n",
+         "metrics.tag_labels: must have at most 50 entries, got 51"),
+        ("metrics:\n  tag_labels: [" + "k" * 129 + "]\n", "metrics.tag_labels[0]: must be at most 128 characters"),
+        # aws
+        ("aws:\n  max_concurrency: 0\n", "aws.max_concurrency: must be from 1 to 256"),
+        ("aws:\n  max_concurrency: " + "9" * 40 + "\n", "aws.max_concurrency: must be from 1 to 256"),
+        ("aws:\n  max_attempts: 21\n", "aws.max_attempts: must be from 1 to 20"),
+        ("aws:\n  connect_timeout_seconds: 61\n", "aws.connect_timeout_seconds: must be greater than 0 and at most 60"),
+        ("aws:\n  read_timeout_seconds: -.inf\n", "aws.read_timeout_seconds: must be a finite number"),
+        # collection
+        ("collection:\n  timeout_seconds: 0\n", "collection.timeout_seconds: must be greater than 0 and at most 300"),
+        ("collection:\n  timeout_seconds: .inf\n", "collection.timeout_seconds: must be a finite number"),
+        ("collection:\n  timeout_seconds: 1.0e+30\n", "collection.timeout_seconds: must be greater than 0"),
+        ("collection:\n  timeout_seconds: " + "9" * 400 + "\n", "collection.timeout_seconds: number too large"),
+        ("collection:\n  min_interval_seconds: .inf\n", "collection.min_interval_seconds: must be a finite number"),
+        ("collection:\n  min_interval_seconds: 3601\n", "collection.min_interval_seconds: must be from 0 to 3600"),
+        # the YAML itself
         ("targets: [\n", "invalid YAML at line"),
+        ("a: !!python/object:os.system x\n", "invalid YAML at line 1, column 4: could not determine a constructor"),
+        ("a: \x01\n", "invalid YAML"),
+        ("a: " + "[" * 40 + "]" * 40 + "\n", "invalid YAML: nested deeper than 32 levels"),
+        ("a: &a [*a]\n", "invalid YAML: more than 100000 values"),
+        ("".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i else "lol"] * 9) + "]\n" for i in range(10)),
+         "invalid YAML: more than 100000 values (aliases expanded)"),
+        ("aws:\n  max_attempts: " + "9" * 5000 + "\n", "invalid YAML"),
     ],
 )
 def test_bad_configuration_names_the_key(text: str, message: str) -> None:
@@ -121,6 +184,83 @@ def test_bad_configuration_names_the_key(text: str, message: str) -> None:
         parse_config(text)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "region", ["us-east-1", "eu-central-2", "ap-southeast-5", "us-gov-west-1", "cn-north-1", "us-isob-east-1",
+               "eusc-de-east-1", "il-central-1"],
+)
+def test_every_partition_s_region_names_are_accepted(region: str) -> None:
+    assert parse_config(f"targets:\n  - region: {region}\n").targets[0].region == region
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:1234", "https://emr-serverless.eu-west-1.amazonaws.com", "http://[::1]:8080/",
+            "https://vpce-1.emr-serverless.us-east-1.vpce.amazonaws.com/prefix", "http://user:pass@localhost:80"],
+)
+def test_endpoint_urls_that_botocore_takes_are_accepted(url: str) -> None:
+    assert parse_config(f"targets:\n  - endpoint_url: '{url}'\n").targets[0].endpoint_url == url
+
+
+def test_targets_with_distinct_names_or_accounts_may_share_a_region() -> None:
+    config = parse_config(f"""
+targets:
+  - {{region: us-east-1, name: a}}
+  - {{region: us-east-1, name: b, endpoint_url: http://vpce.example}}
+  - {{region: us-east-1}}
+  - {{region: us-east-1, role_arn: {ARN}}}
+  - {{region: us-east-1, role_arn: arn:aws:iam::123456789012:role/r}}
+  - {{region: eu-west-1}}
+""")
+    assert len(config.targets) == 6
+
+
+def test_a_bad_endpoint_url_is_never_echoed() -> None:
+    # urllib's own message would show the "port", which here is the password of a URL missing its host.
+    with pytest.raises(ConfigError) as caught:
+        parse_config("targets:\n  - endpoint_url: 'http://user:hunter2hunter2'\n")
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        parse_config("targets:\n  - role_arn: arn:aws:iam::210987654321:role/r\n    external_id: 'hunter2 x'\n")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_yaml_anchors_within_the_limits_are_fine() -> None:
+    config = parse_config("""
+targets: [&eu {region: eu-west-1, name: a}]
+metrics:
+  tag_labels: &tags [team, owner]
+discovery:
+  application_states: &states [STARTED]
+""")
+    assert config.targets[0].region == "eu-west-1" and config.metrics.tag_labels == ("team", "owner")
+
+
+def test_the_file_must_be_a_readable_regular_file_of_utf8_text(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)  # nobody writes to it: opening it for reading must not wait for a writer
+    cases = {
+        fifo: "not a regular file (a device, FIFO or socket)",
+        Path("/dev/zero"): "not a regular file (a device, FIFO or socket)",
+        tmp_path: "not a regular file (a directory)",
+    }
+    big = tmp_path / "big.yaml"
+    big.write_text("# padding\n" * 30_000)
+    cases[big] = "larger than 256 KiB"
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"targets:\n  - name: caf\xe9\n")
+    cases[latin1] = "not UTF-8 text (byte 22)"
+    for path, reason in cases.items():
+        with pytest.raises(ConfigError) as caught:
+            load_config(path, missing_ok=True)
+        assert str(caught.value) == f"{path}: cannot read: {reason}"
+
+
+def test_a_symlinked_file_is_read(tmp_path: Path) -> None:
+    # Kubernetes mounts a ConfigMap's keys as symlinks.
+    (tmp_path / "real.yaml").write_text("aws: {max_attempts: 3}\n")
+    (tmp_path / "config.yaml").symlink_to(tmp_path / "real.yaml")
+    assert load_config(tmp_path / "config.yaml").aws.max_attempts == 3
 
 
 def test_errors_from_a_file_name_the_file(tmp_path: Path) -> None:
@@ -142,3 +282,14 @@ def test_errors_from_a_file_name_the_file(tmp_path: Path) -> None:
 )
 def test_tag_label_names(key: str, label: str) -> None:
     assert tag_label_name(key) == label
+
+
+def test_the_default_region_is_checked_when_the_targets_are_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporter.cli import build_runner
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu west 1")
+    with pytest.raises(ConfigError, match=r"^targets\[0\]\.region: the default region 'eu west 1' is not an AWS"):
+        build_runner(parse_config(""))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    with pytest.raises(ConfigError, match=r"^targets\[1\]: collects the exporter's own account in region eu-west-1"):
+        build_runner(parse_config("targets: [{}, {region: eu-west-1}]"))
