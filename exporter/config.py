@@ -53,10 +53,10 @@ MAX_YAML_DEPTH = 32  # nesting; the configuration itself is 4 levels deep
 Check = Callable[[Any], "str | None"]
 
 # AWS's region names in every partition (aws, aws-cn, aws-us-gov, aws-iso*, aws-eusc): us-east-1,
-# cn-north-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1.
-REGION_PATTERN = re.compile(r"[a-z]{2,4}(-[a-z]+)+-\d{1,2}")
-ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")
-EXTERNAL_ID_PATTERN = re.compile(r"[\w+=,.@:/-]{2,1224}")  # AWS's own constraint (sts:AssumeRole)
+# cn-north-1, us-gov-west-1, us-isob-east-1, eusc-de-east-1. ASCII: \d and \w would take any script's.
+REGION_PATTERN = re.compile(r"[a-z]{2,4}(-[a-z]+)+-\d{1,2}", re.ASCII)
+ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
+EXTERNAL_ID_PATTERN = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)  # AWS's own constraint (sts:AssumeRole)
 APPLICATION_ID_PATTERN = re.compile(r"[0-9a-z]{1,64}")  # the emr-serverless API's constraint
 MAX_REGEX_LENGTH = 1000
 MAX_TAG_KEY_LENGTH = 128  # AWS's limit on a tag key
@@ -77,7 +77,8 @@ def _all(*checks: Check) -> Check:
 
 def _between(low: float, high: float, *, low_open: bool = False, unit: str = "") -> Check:
     """A number in [low, high] (or (low, high]); NaN and infinities are never in range."""
-    text = f"greater than {low:g} and at most {high:g}{unit}" if low_open else f"from {low:g} to {high:g}{unit}"
+    text = (f"greater than {_number(low)} and at most {_number(high)}{unit}" if low_open
+            else f"from {_number(low)} to {_number(high)}{unit}")
 
     def check(value: float) -> str | None:
         if isinstance(value, float) and not math.isfinite(value):
@@ -86,6 +87,10 @@ def _between(low: float, high: float, *, low_open: bool = False, unit: str = "")
         return None if in_range else f"must be {text}"
 
     return check
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def _at_most_items(limit: int) -> Check:
@@ -164,9 +169,7 @@ def _regex(value: str | None) -> str | None:
         return f"must be at most {MAX_REGEX_LENGTH} characters long"
     try:
         re.compile(value)
-    except re.error as err:
-        return f"invalid regular expression: {err}"
-    except (OverflowError, RecursionError, ValueError) as err:  # a{99999999999}, deep nesting
+    except (re.error, OverflowError, RecursionError, ValueError) as err:  # a{99999999999} overflows
         return f"invalid regular expression: {err}"
     return None
 
@@ -235,7 +238,7 @@ def _check(check: Check) -> dict[str, Any]:
 def _quote(value: object, limit: int = 60) -> str:
     """A value in an error line: quoted, escaped, cut short."""
     text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + "...'"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def tag_label_name(tag_key: str) -> str:
