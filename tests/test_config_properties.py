@@ -195,7 +195,7 @@ def test_generated_documents_load_or_fail_with_one_line_naming_the_key(
     check_outcome(path, document, simulator)
 
 
-@PROPERTY_SETTINGS
+@settings(PROPERTY_SETTINGS, max_examples=100)
 @given(document=config_shaped(), cut=st.integers(0, 400), junk=st.text(max_size=8))
 def test_damaged_yaml_fails_with_one_line(
     tmp_path: Path, simulator: Simulator, document: Any, cut: int, junk: str
@@ -220,17 +220,11 @@ def _dead_endpoint() -> str:
 VALID_FAST = {"aws": {"max_attempts": 1, "connect_timeout_seconds": 1, "read_timeout_seconds": 1}}
 
 PROCESS_CASES: list[tuple[str, Any, str | None]] = [
-    # (id, configuration: a YAML text or a path, expected text of the one line; None: valid)
+    # (id, configuration: a YAML text or a path, expected text of the one line; None: valid). A few cases
+    # of issue 8 that crashed or hung the process; test_config.py has them all, in-process.
     ("region", "targets: [{region: eu west 1}]", "targets[0].region: 'eu west 1' is not an AWS region name"),
-    ("ipv6", "targets: [{endpoint_url: 'http://[::1'}]", "targets[0].endpoint_url: not a valid URL"),
-    ("port", "targets: [{endpoint_url: 'http://h:99999'}]", "targets[0].endpoint_url: not a valid URL"),
     ("regex", "discovery: {application_name_regex: 'a{99999999999}'}", "application_name_regex: invalid regular"),
     ("inf", "collection: {timeout_seconds: .inf}", "collection.timeout_seconds: must be a finite number"),
-    ("huge", "aws: {max_concurrency: 1000000000000000000000000000000}", "aws.max_concurrency: must be from 1 to"),
-    ("age", "discovery: {terminated_session_max_age_seconds: 1000000000000}", "max_age_seconds: must be from 0"),
-    ("twins", "targets: [{region: us-east-1}, {region: us-east-1}]", "targets[1]: collects the exporter's own"),
-    ("tags", "metrics: {tag_labels: [" + ", ".join(f"t{i}" for i in range(10_000)) + "]}",
-     "metrics.tag_labels: must have at most 50 entries"),
     ("bomb", "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i else "lol"] * 9) + "]\n" for i in range(10)),
      "invalid YAML: more than 100000 values"),
     ("zero", Path("/dev/zero"), "cannot read: not a regular file"),
