@@ -38,15 +38,18 @@ _NAME = rf"(?<![\w-])(?:{_SECRET_NAMES})(?![\w-])"
 # <SessionToken>v</SessionToken>
 _XML_FIELD = re.compile(rf"(<({_NAME})>)[^<]*(</\2>)", re.IGNORECASE)
 # 'SecretAccessKey': 'v'   "SessionToken": "v"   'X-Amz-Security-Token': b'v'
-_QUOTED_FIELD = re.compile(rf"""(["']{_NAME}["']\s*:\s*b?)(["'])(?:\\.|(?!\2).)*\2""", re.IGNORECASE | re.DOTALL)
+# (an escaped character, or any other but the quote: a backslash cannot match both ways, which would
+# backtrack exponentially on a run of backslashes)
+_QUOTED_FIELD = re.compile(rf"""(["']{_NAME}["']\s*:\s*b?)(["'])(?:\\.|(?!\2)[^\\])*\2""", re.IGNORECASE | re.DOTALL)
 # Authorization: AWS4-HMAC-SHA256 Credential=..., Signature=...  (the whole rest of the line)
 _AUTHORIZATION_LINE = re.compile(r"(?<![\w-])((?:proxy-)?authorization\s*:\s*)[^\r\n]+", re.IGNORECASE)
 # external_id=v   x-amz-security-token:v   aws_secret_access_key = v
 _PLAIN_FIELD = re.compile(rf"({_NAME}\s*[:=]\s*)[^\s&,;\"'<>]+", re.IGNORECASE)
 # scheme://userinfo@ : greedy up to the last @ of the authority, as urllib.parse splits it
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s?#\"'<>\\]*@")
+# (schemes are short: a bounded scheme keeps the scan linear in a long run of "a.a.a.a")
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://)[^/\s?#\"'<>\\]*@")
 # the query of a URL (scheme://...?q) or of a request target ("GET /path?q HTTP/1.1")
-_QUERY = re.compile(r"""((?:\b[a-z][a-z0-9+.-]*://|(?<![^\s"'(])/)[^\s?#"'<>]*\?)([^\s#"'<>\\]+)""", re.IGNORECASE)
+_QUERY = re.compile(r"""((?:\b[a-z][a-z0-9+.-]{0,31}://|(?<![^\s"'(])/)[^\s?#"'<>]*\?)([^\s#"'<>\\]+)""", re.IGNORECASE)
 # Parameters of the exporter's own API calls (and STS's form body) whose values are never secret.
 _HARMLESS_QUERY_KEYS = frozenset(
     {"maxResults", "nextToken", "states", "createdAtAfter", "createdAtBefore", "Action", "Version"}
@@ -98,6 +101,6 @@ def redact(text: str) -> str:
 def _redact_query(match: re.Match[str]) -> str:
     parameters = []
     for parameter in match.group(2).split("&"):
-        key, sep, _value = parameter.partition("=")
-        parameters.append(parameter if not sep or key in _HARMLESS_QUERY_KEYS else f"{key}={REDACTED}")
+        key, _, value = parameter.partition("=")
+        parameters.append(parameter if not value or key in _HARMLESS_QUERY_KEYS else f"{key}={REDACTED}")
     return match.group(1) + "&".join(parameters)

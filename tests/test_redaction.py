@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from exporter.redaction import REDACTED, add_secret, forget_secrets, redact
+from exporter.redaction import MIN_SECRET_LENGTH, REDACTED, add_secret, forget_secrets, redact
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 TOKEN = "FQoGZXIvYXdzEPT//////////wEaDLq+token/with=padding=="
@@ -67,6 +71,7 @@ def _no_registered_secrets() -> Iterator[None]:
 )
 def test_redact(text: str, expected: str) -> None:
     assert redact(text) == expected
+    assert redact(expected) == expected  # redacting twice changes nothing
 
 
 def test_secrets_known_at_run_time_are_redacted_in_any_context() -> None:
@@ -81,3 +86,41 @@ def test_a_secret_that_contains_another_is_redacted_whole() -> None:
     add_secret("user:longpassword")
     add_secret("longpassword")
     assert redact("user:longpassword") == REDACTED
+
+
+# Pieces of the forms redact knows, to be put together in every odd order.
+FRAGMENTS = ["http://", "u:p@", "h", "/", "?", "a=b", "&", "maxResults=1", "'", '"', "b'", "SessionToken",
+             "external_id", "Authorization", ": ", ":", "=", "<SessionToken>", "</SessionToken>", "<", ">",
+             "\\", " ", "\n", "x"]
+texts = st.one_of(st.text(max_size=40), st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join))
+
+
+@settings(max_examples=200, deadline=None)
+@given(before=texts, after=texts, secret=st.text(min_size=MIN_SECRET_LENGTH, max_size=20))
+def test_a_known_secret_never_survives_and_redacting_twice_changes_nothing(
+    before: str, after: str, secret: str
+) -> None:
+    forget_secrets()
+    add_secret(secret)
+    once = redact(before + secret + after)
+    assert secret not in once or secret in REDACTED
+    assert redact(once) == once
+
+
+ADVERSARIAL = {  # each took redact minutes or more with a careless pattern
+    "backslashes": "'password': '" + "\\\\" * 50_000,
+    "dotted words": "a." * 50_000,
+    "schemes": "a://" * 30_000,
+    "at signs": "http://" + "@" * 50_000,
+    "open tags": "<SessionToken>" * 20_000,
+    "parameters": "/x?" + "a=b&" * 30_000,
+    "field names": "password=" * 20_000,
+    "open quotes": "'SessionToken': '" * 10_000,
+}
+
+
+def test_redact_is_linear_on_adversarial_text() -> None:
+    # In a process of its own, so that a regression fails instead of hanging the suite.
+    script = "import sys; from exporter.redaction import redact; [redact(t) for t in eval(sys.stdin.read())]"
+    subprocess.run([sys.executable, "-c", script], input=repr(list(ADVERSARIAL.values())), text=True,
+                   timeout=120, check=True)
