@@ -435,6 +435,7 @@ def _count_nodes(node: yaml.Node, depth: int, counted: dict[int, int]) -> int:
         children = list(node.value)
     elif isinstance(node, yaml.MappingNode):
         children = [child for pair in node.value for child in pair]
+        _no_duplicate_keys(node)
     total = 1
     for child in children:
         total += _count_nodes(child, depth + 1, counted)
@@ -442,6 +443,18 @@ def _count_nodes(node: yaml.Node, depth: int, counted: dict[int, int]) -> int:
             raise ConfigError(f"invalid YAML: more than {MAX_YAML_NODES} values (aliases expanded)")
     counted[id(node)] = total
     return total
+
+
+def _no_duplicate_keys(node: yaml.MappingNode) -> None:
+    # PyYAML keeps the last of two equal keys: a second "aws:" section would silently replace the first.
+    seen: set[tuple[str, str]] = set()
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            if (key.tag, key.value) in seen:
+                mark = key.start_mark
+                raise ConfigError(f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: "
+                                  f"duplicate key {_quote(key.value)}")
+            seen.add((key.tag, key.value))
 
 
 def _build(cls: type[Any], data: object, path: str) -> Any:

@@ -172,6 +172,7 @@ ARN = "arn:aws:iam::210987654321:role/r"
         ("collection:\n  min_interval_seconds: 3601\n", "collection.min_interval_seconds: must be from 0 to 3600"),
         # the YAML itself
         ("targets: [\n", "invalid YAML at line"),
+        ("aws: {max_attempts: 1}\naws: {max_attempts: 2}\n", "invalid YAML at line 2, column 1: duplicate key 'aws'"),
         ("a: !!python/object:os.system x\n", "invalid YAML at line 1, column 4: could not determine a constructor"),
         ("a: \x01\n", "invalid YAML"),
         ("a: " + "[" * 40 + "]" * 40 + "\n", "invalid YAML: nested deeper than 32 levels"),
