@@ -103,8 +103,9 @@ def build_runner(
                 f"targets[{index}].region: not set, and no default region in the environment "
                 "(AWS_DEFAULT_REGION or the shared config file)"
             )
-        if region_problem(region):
-            raise ConfigError(f"targets[{index}].region: the default region {region_problem(region)}")
+        problem = region_problem(region)
+        if problem:  # the environment's default region: the configuration's own were checked at load
+            raise ConfigError(f"targets[{index}].region: {'' if target.region else 'the default region '}{problem}")
         target_session = session
         if target.role_arn:
             target_session = assume_role_session(

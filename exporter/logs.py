@@ -25,7 +25,9 @@ FORMATS = ("logfmt", "json")
 _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
 
 # Credentials the AWS libraries may read from the environment; redacted wherever they turn up.
-SECRET_ENVIRONMENT_VARIABLES = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+SECRET_ENVIRONMENT_VARIABLES = (
+    "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
 
 # botocore's wire logs: request parameters and headers (ExternalId, X-Amz-Security-Token), canonical
 # requests, and response bodies (AssumeRole's SecretAccessKey and SessionToken; GetSession's
