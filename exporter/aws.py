@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 import time
 from collections import Counter
@@ -36,6 +35,7 @@ from exporter.config import AwsConfig, RateLimitConfig
 from exporter.logs import warn_once
 from exporter.model import Application, InvalidObject, Session, SessionSummary, convert, object_id
 from exporter.ratelimit import RateLimits, TokenBucket
+from exporter.redaction import redact
 
 if TYPE_CHECKING:
     from mypy_boto3_emr_serverless import EMRServerlessClient
@@ -79,7 +79,6 @@ BACKOFF_BASE_SECONDS = 0.1
 BACKOFF_CAP_SECONDS = 5.0
 # A rate-limit slot is only taken if it leaves the call this long to finish before the deadline.
 CALL_ROOM_SECONDS = 0.5
-_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 
 T = TypeVar("T", Application, SessionSummary, Session)
 Problem = tuple[str, str]  # (outcome, reason) of a response that is not what the model says
@@ -130,9 +129,9 @@ def outcome(code: str) -> str:
 
 
 def clean_message(message: str) -> str:
-    """One short line with no URL userinfo: error texts reach logs and the landing page."""
-    message = _USERINFO.sub("", " ".join(str(message).split()))
-    return message[:MAX_MESSAGE_CHARS]
+    """One short line with no secrets (URL userinfo, tokens, known secrets): error texts reach logs,
+    metrics' neighbours and the unauthenticated landing page."""
+    return redact(" ".join(str(message).split()))[:MAX_MESSAGE_CHARS]
 
 
 class ApiCallCounter:
@@ -216,14 +215,18 @@ def make_client(
     region: str | None,
     endpoint_url: str | None,
     session: boto3.Session | None = None,
+    deadline_seconds: float | None = None,
 ) -> EMRServerlessClient:
+    """A client whose one attempt never outlives ``deadline_seconds`` (the collection timeout): a
+    longer connect or read timeout would only pin a worker to a call whose answer comes too late."""
+    limit = deadline_seconds or float("inf")
     config = botocore.config.Config(
         # One attempt per botocore call: EmrServerlessApi retries, so that every attempt is counted, waits
         # for the rate limit and stays inside the deadline (botocore's retry quota would also run dry
         # under sustained 5xx errors and silently stop retrying).
         retries={"mode": "standard", "total_max_attempts": 1},
-        connect_timeout=aws.connect_timeout_seconds,
-        read_timeout=aws.read_timeout_seconds,
+        connect_timeout=min(aws.connect_timeout_seconds, limit),
+        read_timeout=min(aws.read_timeout_seconds, limit),
         # One pooled connection per request in flight, or urllib3 discards and reconnects.
         max_pool_connections=aws.max_concurrency,
         user_agent_extra=f"emr-serverless-exporter/{__version__}",

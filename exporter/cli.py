@@ -111,7 +111,8 @@ def build_runner(
             target_session = assume_role_session(
                 session, region=region, role_arn=target.role_arn, external_id=target.external_id
             )
-        client = make_client(config.aws, region=region, endpoint_url=target.endpoint_url, session=target_session)
+        client = make_client(config.aws, region=region, endpoint_url=target.endpoint_url, session=target_session,
+                             deadline_seconds=config.collection.timeout_seconds)
         # Targets with the same credentials, region and endpoint spend one AWS quota: one set of buckets.
         quota = (target.role_arn or "default credentials", region, target.endpoint_url or "")
         limits = shared_rate_limits(quota, config.aws.rate_limits.by_operation())

@@ -196,8 +196,6 @@ def test_a_served_exporter_shows_no_secret(world: World, tmp_path: Path, log_for
     assert_no_secret(world, outputs)
 
 
-@pytest.mark.xfail(strict=True, reason="the landing page shows ApiError messages unredacted: exporter/aws.py "
-                   "should build them with exporter.redaction.redact (issue 8, the lead's part)")
 def test_the_landing_page_shows_no_secret_of_a_failing_target(world: World, tmp_path: Path) -> None:
     with serving(world, world.config(tmp_path, failing_target=True), "logfmt") as (url, stderr):
         page = get(f"{url}/")
