@@ -11,6 +11,7 @@ Field names are Python's; ``name=`` says which wire member each one reads.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, TypeVar
@@ -173,3 +174,16 @@ def object_id(raw: Any) -> str:
                 return label_safe(value)[:64]
     return "?"
 
+
+
+def _build_type_info() -> None:
+    """Have msgspec build each struct's type information now, in the importing thread. Built lazily on
+    the first convert instead, it is built by several worker threads at once, and msgspec 0.22 can
+    crash the process then (seen as SIGSEGV inside msgspec._utils.get_class_annotations)."""
+    for kind in (ResourceUtilization, Application, SessionSummary, Session):
+        # {} lacks the required fields: the error is expected, the type information is built all the same.
+        with contextlib.suppress(msgspec.ValidationError):
+            msgspec.convert({}, kind)
+
+
+_build_type_info()
