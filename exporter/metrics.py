@@ -399,14 +399,13 @@ class EmrServerlessCollector(Collector):
         for row in rows:
             labels = dict(zip(TARGET_LABELS, _target_values(row.target), strict=True))
             labels.update(application_id=row.session.application_id, session_id=row.session.session_id)
-            tags = row.session.tags
-            for key in sorted(tags):
+            for key, tag_value in row.session.tags.items():  # sorted by AWS's key (exporter.model)
                 name = tag_label_name(key)
                 if name in labels:
                     warn_once("tag keys collide on one label name; the first in sorted order is exported",
                               label=name, dropped_key=key)
                     continue
-                labels[name] = tags[key]
+                labels[name] = tag_value
             family.samples.append(Sample(TAGS_FAMILY_NAME, labels, 1.0))
         return family
 

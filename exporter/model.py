@@ -139,7 +139,12 @@ class Session(Struct, gc=False):
         for attr in ("arn", "state", "name", "release_label", "execution_role_arn", "created_by"):
             setattr(self, attr, label_safe(getattr(self, attr)))
         if self.tags:
-            self.tags = {label_safe(key): label_safe(value) for key, value in self.tags.items()}
+            # In AWS's key order, so that of keys that collide (here, or on one label name later) the first
+            # in sorted order wins, as SPEC section 3 says; the order of this dict is kept from here on.
+            safe: dict[str, str] = {}
+            for key in sorted(self.tags):
+                safe.setdefault(label_safe(key), label_safe(self.tags[key]))
+            self.tags = safe
 
     @property
     def created(self) -> float:
