@@ -11,5 +11,17 @@ from exporter.simulator.lifecycle import Lifecycle
 from exporter.simulator.scenarios import SCENARIOS, build_scenario
 from exporter.simulator.server import Simulator
 from exporter.simulator.store import SessionView, Store
+from exporter.simulator.throttle import Throttle, TokenBucket
 
-__all__ = ["SCENARIOS", "ApiError", "Fault", "Lifecycle", "SessionView", "Simulator", "Store", "build_scenario"]
+__all__ = [
+    "SCENARIOS",
+    "ApiError",
+    "Fault",
+    "Lifecycle",
+    "SessionView",
+    "Simulator",
+    "Store",
+    "Throttle",
+    "TokenBucket",
+    "build_scenario",
+]

@@ -12,11 +12,19 @@ from types import FrameType
 from exporter.simulator.faults import Fault, parse_fault_spec
 from exporter.simulator.scenarios import SCENARIOS, build_scenario
 from exporter.simulator.server import Simulator
+from exporter.simulator.throttle import Throttle, parse_throttle_spec
 
 
 def _fault(spec: str) -> Fault:
     try:
         return parse_fault_spec(spec)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _throttle(spec: str) -> Throttle:
+    try:
+        return parse_throttle_spec(spec)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -45,6 +53,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="OP:CODE:FRACTION[:DELAY_MS]",
         help="answer FRACTION of OP's calls with error CODE (empty CODE: delay only); repeatable",
     )
+    parser.add_argument(
+        "--throttle",
+        type=_throttle,
+        action="append",
+        default=[],
+        metavar="OP:RATE[:BURST]",
+        help="rate-limit OP (* for each operation) to RATE requests/s with BURST at once (default: RATE), "
+        "answering ThrottlingException beyond it, as AWS does; repeatable",
+    )
     return parser.parse_args(argv)
 
 
@@ -63,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for fault in args.fault:
         store.add_fault(fault)
+    for throttle in args.throttle:
+        store.set_throttle(throttle.operation, throttle.rate, throttle.burst)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -13,13 +13,14 @@ import random
 import string
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from exporter.simulator.errors import ApiError
 from exporter.simulator.faults import Fault
 from exporter.simulator.lifecycle import Lifecycle, Snapshot, state_details_for
+from exporter.simulator.throttle import Throttle, TokenBucket
 
 Clock = Callable[[], float]
 Ticker = Callable[["Store", float], None]
@@ -27,6 +28,7 @@ Ticker = Callable[["Store", float], None]
 TERMINAL_STATES = frozenset({"TERMINATED", "FAILED"})
 NOT_YET_STARTED_STATES = frozenset({"SUBMITTED", "STARTING"})
 _ID_ALPHABET = string.digits + string.ascii_lowercase
+CALL_TIMES_KEPT = 100_000  # request times remembered per operation, the newest
 
 
 def random_id(rng: random.Random) -> str:
@@ -186,21 +188,37 @@ class Store:
     """One simulated account and region."""
 
     def __init__(
-        self, account_id: str = "123456789012", region: str = "us-east-1", clock: Clock = time.time
+        self,
+        account_id: str = "123456789012",
+        region: str = "us-east-1",
+        clock: Clock = time.time,
+        *,
+        throttles: Iterable[Throttle] = (),
+        monotonic: Clock = time.monotonic,
     ) -> None:
+        """``clock`` is the wall clock of the data; ``monotonic`` the clock of rate limits (``throttles``)
+        and of the request times kept for tests."""
         self.account_id = account_id
         self.region = region
         self.clock = clock
+        self.monotonic = monotonic
         self._lock = threading.RLock()
         self._apps: dict[str, Application] = {}
         self._sessions: dict[str, _AppSessions] = {}
         self._faults: list[Fault] = []
         self._calls: Counter[str] = Counter()
+        self._call_times: dict[str, deque[float]] = {}
+        self._throttles: dict[str, Throttle] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        # Requests answered with ThrottlingException by a rate limit, per operation (random faults apart).
+        self.throttled: Counter[str] = Counter()
         # Requests by the access key ID that signed them, so tests can see which credentials were used.
         self.access_keys: Counter[str] = Counter()
         self._tickers: list[Ticker] = []
         self._client_tokens: dict[tuple[str, str], str] = {}
         self._ids = random.Random(f"{account_id}/{region}")
+        for throttle in throttles:
+            self.set_throttle(throttle.operation, throttle.rate, throttle.burst)
 
     # ----- time ---------------------------------------------------------------------------------
 
@@ -529,11 +547,47 @@ class Store:
         with self._lock:
             self._faults.clear()
 
+    def set_throttle(self, operation: str, rate: float, burst: float | None = None) -> None:
+        """Rate-limit ``operation`` (``*``: each operation on its own) as AWS does: a token bucket of
+        ``rate`` requests a second and ``burst`` at once (default: one second's worth), starting full; a
+        request that finds it empty is answered ``ThrottlingException`` (400). Replaces an earlier limit."""
+        throttle = Throttle(operation, rate, burst)
+        TokenBucket(throttle.rate, throttle.capacity, self.monotonic)  # raises ValueError on bad numbers
+        with self._lock:
+            self._throttles[operation] = throttle
+            # A bucket follows its limit: an operation's own, or the `*` one for those without their own.
+            if operation == "*":
+                self._buckets = {op: b for op, b in self._buckets.items() if op in self._throttles}
+            else:
+                self._buckets.pop(operation, None)
+
+    def clear_throttles(self) -> None:
+        with self._lock:
+            self._throttles.clear()
+            self._buckets.clear()
+
+    def throttles(self) -> list[Throttle]:
+        with self._lock:
+            return list(self._throttles.values())
+
+    def _admit(self, operation: str) -> bool:
+        throttle = self._throttles.get(operation) or self._throttles.get("*")
+        if throttle is None:
+            return True
+        bucket = self._buckets.get(operation)
+        if bucket is None:
+            bucket = self._buckets[operation] = TokenBucket(throttle.rate, throttle.capacity, self.monotonic)
+        return bucket.take()
+
     def check_faults(self, operation: str, params: Mapping[str, str]) -> tuple[float, ApiError | None]:
-        """(seconds to wait, error to answer with or None) for one call; the caller waits, not us."""
+        """(seconds to wait, error to answer with or None) for one call; the caller waits, not us.
+        A rate limit comes first, as AWS's front end refuses a request before the service sees it."""
         delay_ms = 0.0
         error: ApiError | None = None
         with self._lock:
+            if not self._admit(operation):
+                self.throttled[operation] += 1
+                return 0.0, ApiError("ThrottlingException")
             for fault in self._faults:
                 if fault.matches(operation, params) and fault.hit():
                     delay_ms += fault.delay_ms
@@ -549,6 +603,16 @@ class Store:
     def record_call(self, operation: str) -> None:
         with self._lock:
             self._calls[operation] += 1
+            times = self._call_times.get(operation)
+            if times is None:
+                times = self._call_times[operation] = deque(maxlen=CALL_TIMES_KEPT)
+            times.append(self.monotonic())
+
+    def call_times(self, operation: str) -> list[float]:
+        """When requests of ``operation`` arrived (``monotonic``, oldest first; throttled and faulted ones
+        included; the newest CALL_TIMES_KEPT), so a test can measure the rate a client sends at."""
+        with self._lock:
+            return list(self._call_times.get(operation, ()))
 
     def record_access_key(self, access_key_id: str) -> None:
         with self._lock:
@@ -557,6 +621,8 @@ class Store:
     def reset_calls(self) -> None:
         with self._lock:
             self._calls.clear()
+            self._call_times.clear()
+            self.throttled.clear()
 
     # ----- internals ----------------------------------------------------------------------------
 
