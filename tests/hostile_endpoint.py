@@ -95,6 +95,45 @@ def _epoch(value: float) -> float | int:
     return int(rounded) if rounded == int(rounded) else rounded
 
 
+def arn(app_id: str, session_id: str | None = None) -> str:
+    base = f"arn:aws:emr-serverless:{REGION}:{ACCOUNT}:/applications/{app_id}"
+    return f"{base}/sessions/{session_id}" if session_id else base
+
+
+def make_application(app_id: str, name: str | None, created: float) -> JsonObject:
+    """An ApplicationSummary as ListApplications returns it (name omitted when None)."""
+    out: JsonObject = {
+        "id": app_id, "name": name, "arn": arn(app_id), "releaseLabel": "emr-7.1.0", "type": "Spark",
+        "state": "STARTED", "createdAt": _epoch(created), "updatedAt": _epoch(created + 60), "architecture": "X86_64",
+    }
+    if name is None:
+        del out["name"]
+    return out
+
+
+def make_session(
+    app_id: str, session_id: str, name: str | None, state: str, created: float, **extra: Any
+) -> JsonObject:
+    """A Session as GetSession returns it (ListSessions returns its SUMMARY_KEYS); ``extra`` overrides."""
+    age = max(0.0, time.time() - created)
+    out: JsonObject = {
+        "applicationId": app_id, "sessionId": session_id, "arn": arn(app_id, session_id), "name": name,
+        "state": state, "stateDetails": "", "releaseLabel": "emr-7.1.0",
+        "executionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/EMRServerlessSessionRole",
+        "createdBy": f"arn:aws:iam::{ACCOUNT}:user/alice",
+        "createdAt": _epoch(created), "updatedAt": _epoch(max(created, time.time() - 30)),
+        "startedAt": _epoch(created + 20), "idleTimeoutMinutes": 60,
+        "tags": {"team": "data", "aws:cloudformation:stack-name": "stack-1"},
+        "totalResourceUtilization": {"vCPUHour": 1.5, "memoryGBHour": 6.0, "storageGBHour": 20.0},
+        "billedResourceUtilization": {"vCPUHour": 2.0, "memoryGBHour": 8.0, "storageGBHour": 0.0},
+        "totalExecutionDurationSeconds": int(age),
+    }
+    if name is None:
+        del out["name"]
+    out.update(extra)
+    return out
+
+
 @dataclass
 class World:
     """The baseline data as JSON objects: applications (ApplicationSummary) and sessions (Session)."""
@@ -105,47 +144,20 @@ class World:
     @classmethod
     def baseline(cls, now: float | None = None) -> World:
         now = time.time() if now is None else now
-
-        def arn(app_id: str, session_id: str | None = None) -> str:
-            base = f"arn:aws:emr-serverless:{REGION}:{ACCOUNT}:/applications/{app_id}"
-            return f"{base}/sessions/{session_id}" if session_id else base
-
-        def application(app_id: str, name: str, age: float) -> JsonObject:
-            return {
-                "id": app_id, "name": name, "arn": arn(app_id), "releaseLabel": "emr-7.1.0", "type": "Spark",
-                "state": "STARTED", "createdAt": _epoch(now - age), "updatedAt": _epoch(now - age / 2),
-                "architecture": "X86_64",
-            }
-
-        def session(app_id: str, session_id: str, name: str, state: str, age: float, **extra: Any) -> JsonObject:
-            created = now - age
-            out: JsonObject = {
-                "applicationId": app_id, "sessionId": session_id, "arn": arn(app_id, session_id), "name": name,
-                "state": state, "stateDetails": "", "releaseLabel": "emr-7.1.0",
-                "executionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/EMRServerlessSessionRole",
-                "createdBy": f"arn:aws:iam::{ACCOUNT}:user/alice",
-                "createdAt": _epoch(created), "updatedAt": _epoch(now - 30),
-                "startedAt": _epoch(created + 20), "idleTimeoutMinutes": 60,
-                "tags": {"team": "data", "aws:cloudformation:stack-name": "stack-1"},
-                "totalResourceUtilization": {"vCPUHour": 1.5, "memoryGBHour": 6.0, "storageGBHour": 20.0},
-                "billedResourceUtilization": {"vCPUHour": 2.0, "memoryGBHour": 8.0, "storageGBHour": 0.0},
-                "totalExecutionDurationSeconds": int(age - 20),
-            }
-            out.update(extra)
-            return out
-
         return cls(
-            applications=[application(BAD_APP, "bad", 7200), application(GOOD_APP, "good", 86400)],
+            applications=[
+                make_application(BAD_APP, "bad", now - 7200), make_application(GOOD_APP, "good", now - 86400)
+            ],
             sessions={
                 GOOD_APP: [
-                    session(GOOD_APP, GOOD_IDLE, "idle-notebook", "IDLE", 600, idleSince=_epoch(now - 120)),
-                    session(GOOD_APP, GOOD_BUSY, "busy-notebook", "BUSY", 1200),
-                    session(GOOD_APP, GOOD_ENDED, "ended-notebook", "TERMINATED", 1800, endedAt=_epoch(now - 300),
-                            updatedAt=_epoch(now - 300)),
+                    make_session(GOOD_APP, GOOD_IDLE, "idle-notebook", "IDLE", now - 600, idleSince=_epoch(now - 120)),
+                    make_session(GOOD_APP, GOOD_BUSY, "busy-notebook", "BUSY", now - 1200),
+                    make_session(GOOD_APP, GOOD_ENDED, "ended-notebook", "TERMINATED", now - 1800,
+                                 endedAt=_epoch(now - 300), updatedAt=_epoch(now - 300)),
                 ],
                 BAD_APP: [
-                    session(BAD_APP, BAD_SESSION, "victim", "IDLE", 300, idleSince=_epoch(now - 60)),
-                    session(BAD_APP, BAD_SIBLING, "sibling", "STARTED", 900),
+                    make_session(BAD_APP, BAD_SESSION, "victim", "IDLE", now - 300, idleSince=_epoch(now - 60)),
+                    make_session(BAD_APP, BAD_SIBLING, "sibling", "STARTED", now - 900),
                 ],
             },
         )
