@@ -118,7 +118,7 @@ def make_session(
     age = max(0.0, time.time() - created)
     out: JsonObject = {
         "applicationId": app_id, "sessionId": session_id, "arn": arn(app_id, session_id), "name": name,
-        "state": state, "stateDetails": "", "releaseLabel": "emr-7.1.0",
+        "state": state, "stateDetails": f"Session is {state.lower()}", "releaseLabel": "emr-7.1.0",
         "executionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/EMRServerlessSessionRole",
         "createdBy": f"arn:aws:iam::{ACCOUNT}:user/alice",
         "createdAt": _epoch(created), "updatedAt": _epoch(max(created, time.time() - 30)),
@@ -291,10 +291,14 @@ class HostileEndpoint:
         *,
         match: Mapping[str, str] | Callable[[Request], bool] | None = None,
         cycle: int = 3,
+        page_size: int = 0,
     ) -> None:
         """Every page of a listing says more follow: ``repeat`` the same token, a ``cycle`` of tokens,
-        or an ever-``new`` one. Each page holds the baseline items again."""
+        or an ever-``new`` one. Each page holds the baseline items again or, with ``page_size``, that
+        many items never seen before (copies of the first baseline item under new ids), as a full page
+        of a very large account would."""
         counter = itertools.count(1)
+        fresh = itertools.count(1)
 
         def apply(request: Request, payload: Any) -> Any:
             if mode == "repeat":
@@ -305,9 +309,32 @@ class HostileEndpoint:
                 token = f"page{next(counter)}"
             else:
                 raise ValueError(f"unknown mode {mode!r}")
+            if page_size:
+                key, id_key = ("applications", "id") if "applications" in payload else ("sessions", "sessionId")
+                template = payload[key][0] if payload.get(key) else self._template(request)
+                if template is not None:
+                    items = []
+                    for _ in range(page_size):
+                        item = dict(template)
+                        item[id_key] = f"00endless{next(fresh):011d}"
+                        if id_key == "sessionId":
+                            item["arn"] = arn(item["applicationId"], item[id_key])
+                        else:
+                            item["arn"] = arn(item[id_key])
+                        items.append(item)
+                    payload = {**payload, key: items}
             return {**payload, "nextToken": token}
 
         self.transform(operation, apply, match=match)
+
+    def _template(self, request: Request) -> JsonObject | None:
+        """An item of the world for a listing whose baseline page is empty (e.g. filtered by creation time)."""
+        with self._lock:
+            if request.operation == "ListApplications":
+                apps = self.world.applications
+                return {k: apps[0][k] for k in APPLICATION_KEYS if k in apps[0]} if apps else None
+            sessions = self.world.sessions.get(request.params.get("applicationId", ""), [])
+            return {k: sessions[0][k] for k in SUMMARY_KEYS if k in sessions[0]} if sessions else None
 
     def clear(self) -> None:
         with self._lock:

@@ -43,6 +43,7 @@ from tests.hostile_endpoint import (
     BAD_SIBLING,
     GOOD_APP,
     GOOD_BUSY,
+    GOOD_IDLE,
     GOOD_SESSIONS,
     HostileEndpoint,
     JsonObject,
@@ -570,3 +571,20 @@ def test_hostile_response(outcomes: dict[str, Outcome], case_id: str) -> None:
     for line in lines:
         json.loads(line)
     assert outcome.exit_code == 0, info
+
+
+def test_the_baseline_world_holds_to_the_service_model() -> None:
+    """The endpoint's good answers are what AWS would send, so every finding above is the spoil's doing."""
+    from tests.test_simulator_contract import MODEL, validate
+
+    with HostileEndpoint() as endpoint:
+        answers = {
+            "ListApplications": endpoint.answer("GET", "/applications?maxResults=50"),
+            "ListSessions": endpoint.answer("GET", f"/applications/{BAD_APP}/sessions?maxResults=50"),
+            "GetSession": endpoint.answer("GET", f"/applications/{GOOD_APP}/sessions/{GOOD_IDLE}"),
+        }
+    for operation, answer in answers.items():
+        assert answer.status == 200
+        shape = MODEL.operation_model(operation).output_shape
+        assert shape is not None
+        assert validate(shape, json.loads(answer.body)) == [], operation
