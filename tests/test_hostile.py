@@ -5,7 +5,8 @@ For each case the exporter runs as a real process against ``tests.hostile_endpoi
 collection timeout and is scraped three times. Every scrape answers 200 within the collection timeout
 plus one second; its body passes ``promtool check metrics`` and has no duplicate series; ``/readyz``
 turns 200; the bad call or object is visible in ``emr_serverless_api_requests_total`` (outcome
-``InvalidResponse``, ``PageLimitExceeded`` or ``Other``) or ``emr_serverless_invalid_objects_total``;
+``InvalidResponse``, ``PageLimitExceeded`` or ``Other``) or ``emr_serverless_invalid_objects_total``
+(a GetSession answer that is an invalid response is both: the call counted, its one session dropped);
 the untouched application and sessions are still exported; the log has no traceback and a bounded
 number of lines; nothing calls the endpoint after the last scrape has been answered.
 
@@ -94,11 +95,22 @@ class Dropped:
 
 
 @dataclass(frozen=True)
+class DroppedCall:
+    """A GetSession answer that is an invalid response: counted as ``InvalidResponse`` and, being the one
+    session, dropped as an invalid object: ``up`` stays 1 (the lead's rule, commit "GetSession: a response
+    botocore cannot parse is one malformed session, dropped and counted, not a target down")."""
+
+    operation: str = "GetSession"
+    outcome: str = "InvalidResponse"
+    kind: str = "session"
+
+
+@dataclass(frozen=True)
 class Clean:
     """Nothing to drop and no failed call: odd but valid data, exported (with sanitized labels)."""
 
 
-Signal = Calls | Dropped | Clean
+Signal = Calls | Dropped | DroppedCall | Clean
 Spoil = Callable[[HostileEndpoint], None]
 
 
@@ -210,6 +222,10 @@ OPERATION_SCOPE = {
 
 def failed_call(case_id: str, operation: str, spoil: Spoil, outcome: str = "InvalidResponse", **kw: Any) -> Case:
     exported, applications = OPERATION_SCOPE[operation]
+    if operation == "GetSession" and outcome == "InvalidResponse":
+        # The response is the one session: an invalid session, dropped; the target stays up.
+        return Case(case_id, spoil, DroppedCall(), exported=exported, applications=applications,
+                    absent=frozenset({BAD_SESSION}), **kw)
     return Case(case_id, spoil, Calls(operation, outcome), exported=exported, applications=applications, **kw)
 
 
@@ -480,7 +496,8 @@ class Exposition:
 def describe(outcome: Outcome) -> str:
     scrapes = [(s.status, round(s.seconds, 2), s.error) for s in outcome.scrapes]
     tail = "\n".join(outcome.stderr.splitlines()[-6:])
-    return f"[{outcome.case.id}] start exit={outcome.exit_code_at_start} scrapes={scrapes}\nstderr tail:\n{tail}"
+    return (f"[{outcome.case.id}] start exit={outcome.exit_code_at_start} scrapes={scrapes} "
+            f"alive at end={outcome.alive_at_end} exit={outcome.exit_code}\nstderr tail:\n{tail}")
 
 
 # --- the tests ------------------------------------------------------------------------------------------
@@ -528,6 +545,12 @@ def test_hostile_response(outcomes: dict[str, Outcome], case_id: str) -> None:
         counted = last.total("emr_serverless_api_requests_total", operation=signal.operation, outcome=signal.outcome)
         assert counted > 0, f"no {signal.operation} call counted as {signal.outcome}: {sorted(outcomes_seen)}\n{info}"
         assert up == [0.0], info
+    elif isinstance(signal, DroppedCall):
+        counted = last.total("emr_serverless_api_requests_total", operation=signal.operation, outcome=signal.outcome)
+        assert counted > 0, f"no {signal.operation} call counted as {signal.outcome}: {sorted(outcomes_seen)}\n{info}"
+        dropped = invalid_sessions if signal.kind == "session" else invalid_applications
+        assert dropped > 0, f"no {signal.kind} counted as invalid\n{info}"
+        assert up == [1.0], f"one malformed GetSession answer must not make the target down\n{info}"
     elif isinstance(signal, Dropped):
         assert last.select("emr_serverless_invalid_objects_total"), f"no invalid_objects_total series\n{info}"
         dropped = invalid_sessions if signal.kind == "session" else invalid_applications
