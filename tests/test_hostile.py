@@ -416,7 +416,9 @@ def run_case(case: Case, workdir: Path) -> Outcome:
         process = subprocess.Popen(
             [sys.executable, "-m", "exporter", "--config.file", str(config_path),
              "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
-            env=aws_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace",
+            # faulthandler: a crash in native code (exit -11) leaves the Python stacks in the log.
+            env=aws_env(PYTHONFAULTHANDLER="1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            errors="replace",
         )
         try:
             serving = wait_until(lambda: process.poll() is not None or http_get(f"{url}/healthz", 2)[0] == 200, 30)
@@ -495,7 +497,8 @@ class Exposition:
 
 def describe(outcome: Outcome) -> str:
     scrapes = [(s.status, round(s.seconds, 2), s.error) for s in outcome.scrapes]
-    tail = "\n".join(outcome.stderr.splitlines()[-6:])
+    crashed = outcome.exit_code is not None and outcome.exit_code < 0
+    tail = "\n".join(outcome.stderr.splitlines()[-40 if crashed else -6:])
     return (f"[{outcome.case.id}] start exit={outcome.exit_code_at_start} scrapes={scrapes} "
             f"alive at end={outcome.alive_at_end} exit={outcome.exit_code}\nstderr tail:\n{tail}")
 
