@@ -36,6 +36,35 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: exporter
 app.kubernetes.io/part-of: emr-serverless-exporter
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The container image: registry/repository:tag, or registry/repository@digest. */}}
+{{- define "emr-serverless-exporter.image" -}}
+{{- $registry := .Values.image.registry -}}
+{{- if and .Values.global .Values.global.imageRegistry }}
+{{- $registry = .Values.global.imageRegistry -}}
+{{- end }}
+{{- $repository := ternary (printf "%s/%s" $registry .Values.image.repository) .Values.image.repository (ne $registry "") -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end }}
+
+{{/* "true" when the pods shard the applications between them (a StatefulSet), else empty. */}}
+{{- define "emr-serverless-exporter.sharded" -}}
+{{- if or .Values.sharding.enabled (gt (int .Values.replicaCount) 1) -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/* The pod label the StatefulSet controller sets to the pod's ordinal (Kubernetes 1.28+). */}}
+{{- define "emr-serverless-exporter.podIndexLabel" -}}
+apps.kubernetes.io/pod-index
 {{- end }}
 
 {{/* The ServiceAccount name. */}}
@@ -73,4 +102,30 @@ app.kubernetes.io/part-of: emr-serverless-exporter
 {{- if and .Values.tls.clientCertificates (not .Values.tls.enabled) }}
 {{- fail "tls.clientCertificates needs tls.enabled" }}
 {{- end }}
+{{- end }}
+
+{{/* Sharding takes each pod's shard from the apps.kubernetes.io/pod-index label, which the StatefulSet
+controller sets from Kubernetes 1.28 on (PodIndexLabel, beta and on by default; GA in 1.32). */}}
+{{- define "emr-serverless-exporter.checkSharding" -}}
+{{- if and (include "emr-serverless-exporter.sharded" .) (not (semverCompare ">=1.28.0-0" .Capabilities.KubeVersion.Version)) }}
+{{- fail (printf "sharding (replicaCount > 1 or sharding.enabled) needs Kubernetes 1.28 or newer (the apps.kubernetes.io/pod-index pod label), this is %s: run one replica" .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (eq (toString .Values.podDisruptionBudget.minAvailable) "") (eq (toString .Values.podDisruptionBudget.maxUnavailable) "") }}
+{{- fail "podDisruptionBudget.enabled needs podDisruptionBudget.minAvailable or podDisruptionBudget.maxUnavailable" }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the values give the exporter a region: "true" or empty (the NOTES warn when empty). */}}
+{{- define "emr-serverless-exporter.hasRegion" -}}
+{{- $found := .Values.region -}}
+{{- range .Values.env }}
+{{- if has .name (list "AWS_REGION" "AWS_DEFAULT_REGION") }}{{ $found = true }}{{ end }}
+{{- end }}
+{{- $targets := .Values.config.targets | default list -}}
+{{- if $targets }}
+{{- $all := true -}}
+{{- range $targets }}{{ if not .region }}{{ $all = false }}{{ end }}{{ end }}
+{{- if $all }}{{ $found = true }}{{ end }}
+{{- end }}
+{{- if $found }}true{{ end -}}
 {{- end }}
