@@ -767,11 +767,8 @@ def test_three_rendered_pods_export_each_session_once(chart: Any, tmp_path: Path
     base_env = {key: value for key, value in aws_env().items() if key not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
     with Simulator(store, host="127.0.0.1", port=0) as sim:
         # No region in the target: it comes from the chart's region value (AWS_REGION in the pod).
-        # One API call at a time: with several worker threads, the exporter's first msgspec conversions
-        # race and about one process in fifteen dies of SIGSEGV (exporter/model.py builds its msgspec
-        # types lazily; reported, not this test's subject).
         values = {"replicaCount": 3, "region": "us-east-1",
-                  "config": {"targets": [{"endpoint_url": sim.url, "name": "sim"}], "aws": {"max_concurrency": 1}}}
+                  "config": {"targets": [{"endpoint_url": sim.url, "name": "sim"}]}}
         rendered = Rendered(chart, values)
         config_dir = tmp_path / "config"
         config_dir.mkdir()
