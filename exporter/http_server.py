@@ -236,8 +236,11 @@ class HardenedServer(wsgi.Server):
         server_name: str = "",
     ) -> None:
         self.limits = limits or ServerLimits()
+        # ":PORT" means every interface; cheroot 11 refuses the host "" itself, so it gets "::" (dual
+        # stack) here and start() falls back to IPv4 when the host has no IPv6.
+        self._any_interface = address[0] == ""
         super().__init__(
-            address,
+            ("::", address[1]) if self._any_interface else address,
             app,
             numthreads=self.limits.threads,
             max=self.limits.threads,
@@ -296,8 +299,8 @@ class HardenedServer(wsgi.Server):
     def start(self) -> None:
         """Bind and serve in a background thread; ``:PORT`` (host "") listens on IPv6 and IPv4 when the
         host has IPv6, else on IPv4."""
-        host, port = self.bind_addr
-        if host == "":
+        _, port = self.bind_addr
+        if self._any_interface:
             self.bind_addr = ("::", port)
             try:
                 self.prepare()

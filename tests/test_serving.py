@@ -482,3 +482,31 @@ def _scrape_or_error(url: str) -> object:
         return get(url, timeout=30)[0]
     except (ConnectionError, http.client.HTTPException, urllib.error.URLError):
         return "connection closed"
+
+
+def test_the_default_listen_address_form_serves_every_interface(tmp_path: Path, simulator: Simulator) -> None:
+    """`:PORT` (the default is `:9865`) binds every interface, IPv4 and IPv6 where the host has it."""
+    config = tmp_path / "config.yaml"
+    config.write_text(config_text(simulator))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address", f":{port}"],
+        env=aws_env(), stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                if get(f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200:
+                    break
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the exporter did not serve on :{port}: {process.communicate()[1]}")
+            time.sleep(0.1)
+        if socket.has_ipv6:
+            with contextlib.suppress(OSError):  # a host without an IPv6 loopback has nothing to check
+                socket.create_connection(("::1", port), timeout=2).close()
+                assert get(f"http://[::1]:{port}/healthz", timeout=5)[0] == 200
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
