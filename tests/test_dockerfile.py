@@ -1,19 +1,33 @@
 """The container image, checked statically (there is no Docker engine in CI): a multi-stage build that
-installs the project with pip, runs its console script as a fixed non-root UID, needs no writable
-root filesystem, and reads its configuration where the Helm chart mounts it."""
+installs the project with pip as the README does, runs its console script as a fixed non-root UID,
+needs no writable root filesystem, reads its configuration where the Helm chart mounts it, carries
+the OCI labels, and has a HEALTHCHECK (its command and the build's version check are run here)."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import importlib.metadata
 import json
+import os
 import re
+import shlex
+import ssl
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 import yaml
+
+from tests.certs import make_authority
+from tests.conftest import aws_env, free_port
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -200,3 +214,182 @@ def test_dockerignore_keeps_the_build_inputs_and_drops_the_rest(stages: list[Sta
         assert (ROOT / source).exists(), f"{source} does not exist"
     for junk in (".venv", ".git", "tests", "exporter/__pycache__/x.pyc"):
         assert dockerignored(junk, patterns), f"{junk} would be sent to the Docker daemon"
+
+
+# --- release metadata, health, user, install -----------------------------------------------------------
+
+
+def labels(stage: Stage) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for args in stage.all("LABEL"):
+        for token in shlex.split(args):
+            key, sep, value = token.partition("=")
+            assert sep, f"LABEL {token} is not key=value"
+            found[key] = value
+    return found
+
+
+def args_of(stage: Stage) -> dict[str, str]:
+    return {name: default.strip('"') for name, _, default in (args.partition("=") for args in stage.all("ARG"))}
+
+
+def position(stage: Stage, keyword: str) -> int:
+    return next(index for index, (kw, _) in enumerate(stage.instructions) if kw == keyword)
+
+
+def test_oci_labels(final: Stage, pyproject: dict[str, Any]) -> None:
+    found = labels(final)
+    prefix = "org.opencontainers.image."
+    assert found == {
+        f"{prefix}title": pyproject["project"]["name"],
+        f"{prefix}description": pyproject["project"]["description"],
+        f"{prefix}licenses": pyproject["project"]["license"],
+        f"{prefix}source": "${SOURCE}",
+        f"{prefix}version": "${VERSION}",
+        f"{prefix}revision": "${REVISION}",
+    }
+    # source, version and revision are build arguments of this stage, declared before the LABEL; the
+    # release workflow passes them (tests/test_release.py). A plain `docker build` labels no version
+    # rather than a wrong one.
+    declared = args_of(final)
+    assert declared["VERSION"] == "" and declared["REVISION"] == ""
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", declared["SOURCE"])
+    arg_positions = [index for index, (kw, _) in enumerate(final.instructions) if kw == "ARG"]
+    assert max(arg_positions) < position(final, "LABEL")
+
+
+def test_a_version_build_arg_must_be_the_package_version(stages: list[Stage], tmp_path: Path) -> None:
+    """The builder refuses VERSION=X when the package it installed is not X: the image's version label
+    and tag cannot disagree with `emr-serverless-exporter --version`. Its check runs here as it runs
+    in the build, with this environment's python and installed package."""
+    builder = stages[0]
+    assert "VERSION" in args_of(builder)
+    checks = [run for run in builder.all("RUN") if "${VERSION}" in run]
+    assert len(checks) == 1
+    installed = importlib.metadata.version("emr-serverless-exporter")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def build_with(version: str) -> int:
+        return subprocess.run(["sh", "-c", checks[0]], env={**env, "VERSION": version}, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60, check=False).returncode
+
+    assert build_with(installed) == 0
+    assert build_with("") == 0
+    assert build_with(f"{installed}.1") != 0
+
+
+def healthcheck(final: Stage) -> tuple[dict[str, str], list[str]]:
+    options, sep, command = final.last("HEALTHCHECK").partition("CMD ")
+    assert sep, "HEALTHCHECK has no CMD"
+    parsed = dict(option.removeprefix("--").split("=", 1) for option in options.split())
+    return parsed, exec_form(command)
+
+
+def env_of(stage: Stage) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for args in stage.all("ENV"):
+        for token in shlex.split(args):
+            key, _, value = token.partition("=")
+            found[key] = value
+    return found
+
+
+def test_healthcheck_fetches_healthz_with_the_image_python(final: Stage) -> None:
+    options, command = healthcheck(final)
+    assert set(options) == {"interval", "timeout", "start-period", "retries"}
+    assert command[:2] == ["python", "-c"] and len(command) == 3
+    timeout = re.search(r"timeout=(\d+)", command[2])
+    assert timeout and int(timeout.group(1)) < int(options["timeout"].rstrip("s")), "urlopen gives up first"
+    # The default URL is the default listen address's port; -e HEALTHCHECK_URL=... follows a changed one.
+    port = final.last("EXPOSE")
+    assert env_of(final)["HEALTHCHECK_URL"] == f"http://127.0.0.1:{port}/healthz"
+    assert "os.environ['HEALTHCHECK_URL']" in command[2]
+
+
+def run_healthcheck(final: Stage, url: str) -> subprocess.CompletedProcess[str]:
+    code = healthcheck(final)[1][2]
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, "HEALTHCHECK_URL": url},
+                          capture_output=True, text=True, timeout=30, check=False)
+
+
+@contextlib.contextmanager
+def demo_exporter(tmp_path: Path, *args: str, scheme: str = "http") -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", "--demo", "--web.listen-address", f"127.0.0.1:{port}", *args],
+        env=aws_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )
+    context = ssl._create_unverified_context()
+    url = f"{scheme}://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), urllib.request.urlopen(url + "/healthz", timeout=2, context=context):
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the exporter did not come up: {process.communicate()[1]}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.communicate(timeout=10)
+
+
+def test_healthcheck_passes_while_the_exporter_serves_and_fails_when_it_does_not(
+    final: Stage, tmp_path: Path
+) -> None:
+    with demo_exporter(tmp_path) as url:
+        result = run_healthcheck(final, f"{url}/healthz")
+        assert result.returncode == 0, result.stderr
+    # Docker reads 1 as unhealthy (2 is reserved): an uncaught exception exits 1.
+    assert run_healthcheck(final, f"{url}/healthz").returncode == 1
+    assert run_healthcheck(final, f"{url}/no-such-path").returncode == 1
+
+
+def test_healthcheck_over_tls_with_basic_auth(final: Stage, tmp_path: Path) -> None:
+    """With --web.config.file serving TLS, HEALTHCHECK_URL=https://...: the certificate is not verified
+    (loopback) and /healthz needs no credentials."""
+    server = make_authority(tmp_path).issue("server", server=True)
+    password_hash = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
+    web = tmp_path / "web.yml"
+    web.write_text(yaml.safe_dump({
+        "tls_server_config": {"cert_file": str(server.cert), "key_file": str(server.key)},
+        "basic_auth_users": {"prometheus": password_hash},
+    }))
+    with demo_exporter(tmp_path, "--web.config.file", str(web), scheme="https") as url:
+        assert run_healthcheck(final, f"{url}/healthz").returncode == 0
+        plain = url.replace("https://", "http://")
+        assert run_healthcheck(final, f"{plain}/healthz").returncode == 1
+
+
+def test_final_stage_creates_the_user_it_runs_as(final: Stage) -> None:
+    user = final.last("USER")
+    assert len(final.all("USER")) == 1, "one USER: nothing switches back to root"
+    uid, _, gid = user.partition(":")
+    created = " ".join(final.all("RUN"))
+    assert re.search(rf"useradd\b[^&]*--uid {uid}\b[^&]*--gid {gid}\b", created)
+    assert re.search(rf"groupadd\b[^&]*--gid {gid}\b", created)
+    # Everything after USER runs (and the HEALTHCHECK checks) as that user: no RUN needs root there.
+    assert all(kw != "RUN" for kw, _ in final.instructions[position(final, "USER"):])
+
+
+def test_installs_the_package_the_way_the_readme_does(stages: list[Stage]) -> None:
+    """The image, the README's install and `make demo` install the same thing: the package with its
+    runtime dependencies and no extra."""
+    installs = [
+        match.group(0)
+        for stage in stages
+        for run in stage.all("RUN")
+        for match in re.finditer(r"\bpip install [^&;]*", run)
+    ]
+    assert [install.strip() for install in installs] == ["pip install ."]
+    readme = (ROOT / "README.md").read_text()
+    running = readme.split("## Running it against AWS", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"^pip install \.$", running, re.M), "the README's install for AWS"
+    assert ".venv/bin/pip install . &&" in readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    image = readme.split("### Container image", 1)[1].split("\n### ", 1)[0]
+    assert "`pip install .`" in image
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^\t\$\(BIN\)/python -m pip install --quiet -e \.$", makefile, re.M), "make demo's install"
