@@ -282,8 +282,8 @@ class EmrServerlessApi:
         params: dict[str, Any] = {"maxResults": 50}
         if states:
             params["states"] = list(states)
-        items = self._list("ListApplications", self._client.list_applications, params, "applications", deadline)
-        return self._valid(items, Application, "application")
+        return self._list("ListApplications", self._client.list_applications, params, deadline,
+                          "applications", Application, "application")
 
     def list_sessions(
         self,
@@ -298,8 +298,8 @@ class EmrServerlessApi:
             params["states"] = list(states)
         if created_at_after is not None:
             params["createdAtAfter"] = created_at_after
-        items = self._list("ListSessions", self._client.list_sessions, params, "sessions", deadline)
-        summaries = self._valid(items, SessionSummary, "session")
+        summaries = self._list("ListSessions", self._client.list_sessions, params, deadline,
+                               "sessions", SessionSummary, "session")
         return [s for s in summaries if self._belongs(s.application_id, application_id, s.session_id)]
 
     def get_session(self, application_id: str, session_id: str, deadline: Deadline) -> Session | None:
@@ -345,9 +345,13 @@ class EmrServerlessApi:
         self.calls.add_invalid(kind)
         warn_once(f"invalid {kind} dropped", target=self._target, id=object_id, reason=clean_message(reason))
 
-    def _list(self, operation: str, method: Any, params: dict[str, Any], key: str, deadline: Deadline) -> list[Any]:
-        """Every page, within bounds: a repeated token or more than ``max_pages`` pages fails the listing."""
-        items: list[Any] = []
+    def _list(
+        self, operation: str, method: Any, params: dict[str, Any], deadline: Deadline,
+        key: str, kind: type[T], kind_name: str,
+    ) -> list[T]:
+        """Every page, within bounds: a repeated token or more than ``max_pages`` pages fails the listing.
+        Each page is validated as it arrives, so a long listing holds compact structs, not botocore's dicts."""
+        items: list[T] = []
         seen_tokens: set[str] = set()
         has_items = _has(key, list)
 
@@ -362,7 +366,7 @@ class EmrServerlessApi:
 
         while True:
             page = self._call(operation, method, params, deadline, valid_page)
-            items.extend(page[key])
+            items.extend(self._valid(page[key], kind, kind_name))
             token = page.get("nextToken")
             if not token:
                 return items
