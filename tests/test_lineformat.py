@@ -1,0 +1,149 @@
+"""The direct line formatter writes what prometheus-client writes, byte for byte, on generated families."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from prometheus_client.exposition import generate_latest as generate_text
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+from exporter.lineformat import (
+    OPENMETRICS_EOF,
+    FamilyWriter,
+    Kind,
+    SharedLabels,
+    check_name,
+    format_value,
+    header,
+    label_pairs,
+)
+from exporter.model import label_safe
+
+ESCAPINGS = ("underscores", "allow-utf-8")
+
+
+class Families(Collector):
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def reference(kind: Kind, escaping: str, families: Iterable[Metric]) -> bytes:
+    if kind == "text":
+        return generate_text(Families(families), escaping=escaping)
+    body: bytes = generate_openmetrics(Families(families), escaping=escaping)  # type: ignore[no-untyped-call]
+    return body
+
+
+names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,15}", fullmatch=True)
+label_names = names.filter(lambda name: not name.startswith("__"))  # reserved by prometheus-client
+metric_names = names.filter(lambda name: name.removesuffix("_total") != "")
+label_values = st.text(max_size=40).map(label_safe)  # any Unicode, as exporter.model lets it through
+help_texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
+values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-1e300, max_value=1e300),
+    st.integers(min_value=-(10**20), max_value=10**20).map(float),
+    st.sampled_from([0.0, -0.0, 1.0, 1e6, 1e-7, 123456.7, 1234567.0, 1e16, 1.5e22, 5e-324, 1.7976931348623157e308]),
+)
+
+
+@st.composite
+def families(draw: Any) -> dict[str, Any]:
+    all_labels = draw(st.lists(label_names, unique=True, max_size=8))
+    split = draw(st.integers(min_value=0, max_value=len(all_labels)))
+    shared, own = all_labels[:split], all_labels[split:]
+    samples = draw(st.lists(
+        st.tuples(
+            st.lists(label_values, min_size=len(shared), max_size=len(shared)),
+            st.lists(label_values, min_size=len(own), max_size=len(own)),
+            values,
+        ),
+        max_size=6,
+    ))
+    return {
+        "name": draw(metric_names), "type": draw(st.sampled_from(["gauge", "counter"])), "help": draw(help_texts),
+        "shared": shared, "own": own, "samples": samples,
+    }
+
+
+def client_family(family: dict[str, Any]) -> Metric:
+    labels = [*family["shared"], *family["own"]]
+    cls = CounterMetricFamily if family["type"] == "counter" else GaugeMetricFamily
+    metric = cls(family["name"], family["help"], labels=labels)
+    for shared, own, value in family["samples"]:
+        metric.add_metric([*shared, *own], value)
+    return metric
+
+
+def direct(kind: Kind, families: list[dict[str, Any]]) -> bytes:
+    body = b""
+    for family in families:
+        shared = SharedLabels(family["shared"])
+        writer = FamilyWriter(family["name"], family["type"], family["help"], shared, family["own"])
+        body += writer.headers[kind]
+        for shared_values, own_values, value in family["samples"]:
+            body += writer.lines(shared.runs(shared_values), [(own_values, value)]).encode()
+    return body + (OPENMETRICS_EOF if kind == "openmetrics" else b"")
+
+
+@pytest.mark.parametrize("escaping", ESCAPINGS)
+@pytest.mark.parametrize("kind", ["text", "openmetrics"])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(generated=st.lists(families(), max_size=3, unique_by=lambda f: f["name"].removesuffix("_total")))
+def test_families_are_written_as_prometheus_client_writes_them(
+    kind: Kind, escaping: str, generated: list[dict[str, Any]]
+) -> None:
+    expected = reference(kind, escaping, [client_family(family) for family in generated])
+    assert direct(kind, generated) == expected
+
+
+@pytest.mark.parametrize("escaping", ESCAPINGS)
+@pytest.mark.parametrize("kind", ["text", "openmetrics"])
+@settings(max_examples=60, deadline=None)
+@given(
+    samples=st.lists(st.dictionaries(label_names, label_values, max_size=6), max_size=4),
+    value=values,
+)
+def test_labels_that_differ_from_sample_to_sample(
+    kind: Kind, escaping: str, samples: list[dict[str, str]], value: float
+) -> None:
+    """The tags family: each session has its own label names."""
+    metric = Metric("emr_serverless_session_tags", "Tags.", "gauge")
+    for labels in samples:
+        metric.samples.append(Sample("emr_serverless_session_tags", labels, value))
+    body = header(kind, "emr_serverless_session_tags", "gauge", "Tags.")
+    for labels in samples:
+        body += f"emr_serverless_session_tags{label_pairs(list(labels), list(labels.values()))} ".encode()
+        body += f"{format_value(value)}\n".encode()
+    assert body + (OPENMETRICS_EOF if kind == "openmetrics" else b"") == reference(kind, escaping, [metric])
+
+
+def test_awkward_values_by_example() -> None:
+    shared = SharedLabels(["target", "account_id"])
+    writer = FamilyWriter("x_seconds_total", "counter", 'say "hi"\\\nbye', shared, ["state", "b"])
+    runs = shared.runs(['a"b', "back\\slash\nnewline"])
+    assert writer.headers["text"] == b'# HELP x_seconds_total say "hi"\\\\\\nbye\n# TYPE x_seconds_total counter\n'
+    assert writer.headers["openmetrics"] == b'# HELP x_seconds say \\"hi\\"\\\\\\nbye\n# TYPE x_seconds counter\n'
+    line = writer.lines(runs, [(["IDLE", ""], 1.764e9)])
+    assert line == (
+        'x_seconds_total{account_id="back\\\\slash\\nnewline",b="",state="IDLE",target="a\\"b"} 1.764e+09\n'
+    )
+    assert [format_value(v) for v in (1.0, 0.5, 1e6, float("inf"), float("-inf"), float("nan"), -2e20)] == [
+        "1.0", "0.5", "1e+06", "+Inf", "-Inf", "NaN", "-2e+20",
+    ]
+
+
+@pytest.mark.parametrize("name", ["", "1x", "a:b", "a-b", "é"])
+def test_names_outside_the_legacy_set_are_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        check_name(name)
