@@ -155,11 +155,8 @@ def build_registry(runner: CollectionRunner, config: Config) -> CollectorRegistr
 
 
 def build_exposition(runner: CollectionRunner, config: Config) -> Exposition:
-    """What /metrics serves: the generic path for most metrics, incremental rendering for sessions."""
-    registry = _registry_with_defaults()
-    collector = EmrServerlessCollector(runner, config.metrics, include_sessions=False)
-    registry.register(collector)
-    return Exposition(runner, registry, collector)
+    """What /metrics serves: prometheus-client's default collectors, and the exporter's families written directly."""
+    return Exposition(runner, _registry_with_defaults(), config.metrics)
 
 
 def start_demo_simulator(config: Config) -> tuple[Config, boto3.Session, object]:

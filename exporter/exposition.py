@@ -1,76 +1,92 @@
-"""The /metrics body, rendered incrementally the way kube-state-metrics does it.
+"""The /metrics body, written directly, in pieces.
 
-Per-session series are most of the exposition (about 22 samples a session), and most sessions are
-FAILED/TERMINATED ones served unchanged from memory. So each session's sample lines are kept
-pre-serialized, per exposition format, and only sessions that changed since the last render are
-rendered again: in one batch, through prometheus-client's own encoder (text or OpenMetrics), whose
-output is then cut back into per-session pieces by sample count. Everything else (process, Python,
-application and exporter metrics) goes through the same encoder as a plain registry. The result
-parses to exactly what the generic ``generate_latest`` path gives.
+prometheus-client chooses the format from the Accept header (``choose_encoder``): the text format
+0.0.4 or 1.0.0, or OpenMetrics, with a name escaping scheme. Where that is text or OpenMetrics 1.0.0
+with ``underscores`` or ``allow-utf-8`` escaping (which leave this exporter's names as they are; it is
+what Prometheus and curl ask for), the body is:
+
+- prometheus-client's own collectors (process, platform, GC) through its encoder;
+- the session families from ``exporter.series.SessionStore``, which renders a session again only
+  when it changed;
+- the application, target and build families, small, written afresh by ``exporter.lineformat``;
+- OpenMetrics' ``# EOF``.
+
+It is byte for byte what prometheus-client's ``generate_latest`` writes for the same registry with
+``exporter.metrics.EmrServerlessCollector`` (tests/test_exposition.py). Any other format (``dots`` or
+``values`` escaping, another OpenMetrics version) is served through that generic path.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from typing import Any
 
+from prometheus_client import exposition as text_format
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics import exposition as openmetrics_format
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.collection import CollectionRunner
-from exporter.config import TERMINAL_SESSION_STATES
-from exporter.metrics import EmrServerlessCollector, SessionRow
+from exporter.collection import CollectionRunner, TargetResult
+from exporter.config import MetricsConfig
+from exporter.lineformat import OPENMETRICS_EOF, FamilyWriter, Kind, SharedLabels
+from exporter.metrics import EmrServerlessCollector, Group, Labels
+from exporter.series import SessionStore
 
 Encoder = Callable[[Collector], bytes]
-OPENMETRICS_EOF = b"# EOF\n"
-# Formats kept pre-serialized at once (text and OpenMetrics); an odd Accept header evicts the oldest.
-MAX_CACHED_FORMATS = 2
-RENDER_BATCH_SESSIONS = 256
+# Escaping schemes under which prometheus-client writes legacy names unchanged.
+DIRECT_ESCAPINGS = ("underscores", "allow-utf-8")
 
 
-class _Families(Collector):
-    """The ``collect()`` an encoder needs, over families already built."""
+def direct_kind(encoder: Encoder) -> Kind | None:
+    """The format ``exporter.lineformat`` writes for an encoder ``choose_encoder`` gave, or None."""
+    function = getattr(encoder, "func", encoder)  # a functools.partial with the escaping, or the function
+    options: dict[str, Any] = getattr(encoder, "keywords", {})
+    if options.get("escaping", "underscores") not in DIRECT_ESCAPINGS:
+        return None
+    if function is text_format.generate_latest:
+        return "text"
+    if function is openmetrics_format.generate_latest and options.get("version", "1.0.0") == "1.0.0":
+        return "openmetrics"
+    return None
 
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self._families = list(families)
+
+class _Chain(Collector):
+    def __init__(self, *collectors: Collector) -> None:
+        self._collectors = collectors
 
     def collect(self) -> Iterable[Metric]:
-        return self._families
+        for collector in self._collectors:
+            yield from collector.collect()
 
 
-@dataclass
-class _Rendered:
-    """One session's sample lines in one format, one bytes object per family."""
+class _GroupWriter:
+    """Writes one group of families (applications, targets, build) afresh on each scrape."""
 
-    session: object  # held, so that the identity in the fingerprint can never be reused
-    labels: tuple[str, ...]
-    now: float | None
-    lines: list[bytes]
+    def __init__(self, group: Group[Any]) -> None:
+        self.shared = SharedLabels(group.label_names)
+        self.writers = [FamilyWriter(f.name, f.type, f.help, self.shared, f.extra_labels) for f in group.families]
 
-
-@dataclass
-class _FormatCache:
-    headers: list[bytes] = field(default_factory=list)  # "# HELP ...\n# TYPE ...\n" per family
-    sessions: dict[tuple[str, str], _Rendered] = field(default_factory=dict)
-
-
-def _time_key(row: SessionRow) -> float | None:
-    """Only a session that is not final can depend on the time (idle seconds); a final one keeps its
-    lines for as long as memory serves the same object under the same labels."""
-    return None if row.session.state in TERMINAL_SESSION_STATES else row.now
+    def write(self, kind: Kind, group: Group[Any]) -> bytes:
+        out = [[writer.headers[kind].decode()] for writer in self.writers]
+        for labels, obj, now in group.rows:
+            runs = self.shared.runs(labels)
+            for spec, writer, lines in zip(group.families, self.writers, out, strict=True):
+                lines.append(writer.lines(runs, spec.samples(obj, now)))
+        return "".join("".join(lines) for lines in out).encode()
 
 
 class Exposition:
-    def __init__(self, runner: CollectionRunner, registry: CollectorRegistry, sessions: EmrServerlessCollector) -> None:
-        """``registry`` must not hold the session families; ``sessions`` renders them."""
+    def __init__(self, runner: CollectionRunner, registry: CollectorRegistry, metrics_config: MetricsConfig) -> None:
+        """``registry``: prometheus-client's own collectors; the exporter's families are written here."""
         self._runner = runner
         self._registry = registry
-        self._sessions = sessions
+        self._labels = Labels(metrics_config)
         self._lock = threading.Lock()
-        self._caches: dict[str, _FormatCache] = {}  # by content type: format, version and escaping
-        self.rendered_sessions = 0  # sessions rendered afresh so far (the rest came from the cache)
+        self.sessions = SessionStore(metrics_config)
+        self._group_writers = [_GroupWriter(group) for group in self._labels.other_groups([])]
+        self._generic = _Chain(registry, EmrServerlessCollector(runner, metrics_config))
 
     def render(self, accept_header: str = "") -> tuple[bytes, str]:
         """(body, content type) for a scrape with this Accept header."""
@@ -79,72 +95,22 @@ class Exposition:
 
     def render_parts(self, accept_header: str = "") -> tuple[list[bytes], str]:
         """The body as a list of pieces, to be written (or compressed) one by one: at 10,000 sessions
-        the body is ~60 MB, which need not exist in one piece beside the cache it is made of."""
+        the body is ~55 MB, which need not exist in one piece beside the store it is made of."""
         encoder, content_type = choose_encoder(accept_header)
-        rows = self._sessions.session_rows(self._runner.latest or [])
+        kind = direct_kind(encoder)
+        if kind is None:
+            return [encoder(self._generic)], content_type
+        results = self._runner.latest or []
         with self._lock:
-            session_parts = self._render_sessions(encoder, self._cache_for(content_type), rows)
+            self.sessions.update(results)
+            session_parts = self.sessions.parts(kind)
         body = encoder(self._registry)
-        if body.endswith(OPENMETRICS_EOF):  # OpenMetrics ends with one EOF marker, after everything
-            return [body[: -len(OPENMETRICS_EOF)], *session_parts, OPENMETRICS_EOF], content_type
-        return [body, *session_parts], content_type
+        eof = body.endswith(OPENMETRICS_EOF)
+        if eof:  # OpenMetrics ends with one EOF marker, after everything
+            body = body[: -len(OPENMETRICS_EOF)]
+        parts = [body, *session_parts, self._others(kind, results)]
+        return ([*parts, OPENMETRICS_EOF] if eof else parts), content_type
 
-    def _cache_for(self, content_type: str) -> _FormatCache:
-        cache = self._caches.pop(content_type, None) or _FormatCache()
-        self._caches[content_type] = cache  # most recently used last
-        while len(self._caches) > MAX_CACHED_FORMATS:
-            del self._caches[next(iter(self._caches))]
-        return cache
-
-    def _render_sessions(self, encoder: Encoder, cache: _FormatCache, rows: Sequence[SessionRow]) -> list[bytes]:
-        keys = [(row.target.name, row.session.session_id) for row in rows]
-        fresh: dict[tuple[str, str], _Rendered] = {}
-        stale: list[tuple[tuple[str, str], SessionRow]] = []
-        for key, row in zip(keys, rows, strict=True):
-            now = _time_key(row)
-            known = cache.sessions.get(key)
-            if known and known.session is row.session and known.labels == row.labels and known.now == now:
-                fresh[key] = known
-            else:
-                stale.append((key, row))
-        if not cache.headers:
-            self._render_batch(encoder, [], cache)
-        # In batches: one batch's samples and label dicts are ~20x the size of the text they become.
-        for first in range(0, len(stale), RENDER_BATCH_SESSIONS):
-            batch = stale[first : first + RENDER_BATCH_SESSIONS]
-            rendered = self._render_batch(encoder, [row for _, row in batch], cache)
-            for (key, row), lines in zip(batch, rendered, strict=True):
-                fresh[key] = _Rendered(row.session, row.labels, _time_key(row), lines)
-        self.rendered_sessions += len(stale)
-        cache.sessions = fresh  # sessions no longer exported leave the cache with their series
-
-        parts: list[bytes] = []
-        for index, header in enumerate(cache.headers):
-            parts.append(header)
-            parts.extend(fresh[key].lines[index] for key in keys)
-        return parts
-
-    def _render_batch(self, encoder: Encoder, rows: Sequence[SessionRow], cache: _FormatCache) -> list[list[bytes]]:
-        """Render ``rows`` through ``encoder`` at once; return each row's lines, one bytes per family."""
-        ends: list[list[int]] = []
-        families = self._sessions.session_families(rows, ends)
-        text = encoder(_Families(families))
-        headers: list[bytes] = []
-        samples: list[list[bytes]] = []
-        for line in text.splitlines(keepends=True):
-            if line.startswith(b"# HELP "):
-                headers.append(line)
-                samples.append([])
-            elif line.startswith(b"#"):  # TYPE, UNIT; the EOF marker is added once, by render()
-                if line != OPENMETRICS_EOF:
-                    headers[-1] += line
-            else:
-                samples[-1].append(line)  # one sample is one line: label values escape their newlines
-        cache.headers = headers
-        per_row: list[list[bytes]] = [[] for _ in rows]
-        for family_samples, family_ends in zip(samples, ends, strict=True):
-            start = 0
-            for row_index, end in enumerate(family_ends):
-                per_row[row_index].append(b"".join(family_samples[start:end]))
-                start = end
-        return per_row
+    def _others(self, kind: Kind, results: Sequence[TargetResult]) -> bytes:
+        groups = self._labels.other_groups(results)
+        return b"".join(writer.write(kind, group) for writer, group in zip(self._group_writers, groups, strict=True))

@@ -1,9 +1,11 @@
-"""The metrics of SPEC section 4, declared once as data, and the collector that exposes them.
+"""The metrics of SPEC section 4, declared once as data.
 
 A session or application metric is one ``Family`` row: name, type, help, extra label names and how
-its samples are read from the API object. ``EmrServerlessCollector`` turns the latest collection into
-prometheus-client ``*MetricFamily`` objects on each scrape, the way kube-state-metrics generates
-families from objects.
+its samples are read from the API object, the way kube-state-metrics declares families over objects.
+The tables are pure (object, collection time -> samples); ``Labels`` gives each object's label values.
+Two writers read them: ``exporter.series`` / ``exporter.exposition``, which write the lines directly
+and keep each session's until it changes, and ``EmrServerlessCollector``, prometheus-client's generic
+path, which the tests hold byte for byte equal to the first.
 """
 
 from __future__ import annotations
@@ -265,6 +267,17 @@ TAGS_FAMILY_NAME = "emr_serverless_session_tags"
 TAGS_FAMILY_HELP = "The session's AWS tags as labels tag_<key>; always 1."
 BUILD_INFO_NAME = "emr_serverless_build_info"
 BUILD_INFO_HELP = "Version of the exporter and its main libraries; always 1."
+BUILD_FAMILIES: tuple[Family[LabelValues], ...] = (
+    Family(BUILD_INFO_NAME, "gauge", BUILD_INFO_HELP, info(lambda versions: versions),
+           ("version", "python_version", "boto3_version")),
+)
+
+
+def session_clock(session: Session, now: float) -> float | None:
+    """The collection time as far as a session's samples read it: ``now`` for an IDLE session with
+    ``idleSince`` (its idle seconds grow), None for every other, whose samples do not read the time.
+    A new family that reads ``now`` must say so here (tests/test_metrics.py checks the tables)."""
+    return now if session.state == "IDLE" and session.idle_since is not None else None
 
 
 def metric_table() -> list[tuple[str, str, str, str]]:
@@ -285,7 +298,84 @@ def metric_table() -> list[tuple[str, str, str, str]]:
     return rows
 
 
-# --- building families ----------------------------------------------------------------------------
+# --- label values -------------------------------------------------------------------------------------
+
+# The objects of one group of families, each with its label values and the collection time.
+Rows = list[tuple[LabelValues, Obj, float]]
+
+
+@dataclass(frozen=True)
+class Group(Generic[Obj]):
+    """Families over one kind of object, which all carry the same labels first."""
+
+    label_names: tuple[str, ...]
+    families: tuple[Family[Obj], ...]
+    rows: Rows[Obj]
+
+
+class Labels:
+    """The label values of every series (SPEC section 4's `T`, `A` and `S`), from a collection's results."""
+
+    def __init__(self, config: MetricsConfig) -> None:
+        self.tag_keys = config.tag_labels
+        self.tags_info_metric = config.tags_info_metric
+        self.session_names = (*SESSION_LABELS, *(tag_label_name(key) for key in self.tag_keys))
+
+    def sessions(self, result: TargetResult) -> Iterator[tuple[LabelValues, Session]]:
+        target = _target_values(result.identity)
+        names = {app.id: app.name for app in result.applications}
+        tag_keys = self.tag_keys
+        for session in result.sessions:
+            tags = session.tags
+            yield (
+                (*target, session.application_id, names.get(session.application_id, ""),
+                 session.session_id, session.name, *(tags.get(key, "") for key in tag_keys)),
+                session,
+            )
+
+    @staticmethod
+    def tags(identity: TargetIdentity, session: Session) -> dict[str, str]:
+        """The labels of a session's ``emr_serverless_session_tags`` series: one per tag."""
+        labels = dict(zip(TARGET_LABELS, _target_values(identity), strict=True))
+        labels.update(application_id=session.application_id, session_id=session.session_id)
+        for key, tag_value in session.tags.items():  # sorted by AWS's key (exporter.model)
+            name = tag_label_name(key)
+            if name in labels:
+                warn_once("tag keys collide on one label name; the first in sorted order is exported",
+                          label=name, dropped_key=key)
+                continue
+            labels[name] = tag_value
+        return labels
+
+    def other_groups(self, results: Sequence[TargetResult]) -> list[Group[Any]]:
+        """Everything but the sessions' families, in the order they are exposed."""
+        applications: Rows[ApplicationView] = []
+        for result in results:
+            target = _target_values(result.identity)
+            counts: dict[str, dict[str, int]] = {app.id: {} for app in result.applications}
+            for session in result.sessions:
+                by_state = counts.setdefault(session.application_id, {})
+                by_state[session.state] = by_state.get(session.state, 0) + 1
+            for app in result.applications:
+                view = ApplicationView(app, counts[app.id])
+                applications.append(((*target, app.id, app.name), view, result.finished_at))
+        targets = [(_target_values(result.identity), result, result.finished_at) for result in results]
+        return [
+            Group(APPLICATION_LABELS, APPLICATION_FAMILIES, applications),
+            Group(TARGET_LABELS, TARGET_FAMILIES, targets),
+            Group((), BUILD_FAMILIES, [((), build_versions(), 0.0)]),
+        ]
+
+
+def _target_values(identity: TargetIdentity) -> LabelValues:
+    return (identity.name, identity.region, identity.account_id)
+
+
+def build_versions() -> LabelValues:
+    return (__version__, platform.python_version(), boto3.__version__)
+
+
+# --- the generic path: prometheus-client families -------------------------------------------------------
 
 
 def _new_family(spec: Family[Any], label_names: Sequence[str]) -> GaugeMetricFamily | CounterMetricFamily:
@@ -295,50 +385,23 @@ def _new_family(spec: Family[Any], label_names: Sequence[str]) -> GaugeMetricFam
     return GaugeMetricFamily(spec.name, spec.help, labels=labels)
 
 
-def _fill(
-    specs: Sequence[Family[Obj]],
-    label_names: Sequence[str],
-    objects: Iterable[tuple[LabelValues, Obj, float]],
-    ends: list[list[int]] | None = None,
-) -> list[Metric]:
-    """Families of ``specs`` over ``objects``; ``ends[f][i]`` gets where object i's samples end in family f."""
-    families = [_new_family(spec, label_names) for spec in specs]
-    if ends is not None:
-        ends.extend([] for _ in specs)
-    for labels, obj, now in objects:
-        for index, (spec, family) in enumerate(zip(specs, families, strict=True)):
+def _fill(group: Group[Any]) -> list[Metric]:
+    families = [_new_family(spec, group.label_names) for spec in group.families]
+    for labels, obj, now in group.rows:
+        for spec, family in zip(group.families, families, strict=True):
             for extra, sample_value in spec.samples(obj, now):
                 family.add_metric([*labels, *extra], sample_value)
-            if ends is not None:
-                ends[index].append(len(family.samples))
     return list[Metric](families)
 
 
-@dataclass(frozen=True)
-class SessionRow:
-    """One exported session: its series' label values, the API object, and when it was collected."""
-
-    target: TargetIdentity
-    labels: LabelValues
-    session: Session
-    now: float
-
-
 class EmrServerlessCollector(Collector):
-    """A prometheus-client collector over the runner's latest results (it never calls AWS itself).
+    """Every family of the exporter as prometheus-client objects, over the runner's latest results (it
+    never calls AWS itself): the generic path. ``exporter.exposition`` writes the same bytes directly
+    and keeps this for the formats it does not write itself; the tests hold the two equal."""
 
-    With ``include_sessions=False`` it leaves the per-session families to ``exporter.exposition``, which
-    renders them incrementally.
-    """
-
-    def __init__(
-        self, runner: CollectionRunner, metrics_config: MetricsConfig, *, include_sessions: bool = True
-    ) -> None:
+    def __init__(self, runner: CollectionRunner, metrics_config: MetricsConfig) -> None:
         self._runner = runner
-        self._tag_keys = metrics_config.tag_labels
-        self._session_label_names = (*SESSION_LABELS, *(tag_label_name(key) for key in self._tag_keys))
-        self._tags_info_metric = metrics_config.tags_info_metric
-        self._include_sessions = include_sessions
+        self._labels = Labels(metrics_config)
 
     def describe(self) -> Iterator[Metric]:
         # Declaring nothing keeps registration from running a collection against AWS.
@@ -346,77 +409,16 @@ class EmrServerlessCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         results = self._runner.latest or []
-        if self._include_sessions:
-            yield from self.session_families(self.session_rows(results))
-        yield from self.other_families(results)
-
-    def session_rows(self, results: Sequence[TargetResult]) -> list[SessionRow]:
-        rows = []
-        for result in results:
-            target = _target_values(result.identity)
-            names = {app.id: app.name for app in result.applications}
-            for session in result.sessions:
-                tags = session.tags
-                labels = (
-                    *target, session.application_id, names.get(session.application_id, ""),
-                    session.session_id, session.name,
-                    *(tags.get(key, "") for key in self._tag_keys),
-                )
-                rows.append(SessionRow(result.identity, labels, session, result.finished_at))
-        return rows
-
-    def session_families(self, rows: Sequence[SessionRow], ends: list[list[int]] | None = None) -> list[Metric]:
-        """The per-session families (tags included); ``ends`` as for ``_fill``."""
-        objects = [(row.labels, row.session, row.now) for row in rows]
-        families = _fill(SESSION_FAMILIES, self._session_label_names, objects, ends)
-        if self._tags_info_metric:
-            families.append(self._tags_family(rows))
-            if ends is not None:
-                ends.append(list(range(1, len(rows) + 1)))
-        return families
-
-    def other_families(self, results: Sequence[TargetResult]) -> list[Metric]:
-        application_rows: list[tuple[LabelValues, ApplicationView, float]] = []
-        for result in results:
-            target = _target_values(result.identity)
-            counts: dict[str, dict[str, int]] = {app.id: {} for app in result.applications}
-            for session in result.sessions:
-                by_state = counts.setdefault(session.application_id, {})
-                by_state[session.state] = by_state.get(session.state, 0) + 1
-            for app in result.applications:
-                view = ApplicationView(app, counts[app.id])
-                application_rows.append(((*target, app.id, app.name), view, result.finished_at))
-        target_rows = [(_target_values(result.identity), result, result.finished_at) for result in results]
-        return [
-            *_fill(APPLICATION_FAMILIES, APPLICATION_LABELS, application_rows),
-            *_fill(TARGET_FAMILIES, TARGET_LABELS, target_rows),
-            _build_info(),
+        labels = self._labels
+        rows: Rows[Session] = [
+            (values, session, result.finished_at) for result in results for values, session in labels.sessions(result)
         ]
-
-    def _tags_family(self, rows: Iterable[SessionRow]) -> Metric:
-        # Label names differ from session to session, so samples are added directly.
-        family = Metric(TAGS_FAMILY_NAME, TAGS_FAMILY_HELP, "gauge")
-        for row in rows:
-            labels = dict(zip(TARGET_LABELS, _target_values(row.target), strict=True))
-            labels.update(application_id=row.session.application_id, session_id=row.session.session_id)
-            for key, tag_value in row.session.tags.items():  # sorted by AWS's key (exporter.model)
-                name = tag_label_name(key)
-                if name in labels:
-                    warn_once("tag keys collide on one label name; the first in sorted order is exported",
-                              label=name, dropped_key=key)
-                    continue
-                labels[name] = tag_value
-            family.samples.append(Sample(TAGS_FAMILY_NAME, labels, 1.0))
-        return family
-
-
-def _target_values(identity: TargetIdentity) -> LabelValues:
-    return (identity.name, identity.region, identity.account_id)
-
-
-def _build_info() -> Metric:
-    family = GaugeMetricFamily(
-        BUILD_INFO_NAME, BUILD_INFO_HELP, labels=["version", "python_version", "boto3_version"]
-    )
-    family.add_metric([__version__, platform.python_version(), boto3.__version__], 1.0)
-    return family
+        yield from _fill(Group(labels.session_names, SESSION_FAMILIES, rows))
+        if labels.tags_info_metric:
+            family = Metric(TAGS_FAMILY_NAME, TAGS_FAMILY_HELP, "gauge")
+            for result in results:
+                for session in result.sessions:  # label names differ from session to session
+                    family.samples.append(Sample(TAGS_FAMILY_NAME, labels.tags(result.identity, session), 1.0))
+            yield family
+        for group in labels.other_groups(results):
+            yield from _fill(group)

@@ -1,4 +1,4 @@
-"""The incremental exposition equals prometheus-client's generic path, in text and OpenMetrics."""
+"""The direct exposition is byte for byte prometheus-client's generic path, in text and OpenMetrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_client.exposition import generate_latest
+from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
@@ -53,10 +53,10 @@ def world() -> Iterator[tuple[Store, Clock, Any, Any, Any]]:
             runner.close()
 
 
-def emr_lines(body: bytes) -> Counter[str]:
-    """The exporter's own sample and header lines (process metrics differ between any two renders)."""
-    lines = body.decode().splitlines()
-    return Counter(line for line in lines if "emr_serverless_" in line and line != "# EOF")
+def emr_part(body: bytes) -> bytes:
+    """The exporter's own families: all after prometheus-client's process, platform and GC collectors,
+    whose values differ between any two renders."""
+    return body[body.index(b"# HELP emr") :]
 
 
 def emr_samples(parse: Any, body: bytes) -> Counter[tuple[str, tuple[tuple[str, str], ...], float]]:
@@ -69,7 +69,7 @@ def emr_samples(parse: Any, body: bytes) -> Counter[tuple[str, tuple[tuple[str, 
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
-def test_incremental_exposition_equals_the_generic_path(fmt: str, world: Any) -> None:
+def test_direct_exposition_equals_the_generic_path(fmt: str, world: Any) -> None:
     store, clock, runner, registry, exposition = world
     accept, generic, parse = FORMATS[fmt]
     rendered_before = 0
@@ -77,17 +77,17 @@ def test_incremental_exposition_equals_the_generic_path(fmt: str, world: Any) ->
         runner.collect()
         fast, content_type = exposition.render(accept)
         reference = generic(registry)
-        assert emr_lines(fast) == emr_lines(reference), f"step {step}"
+        assert emr_part(fast) == emr_part(reference), f"step {step}"
         assert emr_samples(parse, fast) == emr_samples(parse, reference)
         assert (fast.endswith(b"# EOF\n") and fast.count(b"# EOF") == 1) == (fmt == "openmetrics")
         assert content_type.startswith(OPENMETRICS.split(";")[0] if fmt == "openmetrics" else "text/plain")
-        rendered_now = exposition.rendered_sessions - rendered_before
-        rendered_before = exposition.rendered_sessions
-        exported = sum(1 for line in emr_lines(fast) if line.startswith("emr_serverless_session_info{"))
+        rendered_now = exposition.sessions.rendered - rendered_before
+        rendered_before = exposition.sessions.rendered
+        exported = fast.count(b"\nemr_serverless_session_info{")
         if step == 0:
             assert rendered_now == exported
         else:
-            # Final sessions come from memory as the same objects: only the others are rendered again.
+            # Final sessions come from memory unchanged: only the others are rendered again.
             assert 0 < rendered_now < exported
         # Change the world: time passes, a session ends, one disappears with its application's listing.
         clock.now += 120
@@ -98,16 +98,44 @@ def test_incremental_exposition_equals_the_generic_path(fmt: str, world: Any) ->
         store.remove_session(app, store.session_ids(app)[-1])
 
 
-def test_cache_follows_discovery_and_formats_are_bounded(world: Any) -> None:
+# What Prometheus 3 sends by default, and what other clients send; the first two fall back to the
+# generic path (escaping that renames the exporter's names), the rest are written directly.
+ACCEPT_HEADERS = [
+    ("application/openmetrics-text;version=1.0.0;escaping=dots", False),
+    ("text/plain;version=1.0.0;escaping=values", False),
+    ("application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;"
+     "version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,"
+     "*/*;q=0.2", True),
+    ("application/openmetrics-text; version=1.0.0", True),
+    ("application/openmetrics-text", True),
+    ("text/plain;version=1.0.0;escaping=underscores", True),
+    ("text/plain; version=0.0.4", True),
+    ("*/*", True),
+    ("", True),
+]
+
+
+@pytest.mark.parametrize(("accept", "direct"), ACCEPT_HEADERS)
+def test_every_accept_header_gets_the_generic_paths_bytes(accept: str, direct: bool, world: Any) -> None:
+    _, _, runner, registry, exposition = world
+    runner.collect()
+    encoder, content_type = choose_encoder(accept)
+    rendered = exposition.sessions.rendered
+    body, served_type = exposition.render(accept)
+    assert served_type == content_type
+    assert emr_part(body) == emr_part(encoder(registry))
+    assert (exposition.sessions.rendered > rendered) == direct
+
+
+def test_the_store_follows_discovery(world: Any) -> None:
     store, _, runner, _, exposition = world
     runner.collect()
     exposition.render("")
+    assert len(exposition.sessions) > 0
     for app in store.application_ids():
         store.remove_application(app)
     runner.collect()
     body, _ = exposition.render("")
     assert b"emr_serverless_session_info{" not in body
-    assert all(not cache.sessions for cache in exposition._caches.values())
-    for version in ("1.0.0", "1.0.1", "1.0.2"):
-        exposition.render(f"application/openmetrics-text; version={version}")
-    assert len(exposition._caches) == 2
+    assert b"# HELP emr_serverless_session_info " in body
+    assert len(exposition.sessions) == 0

@@ -16,7 +16,8 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.aws import ApiError
 from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
 from exporter.config import SESSION_STATES, MetricsConfig
-from exporter.metrics import SESSION_LABELS, EmrServerlessCollector
+from exporter.exposition import Exposition
+from exporter.metrics import SESSION_FAMILIES, SESSION_LABELS, EmrServerlessCollector, session_clock
 from exporter.model import Application, Session, convert, label_safe
 
 MODEL = botocore.session.get_session().get_service_model("emr-serverless")
@@ -97,9 +98,13 @@ class FixedRunner(CollectionRunner):
 
 
 def exposition(results: list[TargetResult], config: MetricsConfig | None = None) -> dict[str, list[Any]]:
+    """The samples as /metrics serves them, which are byte for byte the generic path's."""
+    runner, config = FixedRunner(results), config or MetricsConfig()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(EmrServerlessCollector(FixedRunner(results), config or MetricsConfig()))
-    text = generate_latest(registry).decode()
+    registry.register(EmrServerlessCollector(runner, config))
+    body, _ = Exposition(runner, CollectorRegistry(auto_describe=False), config).render()
+    assert body == generate_latest(registry)
+    text = body.decode()
     samples: dict[str, list[Any]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -254,3 +259,18 @@ def test_no_stale_series_for_sessions_no_longer_discovered() -> None:
     assert {s.labels["session_id"] for s in first["emr_serverless_session_info"]} == {"00sess1", "gone"}
     second = exposition([result([session()])])
     assert {s.labels["session_id"] for s in second["emr_serverless_session_info"]} == {"00sess1"}
+
+
+@pytest.mark.parametrize("state", [*SESSION_STATES, "HIBERNATING"])
+@pytest.mark.parametrize("idle_since", [None, NOW - 300])
+def test_samples_read_the_time_only_where_session_clock_says(state: str, idle_since: float | None) -> None:
+    """The session store renders a session again only when its version changes, and the version holds
+    the time only where ``session_clock`` says a sample reads it."""
+    s = session(state=state, idleSince=idle_since)
+    later = NOW + 3600
+    if session_clock(s, NOW) is None:
+        assert session_clock(s, later) is None
+        for spec in SESSION_FAMILIES:
+            assert list(spec.samples(s, NOW)) == list(spec.samples(s, later)), spec.name
+    else:
+        assert session_clock(s, later) == later
