@@ -322,16 +322,17 @@ class Labels:
         self.session_names = (*SESSION_LABELS, *(tag_label_name(key) for key in self.tag_keys))
 
     def sessions(self, result: TargetResult) -> Iterator[tuple[LabelValues, Session]]:
-        target = _target_values(result.identity)
-        names = {app.id: app.name for app in result.applications}
-        tag_keys = self.tag_keys
+        names = application_names(result)
         for session in result.sessions:
-            tags = session.tags
-            yield (
-                (*target, session.application_id, names.get(session.application_id, ""),
-                 session.session_id, session.name, *(tags.get(key, "") for key in tag_keys)),
-                session,
-            )
+            yield self.session(result.identity, names.get(session.application_id, ""), session), session
+
+    def session(self, identity: TargetIdentity, application_name: str, session: Session) -> LabelValues:
+        """A session's `S` label values: all it depends on is in the arguments."""
+        tags = session.tags
+        return (
+            identity.name, identity.region, identity.account_id, session.application_id, application_name,
+            session.session_id, session.name, *[tags.get(key, "") for key in self.tag_keys],
+        )
 
     @staticmethod
     def tags(identity: TargetIdentity, session: Session) -> dict[str, str]:
@@ -365,6 +366,10 @@ class Labels:
             Group(TARGET_LABELS, TARGET_FAMILIES, targets),
             Group((), BUILD_FAMILIES, [((), build_versions(), 0.0)]),
         ]
+
+
+def application_names(result: TargetResult) -> dict[str, str]:
+    return {app.id: app.name for app in result.applications}
 
 
 def _target_values(identity: TargetIdentity) -> LabelValues:
