@@ -180,6 +180,10 @@ def worker(path: str, sessions: int, active: int, steps: int) -> dict[str, Any]:
     for name, accept in (("text", TEXT), ("openmetrics", OPENMETRICS)):
         render = renderer()
         figures[f"first {name}"] = _cpu(lambda: render(accept))[0]  # noqa: B023 (called at once)
+    render = renderer()  # the steady state: both formats rendered once
+    for accept in (TEXT, OPENMETRICS):
+        render(accept)
+    figures["crc32 of the body"] = _cpu(lambda: zlib.crc32(b"".join(render(TEXT))))[0] - _cpu(lambda: render(TEXT))[0]
     if path == "new+freeze":
         gc.freeze()
     collections = [0]
@@ -281,7 +285,8 @@ def main() -> None:
               f"| {median(path, 'gzip 6'):,.0f} ({median(path, 'gzip 6 MB'):.2f}) "
               f"| {median(path, 'gzip 1'):,.0f} ({median(path, 'gzip 1 MB'):.2f}) "
               f"| {median(path, 'peak RSS MB'):,.0f} |")
-    print(f"\nbody {median('new', 'body MB'):.1f} MB in {median('new', 'pieces'):,.0f} pieces")
+    print(f"\nbody {median('new', 'body MB'):.1f} MB in {median('new', 'pieces'):,.0f} pieces; "
+          f"join and zlib.crc32 of it {median('new', 'crc32 of the body'):.0f} ms")
 
 
 if __name__ == "__main__":
