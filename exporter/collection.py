@@ -112,7 +112,6 @@ class _Pass:
     listed: dict[str, list[SessionSummary]] = field(default_factory=dict)  # per application, so far
     asked: set[str] = field(default_factory=set)  # session ids given to GetSession
     refreshed: set[str] = field(default_factory=set)
-    deferred: int = 0
     running: set[int] = field(default_factory=set)  # calls a worker has started (set ops are atomic)
 
 
@@ -298,7 +297,6 @@ class TargetCollector:
         timed_out = any(isinstance(err, CollectionTimeout) for err in run.errors)
         if (run.pending_listings or run.running) and not timed_out:
             run.errors.append(CollectionTimeout(max(0.0, self._clock() - run.started)))
-        run.deferred += run.pending - run.pending_listings
         # The pool drops queued jobs whose deadline passed; results of calls still running are ignored.
         run.pending = run.pending_listings = 0
 
@@ -332,7 +330,7 @@ class TargetCollector:
             elif isinstance(error, (Deferred, DeadlineReached, Expired)) or _throttled(error):
                 # Out of budget (ours or AWS's): the last known copy is served, and this session is
                 # first in line next time. Throttling shows in the API counters, staleness in its gauges.
-                run.deferred += 1
+                pass
             else:
                 self._failed(run, error)
 
