@@ -19,6 +19,8 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY exporter ./exporter
+# The simulator is a package of its own, installed beside the exporter so that `--demo` works in the image.
+COPY emr_serverless_simulator ./emr_serverless_simulator
 # The README's install: the package and its runtime dependencies, no extra. pip compiles the .pyc
 # files here, so the final image never needs to write them.
 RUN pip install . \

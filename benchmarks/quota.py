@@ -17,9 +17,9 @@ from collections.abc import Mapping
 
 import yaml
 
+from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.cli import build_runner
 from exporter.config import parse_config
-from exporter.simulator import Fault, Simulator, Store
 
 
 def main() -> None:

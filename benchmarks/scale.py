@@ -74,7 +74,7 @@ class Row:
 
 def start_simulator(apps: int, per_app: int, active: float, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter.simulator", "--port", "0", "--scenario", "scale", "--applications",
+        [sys.executable, "-m", "emr_serverless_simulator", "--port", "0", "--scenario", "scale", "--applications",
          str(apps), "--sessions-per-application", str(per_app), "--active-fraction", str(active),
          "--latency-ms", str(latency_ms), "--seed", "1"],
         stdout=subprocess.PIPE, text=True,

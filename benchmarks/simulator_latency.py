@@ -17,7 +17,7 @@ from collections.abc import Callable
 import boto3
 import botocore.config
 
-from exporter.simulator import Simulator, Store
+from emr_serverless_simulator import Simulator, Store
 
 
 def measure(call: Callable[[], object], calls: int) -> tuple[float, float]:

@@ -43,7 +43,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's tests package
 
-from exporter.simulator import Fault, Simulator, Store, build_scenario
+from emr_serverless_simulator import Fault, Simulator, Store, build_scenario
 from tests.hostile_endpoint import BAD_APP, HostileEndpoint
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "soak", "AWS_SECRET_ACCESS_KEY": "soak", "AWS_DEFAULT_REGION": "us-east-1",

@@ -5,13 +5,13 @@
         boto3.client("emr-serverless", endpoint_url=sim.url, ...)
 """
 
-from exporter.simulator.errors import ApiError
-from exporter.simulator.faults import Fault
-from exporter.simulator.lifecycle import Lifecycle
-from exporter.simulator.scenarios import SCENARIOS, build_scenario
-from exporter.simulator.server import Simulator
-from exporter.simulator.store import SessionView, Store
-from exporter.simulator.throttle import Throttle, TokenBucket
+from emr_serverless_simulator.errors import ApiError
+from emr_serverless_simulator.faults import Fault
+from emr_serverless_simulator.lifecycle import Lifecycle
+from emr_serverless_simulator.scenarios import SCENARIOS, build_scenario
+from emr_serverless_simulator.server import Simulator
+from emr_serverless_simulator.store import SessionView, Store
+from emr_serverless_simulator.throttle import Throttle, TokenBucket
 
 __all__ = [
     "SCENARIOS",

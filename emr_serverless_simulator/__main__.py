@@ -1,4 +1,4 @@
-"""``python -m exporter.simulator``: serve a scenario until SIGINT or SIGTERM."""
+"""``python -m emr_serverless_simulator``: serve a scenario until SIGINT or SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from exporter.simulator.faults import Fault, parse_fault_spec
-from exporter.simulator.scenarios import SCENARIOS, build_scenario
-from exporter.simulator.server import Simulator
-from exporter.simulator.throttle import Throttle, parse_throttle_spec
+from emr_serverless_simulator.faults import Fault, parse_fault_spec
+from emr_serverless_simulator.scenarios import SCENARIOS, build_scenario
+from emr_serverless_simulator.server import Simulator
+from emr_serverless_simulator.throttle import Throttle, parse_throttle_spec
 
 
 def _fault(spec: str) -> Fault:
@@ -31,7 +31,7 @@ def _throttle(spec: str) -> Throttle:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m exporter.simulator", description="A local EMR Serverless endpoint for boto3."
+        prog="python -m emr_serverless_simulator", description="A local EMR Serverless endpoint for boto3."
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default %(default)s)")
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
         )
     except ValueError as err:
-        print(f"python -m exporter.simulator: {err}", file=sys.stderr)
+        print(f"python -m emr_serverless_simulator: {err}", file=sys.stderr)
         return 2
     for fault in args.fault:
         store.add_fault(fault)
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         simulator.start()
     except OSError as err:
-        print(f"python -m exporter.simulator: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
+        print(f"python -m emr_serverless_simulator: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 2
     print(f"listening on {simulator.url}", flush=True)
     try:

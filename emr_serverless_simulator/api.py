@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from exporter.simulator.errors import ApiError, not_found, validation
-from exporter.simulator.store import Application, SessionView, Store
+from emr_serverless_simulator.errors import ApiError, not_found, validation
+from emr_serverless_simulator.store import Application, SessionView, Store
 
 JsonObject = dict[str, Any]
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from exporter.simulator.errors import ApiError
+from emr_serverless_simulator.errors import ApiError
 
 Match: TypeAlias = Mapping[str, str] | Callable[[Mapping[str, str]], bool] | None
 

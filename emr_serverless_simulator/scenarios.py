@@ -14,8 +14,8 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from exporter.simulator.lifecycle import Lifecycle
-from exporter.simulator.store import Clock, Store, random_id
+from emr_serverless_simulator.lifecycle import Lifecycle
+from emr_serverless_simulator.store import Clock, Store, random_id
 
 SCENARIOS = ("demo", "scale")
 

@@ -23,9 +23,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from exporter.simulator import api
-from exporter.simulator.errors import ApiError
-from exporter.simulator.store import Store
+from emr_serverless_simulator import api
+from emr_serverless_simulator.errors import ApiError
+from emr_serverless_simulator.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from exporter.simulator.errors import ApiError
-from exporter.simulator.faults import Fault
-from exporter.simulator.lifecycle import Lifecycle, Snapshot, state_details_for
-from exporter.simulator.throttle import Throttle, TokenBucket
+from emr_serverless_simulator.errors import ApiError
+from emr_serverless_simulator.faults import Fault
+from emr_serverless_simulator.lifecycle import Lifecycle, Snapshot, state_details_for
+from emr_serverless_simulator.throttle import Throttle, TokenBucket
 
 Clock = Callable[[], float]
 Ticker = Callable[["Store", float], None]

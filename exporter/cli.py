@@ -162,7 +162,7 @@ def build_exposition(runner: CollectionRunner, config: Config) -> Exposition:
 
 def start_demo_simulator(config: Config) -> tuple[Config, boto3.Session, object]:
     """The built-in simulator on a free loopback port, and a config that points one target at it."""
-    from exporter.simulator import Simulator, build_scenario
+    from emr_serverless_simulator import Simulator, build_scenario
 
     simulator = Simulator(build_scenario("demo"), host="127.0.0.1", port=0)
     simulator.start()

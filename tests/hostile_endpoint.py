@@ -36,8 +36,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from exporter.simulator.api import parse_timestamp
-from exporter.simulator.errors import ApiError
+from emr_serverless_simulator.api import parse_timestamp
+from emr_serverless_simulator.errors import ApiError
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -13,10 +13,10 @@ import yaml
 from moto.server import ThreadedMotoServer
 from moto.sts.models import sts_backends
 
+from emr_serverless_simulator import Simulator, Store
 from exporter.aws import ROLE_SESSION_NAME, ApiCallCounter, Deadline, EmrServerlessApi, assume_role_session, make_client
 from exporter.cli import build_registry, build_runner
 from exporter.config import AwsConfig, parse_config
-from exporter.simulator import Simulator, Store
 from tests.conftest import free_port
 from tests.test_end_to_end import samples_of, session_ids, value
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 
-from exporter.simulator import Fault, Simulator, Store
+from emr_serverless_simulator import Fault, Simulator, Store
 from tests.test_serving import exporter_process, get
 
 

@@ -128,7 +128,7 @@ def test_builder_installs_the_project_with_pip(stages: list[Stage]) -> None:
     runs = " && ".join(run for stage in stages[:-1] for run in stage.all("RUN"))
     assert re.search(r"\bpip install (?:[^&;]* )?\.(\s|$)", runs), "no `pip install .` of the project"
     copied = " ".join(stages[0].all("COPY"))
-    for needed in ("pyproject.toml", "README.md", "exporter"):
+    for needed in ("pyproject.toml", "README.md", "exporter", "emr_serverless_simulator"):
         assert needed in copied, f"{needed} is not copied into the builder"
 
 

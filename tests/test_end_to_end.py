@@ -20,10 +20,10 @@ import yaml
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.cli import build_registry, build_runner
 from exporter.config import SESSION_STATES, parse_config
 from exporter.model import label_safe
-from exporter.simulator import Fault, Simulator, Store
 from tests.conftest import aws_env, free_port, run_exporter
 from tests.prometheus_server import PrometheusServer
 

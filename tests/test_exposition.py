@@ -15,9 +15,9 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
+from emr_serverless_simulator import Simulator, Store, build_scenario
 from exporter.cli import build_exposition, build_registry, build_runner
 from exporter.config import parse_config
-from exporter.simulator import Simulator, Store, build_scenario
 
 FORMATS: dict[str, tuple[str, Any, Any]] = {
     "text": ("", generate_latest, parse_text),

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.simulator import Simulator, build_scenario
+from emr_serverless_simulator import Simulator, build_scenario
 from tests.conftest import aws_env
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,10 +12,10 @@ import yaml
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.cli import build_registry, build_runner
 from exporter.collection import CollectionRunner
 from exporter.config import parse_config
-from exporter.simulator import Fault, Simulator, Store
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from prometheus_client.exposition import generate_latest
 
+from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.cli import build_registry, build_runner
 from exporter.collection import CollectionRunner, Shard
 from exporter.config import parse_config
-from exporter.simulator import Fault, Simulator, Store
 from tests.conftest import run_exporter
 from tests.test_end_to_end import samples_of, session_ids, value
 

@@ -31,9 +31,9 @@ import yaml
 from moto.server import ThreadedMotoServer
 from moto.sts.models import sts_backends
 
+from emr_serverless_simulator import Simulator, Store
 from exporter.logs import WIRE_LOGGERS, setup_logging
 from exporter.redaction import forget_secrets
-from exporter.simulator import Simulator, Store
 from tests.conftest import aws_env, free_port
 
 ROLE_ACCOUNT = "210987654321"

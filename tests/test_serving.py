@@ -30,10 +30,10 @@ import bcrypt
 import pytest
 import yaml
 
+from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.cli import build_exposition, build_runner
 from exporter.config import parse_config
 from exporter.http_server import HardenedServer, ServerLimits
-from exporter.simulator import Fault, Simulator, Store
 from exporter.web import ExporterApp, WebContext, gzip_wanted
 from exporter.web_config import WebConfigWatcher
 from tests.certs import KeyPair, make_authority, self_signed

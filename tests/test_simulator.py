@@ -21,7 +21,7 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
-from exporter.simulator import Fault, Lifecycle, Simulator, Store, build_scenario
+from emr_serverless_simulator import Fault, Lifecycle, Simulator, Store, build_scenario
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 ACTIVE = {"STARTED", "IDLE", "BUSY"}
@@ -466,7 +466,7 @@ def test_unknown_scenario() -> None:
 def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter.simulator", "--port", "0", *args],
+        [sys.executable, "-m", "emr_serverless_simulator", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
@@ -499,6 +499,6 @@ def test_cli_faults_and_bad_arguments() -> None:
     finally:
         process.terminate()
         process.communicate(timeout=10)
-    bad = subprocess.run([sys.executable, "-m", "exporter.simulator", "--fault", "nonsense"],
+    bad = subprocess.run([sys.executable, "-m", "emr_serverless_simulator", "--fault", "nonsense"],
                          capture_output=True, text=True, timeout=30, check=False)
     assert bad.returncode == 2 and "OP:CODE:FRACTION" in bad.stderr and "Traceback" not in bad.stderr

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.model import Shape
 
-from exporter.simulator import Fault, Simulator, Store, build_scenario
+from emr_serverless_simulator import Fault, Simulator, Store, build_scenario
 
 MODEL = botocore.session.get_session().get_service_model("emr-serverless")
 MADE_UP_STATE = "SUSPENDED"  # a state AWS might add one day; the only value allowed outside an enum

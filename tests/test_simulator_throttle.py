@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from exporter.simulator import Fault, Simulator, Store, Throttle, TokenBucket
-from exporter.simulator.throttle import parse_throttle_spec
+from emr_serverless_simulator import Fault, Simulator, Store, Throttle, TokenBucket
+from emr_serverless_simulator.throttle import parse_throttle_spec
 from tests.test_simulator import FakeClock, make_client
 
 
@@ -189,7 +189,7 @@ def test_request_times_are_recorded_per_operation(store: Store, sim: Simulator, 
 def test_cli_throttle_flag() -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "exporter.simulator", "--port", "0", "--scenario", "scale", "--applications", "1",
+        [sys.executable, "-m", "emr_serverless_simulator", "--port", "0", "--scenario", "scale", "--applications", "1",
          "--sessions-per-application", "1", "--throttle", "ListApplications:0.001:2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
@@ -209,10 +209,11 @@ def test_cli_throttle_flag() -> None:
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0 and "Traceback" not in stderr
     for bad in ("GetSession", "GetSession:fast", "GetSession:0"):
-        result = subprocess.run([sys.executable, "-m", "exporter.simulator", "--throttle", bad],
+        result = subprocess.run([sys.executable, "-m", "emr_serverless_simulator", "--throttle", bad],
                                 capture_output=True, text=True, timeout=30, check=False)
         assert result.returncode == 2, bad
         assert "--throttle" in result.stderr and "Traceback" not in result.stderr
     assert "OP:RATE[:BURST]" in subprocess.run(
-        [sys.executable, "-m", "exporter.simulator", "--help"], capture_output=True, text=True, timeout=30, check=True
+        [sys.executable, "-m", "emr_serverless_simulator", "--help"],
+        capture_output=True, text=True, timeout=30, check=True,
     ).stdout
