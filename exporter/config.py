@@ -276,11 +276,64 @@ class DiscoveryConfig:
         _between(0, 30 * 86400, unit=" (30 days)")))
 
 
+ARCHITECTURES = ("X86_64", "ARM64")
+CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")  # ISO 4217, as the currency label shows it
+
+
+def _one_architecture(value: str) -> str | None:
+    return None if value in ARCHITECTURES else f"expected one of {', '.join(ARCHITECTURES)}, got {_quote(value)}"
+
+
+def _unique_prices(entries: tuple[PriceConfig, ...]) -> str | None:
+    seen: dict[tuple[str, str], int] = {}
+    for index, entry in enumerate(entries):
+        if not entry.region:
+            return f"[{index}].region: must be set"
+        key = (entry.region, entry.architecture)
+        if key in seen:
+            return f"[{index}]: {entry.region} {entry.architecture} is also priced by table[{seen[key]}]"
+        seen[key] = index
+    return None
+
+
+# A price per hour: 0 (free, or not billed to you) up to 100 in any currency, far above any list price.
+_PRICE = _check(_between(0, 100))
+
+
+@dataclass(frozen=True)
+class PriceConfig:
+    region: str = field(default="", metadata=_check(region_problem))  # required: checked by PricesConfig
+    architecture: str = field(default="X86_64", metadata=_check(_one_architecture))
+    vcpu_hour: float = field(default=0, metadata=_PRICE)
+    memory_gb_hour: float = field(default=0, metadata=_PRICE)
+    storage_gb_hour: float = field(default=0, metadata=_PRICE)
+
+
+# The default price table, an ESTIMATE: AWS's public on-demand list prices for EMR Serverless in USD
+# per hour, as we read them on 2026-11-26 at https://aws.amazon.com/emr/pricing/. Not a quote: check
+# the page, and set metrics.prices.table for your regions, currency and discounts.
+_LIST_PRICES = {"X86_64": (0.052624, 0.0057785, 0.000111), "ARM64": (0.042094, 0.004628, 0.000111)}
+DEFAULT_PRICES = tuple(
+    PriceConfig(region, architecture, *hourly)
+    for region in ("us-east-1", "us-east-2", "us-west-2")
+    for architecture, hourly in _LIST_PRICES.items()
+)
+
+
+@dataclass(frozen=True)
+class PricesConfig:
+    currency: str = field(default="USD", metadata=_check(_matches(CURRENCY_PATTERN, "a currency code like USD")))
+    # Setting the table replaces the default one as a whole.
+    table: tuple[PriceConfig, ...] = field(default=DEFAULT_PRICES, metadata=_check(
+        _all(_at_most_items(1000), _unique_prices)))
+
+
 @dataclass(frozen=True)
 class MetricsConfig:
     tag_labels: tuple[str, ...] = field(default=(), metadata=_check(_all(
         _at_most_items(50), _each(_max_length(MAX_TAG_KEY_LENGTH)), _unique_label_names)))
     tags_info_metric: bool = True
+    prices: PricesConfig = PricesConfig()
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,9 @@ class _GroupWriter:
 
     def __init__(self, group: Group[Any]) -> None:
         self.shared = SharedLabels(group.label_names)
-        self.writers = [FamilyWriter(f.name, f.type, f.help, self.shared, f.extra_labels) for f in group.families]
+        self.writers = [
+            FamilyWriter(f.name, f.type, f.help, self.shared, f.extra_labels, f.unit) for f in group.families
+        ]
 
     def write(self, kind: Kind, group: Group[Any]) -> bytes:
         out = [[writer.headers[kind].decode()] for writer in self.writers]

@@ -9,6 +9,8 @@ text format 0.0.4 (``prometheus_client.exposition.generate_latest``) and OpenMet
   ``x_total`` in both. A counter without a created time (none of ours has one) has no ``x_created``
   sample in either format;
 - ``# HELP`` escapes backslash and newline; OpenMetrics escapes the double quote too;
+- a family with a unit (``x_seconds`` in ``seconds``) has ``# UNIT x_seconds seconds`` after its ``# TYPE``
+  line in OpenMetrics, which requires the unit to be the name's suffix; the text format has no unit;
 - OpenMetrics ends the exposition with ``# EOF`` (the caller writes it, once, at the very end).
 
 A sample line is the same in both: ``name{labels} value``, labels sorted by name, each value with
@@ -58,17 +60,22 @@ def sample_name(name: str, type: MetricType) -> str:
     return name if type != "counter" or name.endswith("_total") else name + "_total"
 
 
-def header(kind: Kind, name: str, type: MetricType, help: str) -> bytes:
-    """The ``# HELP`` and ``# TYPE`` lines of a family, as prometheus-client writes them in ``kind``."""
+def header(kind: Kind, name: str, type: MetricType, help: str, unit: str = "") -> bytes:
+    """The ``# HELP``, ``# TYPE`` (and in OpenMetrics ``# UNIT``) lines of a family, as prometheus-client
+    writes them in ``kind``."""
     check_name(name)
     family = name[: -len("_total")] if type == "counter" and name.endswith("_total") else name
+    if unit and not family.endswith("_" + check_name(unit)):
+        # prometheus-client would append the unit to the name; OpenMetrics wants it as the suffix.
+        raise ValueError(f"the unit {unit!r} is not the suffix of {name!r}")
     if kind == "text":
         shown = family + "_total" if type == "counter" else family
         text = help.replace("\\", "\\\\").replace("\n", "\\n")
     else:
         shown = family
         text = escape_value(help)
-    return f"# HELP {shown} {text}\n# TYPE {shown} {type}\n".encode()
+    unit_line = f"# UNIT {shown} {unit}\n" if unit and kind == "openmetrics" else ""
+    return f"# HELP {shown} {text}\n# TYPE {shown} {type}\n{unit_line}".encode()
 
 
 def label_pairs(names: Sequence[str], values: Sequence[str]) -> str:
@@ -141,10 +148,12 @@ class FamilyWriter:
     """One family's header per format and its sample lines, over objects whose shared labels are
     given as ``SharedLabels.runs``."""
 
-    def __init__(self, name: str, type: MetricType, help: str, shared: SharedLabels, own: Sequence[str] = ()) -> None:
+    def __init__(
+        self, name: str, type: MetricType, help: str, shared: SharedLabels, own: Sequence[str] = (), unit: str = ""
+    ) -> None:
         self.name = sample_name(name, type)
         self.labels = FamilyLabels(shared, own)
-        self.headers: dict[Kind, bytes] = {kind: header(kind, name, type, help) for kind in KINDS}
+        self.headers: dict[Kind, bytes] = {kind: header(kind, name, type, help, unit) for kind in KINDS}
 
     def lines(self, runs: Sequence[str], samples: Iterable[tuple[Sequence[str], float]]) -> str:
         """The sample lines of one object: ``samples`` are (own label values, value)."""

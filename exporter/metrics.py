@@ -26,6 +26,7 @@ from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
 from exporter.config import APPLICATION_STATES, SESSION_STATES, MetricsConfig, tag_label_name
 from exporter.logs import warn_once
 from exporter.model import Application, ResourceUtilization, Session, epoch
+from exporter.prices import Price, PriceTable
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class Family(Generic[Obj]):
     help: str
     samples: Callable[[Obj, float], Iterable[ObjSample]]  # (API object, collection time) -> samples
     extra_labels: tuple[str, ...] = ()
+    # OpenMetrics' UNIT: the unit suffix of the name (``seconds``, ``byte_seconds``), written in OpenMetrics only.
+    unit: str = ""
 
 
 # --- how values are read from the API --------------------------------------------------------------
@@ -81,15 +84,24 @@ def state_set(
     return samples
 
 
+# AWS's "GB" in EMR Serverless is 2^30 bytes: worker memory is set in the same GB as Spark's
+# spark.executor.memory "27g" (a GiB) and AWS's sizing guide puts 27 GB + 10 % overhead in a 30 GB worker;
+# the minimum overhead is Spark's 384 MB (MiB). README "Units" says more.
+BYTES_PER_GB = 2**30
+
+
 def hours_as_seconds(
-    group: Callable[[Session], ResourceUtilization | None], hours: Callable[[ResourceUtilization], float | None]
+    group: Callable[[Session], ResourceUtilization | None],
+    hours: Callable[[ResourceUtilization], float | None],
+    factor: float = 1.0,
 ) -> Callable[[Session, float], float | None]:
-    """AWS's vCPU-hours / GB-hours as vCPU-seconds / GB-seconds, so rate() gives what is in use now."""
+    """AWS's vCPU-hours / GB-hours as vCPU-seconds / byte-seconds (``factor`` bytes per GB), so rate()
+    gives what is in use now in base units."""
 
     def read(session: Session, now: float) -> float | None:
         utilization = group(session)
         value = hours(utilization) if utilization is not None else None
-        return value * 3600 if value is not None else None
+        return value * 3600 * factor if value is not None else None
 
     return read
 
@@ -128,58 +140,71 @@ SESSION_FAMILIES: tuple[Family[Session], ...] = (
     Family(
         "emr_serverless_session_idle_seconds", "gauge",
         "Seconds since the session became idle while it is IDLE, else 0.", value(idle_seconds),
+        unit="seconds",
     ),
     Family(
         "emr_serverless_session_idle_timeout_seconds", "gauge",
         "Idle time after which AWS stops the session.", value(idle_timeout_seconds),
+        unit="seconds",
     ),
     Family(
         "emr_serverless_session_created_timestamp_seconds", "gauge",
         "When the session was created, in Unix seconds.", value(lambda s, now: s.created),
+        unit="seconds",
     ),
     Family(
         "emr_serverless_session_started_timestamp_seconds", "gauge",
         "When the session started, in Unix seconds.", value(lambda s, now: epoch(s.started_at)),
+        unit="seconds",
     ),
     Family(
         "emr_serverless_session_ended_timestamp_seconds", "gauge",
         "When the session ended, in Unix seconds.", value(lambda s, now: s.ended),
+        unit="seconds",
     ),
     Family(
         "emr_serverless_session_execution_duration_seconds", "gauge",
         "Total execution duration of the session.",
         value(lambda s, now: s.execution_seconds),
+        unit="seconds",
     ),
     Family(
         "emr_serverless_session_vcpu_seconds_total", "counter",
         "vCPU-seconds the session used (AWS totalResourceUtilization.vCPUHour x 3600).",
         value(hours_as_seconds(_used, lambda u: u.vcpu_hours)),
+        unit="seconds",
     ),
     Family(
-        "emr_serverless_session_memory_gigabyte_seconds_total", "counter",
-        "Gigabyte-seconds of memory the session used (totalResourceUtilization.memoryGBHour x 3600).",
-        value(hours_as_seconds(_used, lambda u: u.memory_gb_hours)),
+        "emr_serverless_session_memory_byte_seconds_total", "counter",
+        "Byte-seconds of memory the session used (totalResourceUtilization.memoryGBHour x 3600 x 2^30).",
+        value(hours_as_seconds(_used, lambda u: u.memory_gb_hours, BYTES_PER_GB)),
+        unit="byte_seconds",
     ),
     Family(
-        "emr_serverless_session_storage_gigabyte_seconds_total", "counter",
-        "Gigabyte-seconds of storage the session used (totalResourceUtilization.storageGBHour x 3600).",
-        value(hours_as_seconds(_used, lambda u: u.storage_gb_hours)),
+        "emr_serverless_session_storage_byte_seconds_total", "counter",
+        "Byte-seconds of storage the session used (totalResourceUtilization.storageGBHour x 3600 x 2^30).",
+        value(hours_as_seconds(_used, lambda u: u.storage_gb_hours, BYTES_PER_GB)),
+        unit="byte_seconds",
     ),
     Family(
         "emr_serverless_session_billed_vcpu_seconds_total", "counter",
         "vCPU-seconds AWS bills for the session (billedResourceUtilization.vCPUHour x 3600).",
         value(hours_as_seconds(_billed, lambda u: u.vcpu_hours)),
+        unit="seconds",
     ),
     Family(
-        "emr_serverless_session_billed_memory_gigabyte_seconds_total", "counter",
-        "Gigabyte-seconds of memory AWS bills for the session (billedResourceUtilization.memoryGBHour x 3600).",
-        value(hours_as_seconds(_billed, lambda u: u.memory_gb_hours)),
+        "emr_serverless_session_billed_memory_byte_seconds_total", "counter",
+        "Byte-seconds of memory AWS bills for the session "
+        "(billedResourceUtilization.memoryGBHour x 3600 x 2^30).",
+        value(hours_as_seconds(_billed, lambda u: u.memory_gb_hours, BYTES_PER_GB)),
+        unit="byte_seconds",
     ),
     Family(
-        "emr_serverless_session_billed_storage_gigabyte_seconds_total", "counter",
-        "Gigabyte-seconds of storage AWS bills for the session "
-        "(billedResourceUtilization.storageGBHour x 3600).",
-        value(hours_as_seconds(_billed, lambda u: u.storage_gb_hours)),
+        "emr_serverless_session_billed_storage_byte_seconds_total", "counter",
+        "Byte-seconds of storage AWS bills for the session "
+        "(billedResourceUtilization.storageGBHour x 3600 x 2^30).",
+        value(hours_as_seconds(_billed, lambda u: u.storage_gb_hours, BYTES_PER_GB)),
+        unit="byte_seconds",
     ),
 )
 
@@ -190,6 +215,19 @@ class ApplicationView:
 
     summary: Application
     session_states: Mapping[str, int]
+    price: Price | None = None  # for the target's region and the application's architecture
+
+
+def price_per_second(per_hour: Callable[[Price], float], factor: float = 1.0) -> Callable[
+        [ApplicationView, float], Iterable[ObjSample]]:
+    """A price per vCPU-hour / GB-hour as per vCPU-second / byte-second, the units of the usage counters,
+    so that usage x price is money; absent where no price is known."""
+
+    def samples(app: ApplicationView, now: float) -> Iterable[ObjSample]:
+        price = app.price
+        return () if price is None else (((price.currency,), per_hour(price) / 3600 / factor),)
+
+    return samples
 
 
 def _session_counts(app: ApplicationView, now: float) -> Iterable[ObjSample]:
@@ -211,6 +249,22 @@ APPLICATION_FAMILIES: tuple[Family[ApplicationView], ...] = (
         "emr_serverless_application_sessions", "gauge", "Exported sessions of the application by state.",
         _session_counts, ("state",),
     ),
+    # Prices (metrics.prices): billed use x price is money, e.g. billed_vcpu_seconds_total x this.
+    Family(
+        "emr_serverless_application_price_per_vcpu_second", "gauge",
+        "Price of one vCPU-second for the application's region and architecture (metrics.prices).",
+        price_per_second(lambda p: p.vcpu_hour), ("currency",),
+    ),
+    Family(
+        "emr_serverless_application_price_per_memory_byte_second", "gauge",
+        "Price of one byte-second of memory for the application's region and architecture (metrics.prices).",
+        price_per_second(lambda p: p.memory_gb_hour, BYTES_PER_GB), ("currency",),
+    ),
+    Family(
+        "emr_serverless_application_price_per_storage_byte_second", "gauge",
+        "Price of one byte-second of storage for the application's region and architecture (metrics.prices).",
+        price_per_second(lambda p: p.storage_gb_hour, BYTES_PER_GB), ("currency",),
+    ),
 )
 
 TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
@@ -221,16 +275,19 @@ TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
     Family(
         "emr_serverless_collection_duration_seconds", "gauge", "Wall time of the last collection of the target.",
         value(lambda t, now: t.duration_seconds),
+        unit="seconds",
     ),
     Family(
         "emr_serverless_last_collection_timestamp_seconds", "gauge",
         "End of the last collection of the target, complete or not, in Unix seconds: how old the data is.",
         value(lambda t, now: t.finished_at),
+        unit="seconds",
     ),
     Family(
         "emr_serverless_last_success_timestamp_seconds", "gauge",
         "End of the last complete collection of the target, in Unix seconds.",
         value(lambda t, now: t.last_success),
+        unit="seconds",
     ),
     Family(
         "emr_serverless_api_requests_total", "counter",
@@ -260,6 +317,7 @@ TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
         "emr_serverless_oldest_session_data_age_seconds", "gauge",
         "Age of the oldest active session data exported: seconds since it was last fetched.",
         value(lambda t, now: t.oldest_data_age),
+        unit="seconds",
     ),
 )
 
@@ -319,6 +377,7 @@ class Labels:
     def __init__(self, config: MetricsConfig) -> None:
         self.tag_keys = config.tag_labels
         self.tags_info_metric = config.tags_info_metric
+        self.prices = PriceTable(config.prices)
         self.session_names = (*SESSION_LABELS, *(tag_label_name(key) for key in self.tag_keys))
 
     def sessions(self, result: TargetResult) -> Iterator[tuple[LabelValues, Session]]:
@@ -358,7 +417,7 @@ class Labels:
                 by_state = counts.setdefault(session.application_id, {})
                 by_state[session.state] = by_state.get(session.state, 0) + 1
             for app in result.applications:
-                view = ApplicationView(app, counts[app.id])
+                view = ApplicationView(app, counts[app.id], self.prices.get(result.identity.region, app.architecture))
                 applications.append(((*target, app.id, app.name), view, result.finished_at))
         targets = [(_target_values(result.identity), result, result.finished_at) for result in results]
         return [
@@ -386,8 +445,8 @@ def build_versions() -> LabelValues:
 def _new_family(spec: Family[Any], label_names: Sequence[str]) -> GaugeMetricFamily | CounterMetricFamily:
     labels = [*label_names, *spec.extra_labels]
     if spec.type == "counter":
-        return CounterMetricFamily(spec.name, spec.help, labels=labels)
-    return GaugeMetricFamily(spec.name, spec.help, labels=labels)
+        return CounterMetricFamily(spec.name, spec.help, labels=labels, unit=spec.unit)
+    return GaugeMetricFamily(spec.name, spec.help, labels=labels, unit=spec.unit)
 
 
 def _fill(group: Group[Any]) -> list[Metric]:

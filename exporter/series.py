@@ -69,7 +69,8 @@ class SessionStore:
         self._labels = Labels(config)
         self._shared = SharedLabels(self._labels.session_names)
         self._writers = [
-            FamilyWriter(spec.name, spec.type, spec.help, self._shared, spec.extra_labels) for spec in SESSION_FAMILIES
+            FamilyWriter(spec.name, spec.type, spec.help, self._shared, spec.extra_labels, spec.unit)
+            for spec in SESSION_FAMILIES
         ]
         self._tags = self._labels.tags_info_metric
         self.headers: dict[Kind, list[bytes]] = {}  # per format, one per family

@@ -76,6 +76,10 @@ discovery:
 metrics:
   tag_labels: [team, "aws:cloudformation:stack-name"]
   tags_info_metric: false
+  prices:
+    currency: EUR
+    table:
+      - {region: eu-central-1, architecture: ARM64, vcpu_hour: 0.05, memory_gb_hour: 0.005, storage_gb_hour: 0.0001}
 aws: {max_concurrency: 32, max_attempts: 3, connect_timeout_seconds: 1.5, read_timeout_seconds: 2}
 collection: {timeout_seconds: 9, min_interval_seconds: 5}
 """
@@ -86,6 +90,11 @@ collection: {timeout_seconds: 9, min_interval_seconds: 5}
     assert config.discovery.terminated_session_max_age_seconds == 600.0
     assert config.metrics.tag_labels == ("team", "aws:cloudformation:stack-name")
     assert config.metrics.tags_info_metric is False
+    prices = config.metrics.prices
+    assert prices.currency == "EUR"
+    assert [(p.region, p.architecture, p.vcpu_hour, p.memory_gb_hour, p.storage_gb_hour) for p in prices.table] == [
+        ("eu-central-1", "ARM64", 0.05, 0.005, 0.0001)
+    ]
     assert config.aws.max_concurrency == 32 and config.aws.read_timeout_seconds == 2.0
     assert config.collection.min_interval_seconds == 5.0
 
@@ -110,6 +119,19 @@ ARN = "arn:aws:iam::210987654321:role/r"
         ("discovery: {7: x}\n", "discovery.7: unknown key"),
         ('metrics: {"a\\nb": x}\n', "metrics.'a\\nb': unknown key"),
         ("- a\n- b\n", "configuration: expected a mapping, got a list"),
+        # prices
+        ("metrics: {prices: {currency: usd}}\n", "metrics.prices.currency: expected a currency code like USD"),
+        ("metrics: {prices: {table: [{architecture: ARM64}]}}\n", "metrics.prices.table[0].region: must be set"),
+        ("metrics: {prices: {table: [{region: mars}]}}\n", "metrics.prices.table[0].region: 'mars' is not an AWS"),
+        ("metrics: {prices: {table: [{region: us-east-1, architecture: arm}]}}\n",
+         "metrics.prices.table[0].architecture: expected one of X86_64, ARM64, got 'arm'"),
+        ("metrics: {prices: {table: [{region: us-east-1, vcpu_hour: -0.1}]}}\n",
+         "metrics.prices.table[0].vcpu_hour: must be from 0 to 100"),
+        ("metrics: {prices: {table: [{region: us-east-1, memory_gb_hour: .nan}]}}\n",
+         "metrics.prices.table[0].memory_gb_hour: must be a finite number from 0 to 100"),
+        ("metrics: {prices: {table: [{region: us-east-1}, {region: us-east-1, architecture: X86_64}]}}\n",
+         "metrics.prices.table[1]: us-east-1 X86_64 is also priced by table[0]"),
+        ("metrics: {prices: {table: {}}}\n", "metrics.prices.table: expected a list, got a mapping"),
         # targets
         ("targets: []\n", "targets: must list at least one target"),
         ("targets:\n  - region: ''\n", "targets[0].region: must not be empty"),

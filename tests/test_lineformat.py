@@ -47,6 +47,8 @@ def reference(kind: Kind, escaping: str, families: Iterable[Metric]) -> bytes:
 names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,15}", fullmatch=True)
 label_names = names.filter(lambda name: not name.startswith("__"))  # reserved by prometheus-client
 metric_names = names.filter(lambda name: name.removesuffix("_total") != "")
+# OpenMetrics units: the name's suffix; the exporter's own, and generated ones.
+units = st.one_of(st.just(""), st.sampled_from(["seconds", "bytes", "byte_seconds"]), names.map(str.lower))
 label_values = st.text(max_size=40).map(label_safe)  # any Unicode, as exporter.model lets it through
 help_texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 values = st.one_of(
@@ -70,8 +72,11 @@ def families(draw: Any) -> dict[str, Any]:
         ),
         max_size=6,
     ))
+    name, kind, unit = draw(metric_names), draw(st.sampled_from(["gauge", "counter"])), draw(units)
+    if unit:  # the unit as the name's suffix, before a counter's _total or not
+        name = f"{name.removesuffix('_total')}_{unit}" + ("_total" if kind == "counter" and draw(st.booleans()) else "")
     return {
-        "name": draw(metric_names), "type": draw(st.sampled_from(["gauge", "counter"])), "help": draw(help_texts),
+        "name": name, "type": kind, "help": draw(help_texts), "unit": unit,
         "shared": shared, "own": own, "samples": samples,
     }
 
@@ -79,7 +84,7 @@ def families(draw: Any) -> dict[str, Any]:
 def client_family(family: dict[str, Any]) -> Metric:
     labels = [*family["shared"], *family["own"]]
     cls = CounterMetricFamily if family["type"] == "counter" else GaugeMetricFamily
-    metric = cls(family["name"], family["help"], labels=labels)
+    metric = cls(family["name"], family["help"], labels=labels, unit=family["unit"])
     for shared, own, value in family["samples"]:
         metric.add_metric([*shared, *own], value)
     return metric
@@ -89,7 +94,7 @@ def direct(kind: Kind, families: list[dict[str, Any]]) -> bytes:
     body = b""
     for family in families:
         shared = SharedLabels(family["shared"])
-        writer = FamilyWriter(family["name"], family["type"], family["help"], shared, family["own"])
+        writer = FamilyWriter(family["name"], family["type"], family["help"], shared, family["own"], family["unit"])
         body += writer.headers[kind]
         for shared_values, own_values, value in family["samples"]:
             body += writer.lines(shared.runs(shared_values), [(own_values, value)]).encode()
@@ -141,6 +146,18 @@ def test_awkward_values_by_example() -> None:
     assert [format_value(v) for v in (1.0, 0.5, 1e6, float("inf"), float("-inf"), float("nan"), -2e20)] == [
         "1.0", "0.5", "1e+06", "+Inf", "-Inf", "NaN", "-2e+20",
     ]
+
+
+def test_units_by_example() -> None:
+    shared = SharedLabels(["target"])
+    writer = FamilyWriter("x_byte_seconds_total", "counter", "Use.", shared, unit="byte_seconds")
+    assert writer.headers["text"] == b"# HELP x_byte_seconds_total Use.\n# TYPE x_byte_seconds_total counter\n"
+    assert writer.headers["openmetrics"] == (
+        b"# HELP x_byte_seconds Use.\n# TYPE x_byte_seconds counter\n# UNIT x_byte_seconds byte_seconds\n"
+    )
+    # prometheus-client would rename the family; OpenMetrics wants the unit as the name's suffix.
+    with pytest.raises(ValueError, match="suffix"):
+        header("openmetrics", "x_seconds_total", "counter", "Use.", "bytes")
 
 
 @pytest.mark.parametrize("name", ["", "1x", "a:b", "a-b", "é"])

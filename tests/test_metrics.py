@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from typing import Any
 
 import botocore.session
 import pytest
+import yaml
 from botocore.parsers import create_parser
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,9 +17,16 @@ from prometheus_client.registry import CollectorRegistry
 
 from exporter.aws import ApiError
 from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
-from exporter.config import SESSION_STATES, MetricsConfig
+from exporter.config import SESSION_STATES, MetricsConfig, parse_config
 from exporter.exposition import Exposition
-from exporter.metrics import SESSION_FAMILIES, SESSION_LABELS, EmrServerlessCollector, session_clock
+from exporter.metrics import (
+    APPLICATION_FAMILIES,
+    SESSION_FAMILIES,
+    SESSION_LABELS,
+    TARGET_FAMILIES,
+    EmrServerlessCollector,
+    session_clock,
+)
 from exporter.model import Application, Session, convert, label_safe
 
 MODEL = botocore.session.get_session().get_service_model("emr-serverless")
@@ -136,11 +145,12 @@ def test_every_session_metric_from_a_full_get_session_payload() -> None:
     assert one(samples, "emr_serverless_session_ended_timestamp_seconds") == NOW - 10
     assert one(samples, "emr_serverless_session_execution_duration_seconds") == 3480
     assert one(samples, "emr_serverless_session_vcpu_seconds_total") == 1.5 * 3600
-    assert one(samples, "emr_serverless_session_memory_gigabyte_seconds_total") == 6.25 * 3600
-    assert one(samples, "emr_serverless_session_storage_gigabyte_seconds_total") == 20.0 * 3600
+    # AWS's GB is 2^30 bytes (exporter.metrics.BYTES_PER_GB)
+    assert one(samples, "emr_serverless_session_memory_byte_seconds_total") == 6.25 * 3600 * 2**30
+    assert one(samples, "emr_serverless_session_storage_byte_seconds_total") == 20.0 * 3600 * 2**30
     assert one(samples, "emr_serverless_session_billed_vcpu_seconds_total") == 2.0 * 3600
-    assert one(samples, "emr_serverless_session_billed_memory_gigabyte_seconds_total") == 8.0 * 3600
-    assert one(samples, "emr_serverless_session_billed_storage_gigabyte_seconds_total") == 0.5 * 3600
+    assert one(samples, "emr_serverless_session_billed_memory_byte_seconds_total") == 8.0 * 3600 * 2**30
+    assert one(samples, "emr_serverless_session_billed_storage_byte_seconds_total") == 0.5 * 3600 * 2**30
     for name in ("emr_serverless_session_vcpu_seconds_total", "emr_serverless_session_idle_seconds"):
         assert samples[name][0].labels == labels
 
@@ -154,7 +164,7 @@ def test_absent_fields_give_absent_series_not_zeros() -> None:
         "emr_serverless_session_ended_timestamp_seconds",
         "emr_serverless_session_execution_duration_seconds",
         "emr_serverless_session_vcpu_seconds_total",
-        "emr_serverless_session_billed_storage_gigabyte_seconds_total",
+        "emr_serverless_session_billed_storage_byte_seconds_total",
     ):
         assert name not in samples, name
     # IDLE without idleSince, and states other than IDLE, are 0 idle seconds.
@@ -167,7 +177,7 @@ def test_absent_fields_give_absent_series_not_zeros() -> None:
 def test_partial_utilization_exports_only_what_aws_gave() -> None:
     samples = exposition([result([session(totalResourceUtilization={"vCPUHour": 0.25})])])
     assert one(samples, "emr_serverless_session_vcpu_seconds_total") == 900
-    assert "emr_serverless_session_memory_gigabyte_seconds_total" not in samples
+    assert "emr_serverless_session_memory_byte_seconds_total" not in samples
 
 
 def test_unknown_future_state_is_exported_as_is_and_warned_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -274,3 +284,38 @@ def test_samples_read_the_time_only_where_session_clock_says(state: str, idle_si
             assert list(spec.samples(s, NOW)) == list(spec.samples(s, later)), spec.name
     else:
         assert session_clock(s, later) == later
+
+
+@pytest.mark.parametrize("family", [*SESSION_FAMILIES, *APPLICATION_FAMILIES, *TARGET_FAMILIES], ids=lambda f: f.name)
+def test_every_family_with_a_unit_in_its_name_declares_it(family: Any) -> None:
+    """OpenMetrics' # UNIT for every family whose name ends in a base unit, and for no other."""
+    base = family.name.removesuffix("_total")
+    expected = next((unit for unit in ("byte_seconds", "seconds", "bytes") if base.endswith("_" + unit)), "")
+    assert family.unit == expected
+
+
+def test_prices_per_application_turn_billed_use_into_money() -> None:
+    config = parse_config(yaml.safe_dump({"metrics": {"prices": {"currency": "EUR", "table": [
+        {"region": "us-east-1", "architecture": "ARM64", "vcpu_hour": 0.036, "memory_gb_hour": 0.0036,
+         "storage_gb_hour": 0.00036},
+        {"region": "us-east-1", "architecture": "X86_64", "vcpu_hour": 1, "memory_gb_hour": 1, "storage_gb_hour": 1},
+    ]}}})).metrics
+    unpriced = application(id="00eu", name="elsewhere", arn=f"{APP_ARN}x", architecture="X86_64")
+    no_arch = application(id="00na", name="default", arn=f"{APP_ARN}y", architecture=None)
+    samples = exposition([result([session()], apps=[application(), no_arch])], config)
+    # 2 billed vCPU-hours, 8 billed GB-hours of memory and 0.5 of storage at the ARM64 prices above.
+    vcpu = one(samples, "emr_serverless_application_price_per_vcpu_second", application_id="00fabc", currency="EUR")
+    memory = one(samples, "emr_serverless_application_price_per_memory_byte_second", application_id="00fabc")
+    storage = one(samples, "emr_serverless_application_price_per_storage_byte_second", application_id="00fabc")
+    billed = exposition([result([session()])])
+    money = (one(billed, "emr_serverless_session_billed_vcpu_seconds_total") * vcpu
+             + one(billed, "emr_serverless_session_billed_memory_byte_seconds_total") * memory
+             + one(billed, "emr_serverless_session_billed_storage_byte_seconds_total") * storage)
+    assert money == pytest.approx(2 * 0.036 + 8 * 0.0036 + 0.5 * 0.00036)
+    # No architecture: AWS's default, X86_64.
+    assert one(samples, "emr_serverless_application_price_per_vcpu_second", application_id="00na") == 1 / 3600
+    # A region without a price: no price series rather than a made-up one.
+    other_region = result([], apps=[unpriced])
+    other_region = dataclasses.replace(
+        other_region, identity=TargetIdentity(name="eu", region="eu-west-3", account_id=ACCOUNT))
+    assert "emr_serverless_application_price_per_vcpu_second" not in exposition([other_region], config)
