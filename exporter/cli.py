@@ -12,7 +12,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NoReturn
 
@@ -89,9 +89,11 @@ def version_text() -> str:
 
 
 def build_runner(
-    config: Config, *, session: boto3.Session | None = None, shard: Shard | None = None
+    config: Config, *, session: boto3.Session | None = None, shard: Shard | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> CollectionRunner:
-    """Clients and collectors for every configured target."""
+    """Clients and collectors for every configured target; ``clock`` is the collections' wall clock
+    (tests replay the simulator's controllable clock)."""
     session = session or boto3.Session()
     duplicate = duplicate_target(config.targets, default_region=session.region_name)
     if duplicate:  # a target without a region and one that names the default region
@@ -130,12 +132,14 @@ def build_runner(
                 discovery=config.discovery,
                 max_concurrency=config.aws.max_concurrency,
                 shard=shard,
+                clock=clock,
             )
         )
     return CollectionRunner(
         collectors,
         timeout_seconds=config.collection.timeout_seconds,
         min_interval_seconds=config.collection.min_interval_seconds,
+        clock=clock,
     )
 
 

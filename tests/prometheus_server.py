@@ -63,7 +63,10 @@ class PrometheusServer:
         extra_jobs: Sequence[dict[str, Any]] = (),
         startup_timeout: float = 30.0,
         binary: str = PROMETHEUS_BIN,
+        tsdb: str | os.PathLike[str] | None = None,
     ) -> None:
+        """``tsdb``: a directory of TSDB blocks (``promtool tsdb create-blocks-from ...``) to start from,
+        copied; queried at their own times (retention then counts from their newest block)."""
         self.targets = list(targets)
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval or scrape_interval
@@ -74,6 +77,7 @@ class PrometheusServer:
         self.extra_jobs = list(extra_jobs)
         self.startup_timeout = startup_timeout
         self.binary = binary
+        self.tsdb = Path(tsdb) if tsdb is not None else None
         self.port = 0
         self.url = ""
         self._dir: Path | None = None
@@ -125,6 +129,8 @@ class PrometheusServer:
         config_file.write_text(yaml.safe_dump(self.config(), sort_keys=False))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if self.tsdb is not None:
+            shutil.copytree(self.tsdb, self._dir / "data")
         self._log = (self._dir / "prometheus.log").open("wb")
         self._process = subprocess.Popen(
             [
@@ -132,7 +138,7 @@ class PrometheusServer:
                 f"--config.file={config_file}",
                 f"--storage.tsdb.path={self._dir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
-                "--storage.tsdb.retention.time=1h",
+                f"--storage.tsdb.retention.time={'1d' if self.tsdb is not None else '1h'}",
                 "--log.level=warn",
             ],
             stdout=self._log,

@@ -87,9 +87,13 @@ def rules() -> list[dict[str, Any]]:
     return [rule for group in yaml.safe_load(RULES_FILE.read_text())["groups"] for rule in group["rules"]]
 
 
+# A metric name the rules and the dashboard read: the exporter's, a recorded one (level:metric:operation), up.
+METRIC = r"(?:(?:[a-z_]+:)?emr_serverless_\w+(?::\w+)?|up)"
+
+
 def selectors(expr: str) -> list[str]:
     """The metric selectors (name and label matchers) of a PromQL expression."""
-    return re.findall(r"\b(?:emr_serverless_\w+|up)(?:\{[^}]*\})?(?=\s*[\[\)\s/*+\-<>=!]|$)", expr)
+    return re.findall(rf"\b{METRIC}(?:\{{[^}}]*\}})?(?=\s*[\[\)\s/*+\-<>=!]|$)", expr)
 
 
 def http_get(url: str) -> int:
@@ -182,7 +186,7 @@ def test_rule_expression(prom: PrometheusServer, rule: dict[str, Any]) -> None:
 def test_selectors_are_found() -> None:
     # The selector extraction above must see every metric of every rule, or it checks nothing.
     for rule in RULES:
-        metrics = set(re.findall(r"\b(emr_serverless_\w+|up)\b", rule["expr"]))
+        metrics = set(re.findall(rf"\b({METRIC})(?![\w:])", rule["expr"]))
         assert {re.split(r"\{", found)[0] for found in selectors(rule["expr"])} == metrics, rule["expr"]
 
 
@@ -229,13 +233,19 @@ def test_dashboard_structure() -> None:
 
 def test_dashboard_queries_use_the_variables() -> None:
     for title, expr in DASHBOARD_QUERIES:
-        for window in re.findall(r"\b(?:rate|increase)\([^\[]*\[([^\]]+)\]", expr):
-            assert window in ("$__rate_interval", "$__range"), f"{title}: fixed window [{window}]"
-        if "emr_serverless_session_" in expr:
-            for variable in ("$target", "$application", "$session"):
-                assert variable in expr, f"{title}: does not filter by {variable}"
+        # Rates come from the recording rules (10 minutes: never blank at scrapes up to 2 minutes,
+        # tests/test_dashboard_intervals.py); a panel's own ranges are the dashboard's time range.
+        for window in re.findall(r"\[([^\]]+)\]", expr):
+            assert window == "$__range", f"{title}: range [{window}]: use a recording rule or $__range"
+        names = set(re.findall(rf"\b{METRIC}", expr))
+        if any(name.startswith(("emr_serverless_session_", "session:")) for name in names):
+            needed: tuple[str, ...] = ("$target", "$application", "$session")
+        elif any(name.startswith("application:") for name in names):
+            needed = ("$target", "$application")  # per application: a session filter cannot apply
         else:
-            assert "$target" in expr, f"{title}: does not filter by $target"
+            needed = ("$target",)
+        for variable in needed:
+            assert variable in expr, f"{title}: does not filter by {variable}"
 
 
 def test_dashboard_panels_do_not_overlap() -> None:
