@@ -123,3 +123,18 @@ def test_rule_names_follow_conventions() -> None:
         assert re.fullmatch(r"[a-z_]+:emr_serverless_[a-z_]+:[a-z0-9_]+", rule["record"]), rule["record"]
     names = [rule.get("alert") or rule["record"] for rule in ALERTS + RECORDS]
     assert len(names) == len(set(names)), "duplicate rule names"
+
+
+def test_no_recording_rule_reads_another() -> None:
+    # tests/test_dashboard_intervals.py backfills the recording rules in one pass (promtool tsdb
+    # create-blocks-from rules), which only sees the scraped series; Prometheus needs no group order.
+    recorded = {rule["record"] for rule in RECORDS}
+    for rule in RECORDS:
+        read = set(re.findall(r"[a-z_]+:[a-z_]+:[a-z0-9_]+", rule["expr"]))
+        assert not read & recorded, f"{rule['record']} reads {sorted(read & recorded)}"
+
+
+def test_windows_hold_four_samples_at_a_two_minute_scrape() -> None:
+    for rule in RECORDS:
+        for window in re.findall(r"\[(\d+)m\]", rule["expr"]):
+            assert int(window) >= 8, f"{rule['record']}: [{window}m] holds fewer than 4 samples at a 2m scrape"
