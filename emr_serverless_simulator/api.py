@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -154,9 +155,16 @@ def application_detail(store: Store, app: Application) -> JsonObject:
     out: JsonObject = {"applicationId": app.application_id, **_application_common(store, app)}
     if app.tags is not None:
         out["tags"] = dict(app.tags)
-    out["maximumCapacity"] = {"cpu": "400 vCPU", "memory": "3000 GB", "disk": "20000 GB"}
-    out["autoStartConfiguration"] = {"enabled": True}
-    out["autoStopConfiguration"] = {"enabled": True, "idleTimeoutMinutes": 15}
+    if app.initial_capacity is not None:
+        out["initialCapacity"] = copy.deepcopy(app.initial_capacity)
+    if app.maximum_capacity is not None:
+        out["maximumCapacity"] = dict(app.maximum_capacity)
+    out["autoStartConfiguration"] = {"enabled": app.auto_start}
+    out["autoStopConfiguration"] = (
+        {"enabled": True, "idleTimeoutMinutes": app.auto_stop_minutes}
+        if app.auto_stop_minutes is not None
+        else {"enabled": False}
+    )
     out["interactiveConfiguration"] = {"studioEnabled": True, "livyEndpointEnabled": False, "sessionEnabled": True}
     return out
 

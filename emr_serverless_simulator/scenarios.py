@@ -29,6 +29,22 @@ _DEMO_APPS = (
     ("data-science", "emr-7.0.0", "ARM64", 540.0),
     ("sandbox", "emr-6.15.0", "X86_64", 600.0),
 )
+# GetApplication's capacity members of the demo applications, by _DEMO_APPS index (the rest: none set,
+# auto-start and auto-stop after 15 minutes as AWS's defaults). ml-notebooks' small maximum makes its
+# sessions come near it, as the capacity alert and the dashboard's headroom need to show something.
+_WORKER = {"cpu": "4 vCPU", "memory": "16 GB", "disk": "20 GB"}
+_DEMO_CAPACITY: dict[int, dict[str, object]] = {
+    0: {"maximum_capacity": {"cpu": "400 vCPU", "memory": "3000 GB", "disk": "20000 GB"}},
+    1: {
+        "maximum_capacity": {"cpu": "48 vCPU", "memory": "192 GB", "disk": "1000 GB"},
+        "initial_capacity": {
+            "Driver": {"workerCount": 1, "workerConfiguration": {"cpu": "2 vCPU", "memory": "8 GB", "disk": "20 GB"}},
+            "Executor": {"workerCount": 2, "workerConfiguration": _WORKER},
+        },
+        "auto_stop_minutes": 30,
+    },
+    3: {"maximum_capacity": {"cpu": "200 vCPU", "memory": "800 GB"}, "auto_start": False},
+}
 _OWNERS = ("alice", "bob", "chen", "dana", "erik", "fatima")
 _TEAMS = ("data-eng", "ml-platform", "finance", "growth")
 
@@ -205,6 +221,7 @@ def _build_demo(store: Store, applications: int, seed: int) -> None:
             tags={"team": _TEAMS[index % len(_TEAMS)], "environment": "demo"},
             created_at=now - 30 * 86400 + index * 3600,
         )
+        store.configure_application(app_id, **_DEMO_CAPACITY.get(index % len(_DEMO_APPS), {}))
         if stopped:
             # A stopped application keeps a little history: one session that ended a while ago.
             store.add_session(
@@ -243,6 +260,8 @@ def _build_scale(
             application_id=random_id(rng),
             created_at=now - 90 * 86400 + app_index,
             tags={"team": _TEAMS[app_index % len(_TEAMS)]},
+            # Half the applications with a maximum capacity, as AWS accounts mix both.
+            maximum_capacity={"cpu": "400 vCPU", "memory": "3000 GB", "disk": "20000 GB"} if app_index % 2 else None,
         )
         for n in range(sessions_per_application):
             i = app_index * sessions_per_application + n

@@ -8,6 +8,7 @@ function of the clock, used by the scenarios and by StartSession).
 from __future__ import annotations
 
 import bisect
+import copy
 import dataclasses
 import random
 import string
@@ -16,6 +17,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from emr_serverless_simulator.errors import ApiError
 from emr_serverless_simulator.faults import Fault
@@ -48,6 +50,17 @@ class Application:
     created_at: float
     updated_at: float
     state_details: str | None = None
+    # GetApplication's capacity members in their wire shapes: {"cpu": "400 vCPU", "memory": "3000 GB",
+    # "disk": "20000 GB"}, {"Driver": {"workerCount": 1, "workerConfiguration": {...}}}; None: not set.
+    maximum_capacity: dict[str, str] | None = None
+    initial_capacity: dict[str, dict[str, Any]] | None = None
+    auto_start: bool = True  # AWS's defaults: auto-start on, auto-stop after 15 idle minutes
+    auto_stop_minutes: int | None = 15  # None: auto-stop off
+
+
+_CONFIGURABLE_APPLICATION_FIELDS = frozenset(
+    {"maximum_capacity", "initial_capacity", "auto_start", "auto_stop_minutes"}
+)
 
 
 @dataclass(frozen=True)
@@ -257,6 +270,10 @@ class Store:
         tags: Mapping[str, str] | None = None,
         created_at: float | None = None,
         state_details: str | None = None,
+        maximum_capacity: Mapping[str, str] | None = None,
+        initial_capacity: Mapping[str, Mapping[str, Any]] | None = None,
+        auto_start: bool = True,
+        auto_stop_minutes: int | None = 15,
     ) -> str:
         with self._lock:
             now = self.clock()
@@ -275,6 +292,14 @@ class Store:
                 created_at=created,
                 updated_at=max(created, now),
                 state_details=state_details,
+                maximum_capacity=dict(maximum_capacity) if maximum_capacity is not None else None,
+                initial_capacity=(
+                    {worker: copy.deepcopy(dict(config)) for worker, config in initial_capacity.items()}
+                    if initial_capacity is not None
+                    else None
+                ),
+                auto_start=auto_start,
+                auto_stop_minutes=auto_stop_minutes,
             )
             self._sessions[app_id] = _AppSessions()
             return app_id
@@ -284,6 +309,19 @@ class Store:
             app = self._app(application_id)
             app.state = state
             app.updated_at = max(self.clock(), app.created_at)
+
+    def configure_application(self, application_id: str, **capacity: Any) -> None:
+        """UpdateApplication's effect on the capacity members (``maximum_capacity``, ``initial_capacity``,
+        ``auto_start``, ``auto_stop_minutes``, as ``add_application`` takes them): they change, and so
+        does ``updatedAt``."""
+        unknown = set(capacity) - _CONFIGURABLE_APPLICATION_FIELDS
+        if unknown:
+            raise TypeError(f"cannot configure application fields {sorted(unknown)}")
+        with self._lock:
+            app = self._app(application_id)
+            for key, value in copy.deepcopy(capacity).items():
+                setattr(app, key, value)
+            app.updated_at = max(self.clock(), app.updated_at + 0.001)
 
     def remove_application(self, application_id: str) -> None:
         with self._lock:

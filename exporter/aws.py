@@ -33,7 +33,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from exporter import __version__
 from exporter.config import AwsConfig, RateLimitConfig
 from exporter.logs import warn_once
-from exporter.model import Application, InvalidObject, Session, SessionSummary, convert, object_id
+from exporter.model import (
+    Application,
+    ApplicationDetail,
+    InvalidObject,
+    Session,
+    SessionSummary,
+    convert,
+    object_id,
+)
 from exporter.ratelimit import RateLimits, TokenBucket
 from exporter.redaction import redact
 
@@ -80,7 +88,7 @@ BACKOFF_CAP_SECONDS = 5.0
 # A rate-limit slot is only taken if it leaves the call this long to finish before the deadline.
 CALL_ROOM_SECONDS = 0.5
 
-T = TypeVar("T", Application, SessionSummary, Session)
+T = TypeVar("T", Application, SessionSummary, Session, ApplicationDetail)
 Problem = tuple[str, str]  # (outcome, reason) of a response that is not what the model says
 
 
@@ -306,23 +314,23 @@ class EmrServerlessApi:
         """The session, or None when AWS answered with an invalid one (dropped, counted, logged once).
         Raises Deferred when the rate limit has no token for it before the deadline."""
         params = {"applicationId": application_id, "sessionId": session_id}
-        try:
-            response = self._call("GetSession", self._client.get_session, params, deadline, _has("session", dict))
-        except ApiError as err:
-            if err.code != INVALID_RESPONSE:
-                raise
-            # The response is the one session: botocore's parser failing on it (tags as a list, a number
-            # as text) is one malformed object, not a reason to call the whole target down.
-            self._drop("session", session_id, err.message)
-            return None
-        sessions = self._valid([response["session"]], Session, "session")
-        if not sessions:
-            return None
-        session = sessions[0]
-        if (session.application_id, session.session_id) != (application_id, session_id):
+        session = self._get_one("GetSession", self._client.get_session, params, deadline, "session", Session,
+                                session_id)
+        if session is not None and (session.application_id, session.session_id) != (application_id, session_id):
             self._drop("session", session_id, f"GetSession answered for {session.application_id}/{session.session_id}")
             return None
         return session
+
+    def get_application(self, application_id: str, deadline: Deadline) -> ApplicationDetail | None:
+        """The application's capacity and auto-start/stop configuration, or None when AWS answered with an
+        invalid one (dropped, counted, logged once). Raises Deferred as get_session does."""
+        params = {"applicationId": application_id}
+        detail = self._get_one("GetApplication", self._client.get_application, params, deadline, "application",
+                               ApplicationDetail, application_id)
+        if detail is not None and detail.application_id != application_id:
+            self._drop("application", application_id, f"GetApplication answered for {detail.application_id}")
+            return None
+        return detail
 
     # --- plumbing ------------------------------------------------------------------------------------
 
@@ -331,6 +339,24 @@ class EmrServerlessApi:
             return True
         self._drop("session", session_id, f"listed under application {asked} but belongs to {found}")
         return False
+
+    def _get_one(
+        self, operation: str, method: Any, params: dict[str, Any], deadline: Deadline, key: str, kind: type[T],
+        asked: str,
+    ) -> T | None:
+        """The one object a Get* call returns under ``key``, or None when it is invalid (dropped and counted
+        as ``key``, e.g. "session")."""
+        try:
+            response = self._call(operation, method, params, deadline, _has(key, dict))
+        except ApiError as err:
+            if err.code != INVALID_RESPONSE:
+                raise
+            # The response is the one object: botocore's parser failing on it (tags as a list, a number
+            # as text) is one malformed object, not a reason to call the whole target down.
+            self._drop(key, asked, err.message)
+            return None
+        found = self._valid([response[key]], kind, key)
+        return found[0] if found else None
 
     def _valid(self, items: list[Any], kind: type[T], kind_name: str) -> list[T]:
         valid = []

@@ -1,6 +1,7 @@
 """Discovery and collection: what the exporter knows about each target after one pass over the API.
 
-Per target: ListApplications (filtered), then per application its ListSessions queries, then GetSession
+Per target: ListApplications (filtered), then per application its ListSessions queries (and GetApplication
+for applications new or changed since their last one), then GetSession
 for the sessions worth a call, stalest first, at most ``aws.max_concurrency`` calls in flight, within
 the rate limits, and nothing past the deadline. What a pass could not refresh or list is served as last
 known (``exporter.memory``). This module knows nothing of Prometheus or HTTP: it produces
@@ -23,7 +24,7 @@ from typing import Any
 from exporter.aws import NOT_FOUND, THROTTLING_CODES, ApiError, Deadline, DeadlineReached, Deferred, EmrServerlessApi
 from exporter.config import DiscoveryConfig
 from exporter.memory import Listing, Refresh, SessionMemory, is_final
-from exporter.model import Application, Session, SessionSummary
+from exporter.model import Application, ApplicationDetail, Session, SessionSummary
 from exporter.workers import Expired, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ SHUTDOWN_POLL_SECONDS = 0.25
 # Work order: listings first (they say what to fetch), then GetSessions by their Refresh priority.
 LISTING_PRIORITY = (0.0,)
 GET_PRIORITY = 1.0
+# Calls whose failure (or deadline) leaves the target's picture incomplete: ListApplications, ListSessions.
+LISTINGS = frozenset({"apps", "list"})
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class TargetResult:
     invalid_objects: dict[str, int] = field(default_factory=dict)  # cumulative, by kind
     stale_sessions: int = 0  # active sessions served as last known: not refreshed in this collection
     oldest_data_age: float = 0.0  # seconds since the least recently refreshed active session was fetched
+    # Per application id: GetApplication's answer (capacity, auto-start/stop); absent: none valid yet.
+    application_details: dict[str, ApplicationDetail] = field(default_factory=dict)
 
     @property
     def up(self) -> bool:
@@ -115,8 +120,11 @@ class _Pass:
     running: set[int] = field(default_factory=set)  # calls a worker has started (set ops are atomic)
 
 
-def _throttled(error: BaseException) -> bool:
-    return isinstance(error, ApiError) and error.code in THROTTLING_CODES
+def _deferred(error: BaseException) -> bool:
+    """Out of budget, ours (rate limit, deadline) or AWS's (throttling after the retries)."""
+    return isinstance(error, (Deferred, DeadlineReached, Expired)) or (
+        isinstance(error, ApiError) and error.code in THROTTLING_CODES
+    )
 
 
 class TargetCollector:
@@ -195,6 +203,9 @@ class TargetCollector:
             run.listings_left[app.id] = len(listings)
             for listing in listings:
                 self._submit(run, "list", LISTING_PRIORITY, self._list_sessions, listing)
+        if applications_to_list:
+            for app in self.memory.to_describe():  # new or changed applications only
+                self._submit(run, "describe", LISTING_PRIORITY, self._get_application, app)
         # An application's GetSessions start as soon as its listings are in; other listings go on.
         self._drain(run)
 
@@ -213,6 +224,7 @@ class TargetCollector:
         self._last_result = self._result(
             applications, [k.session for k in known], run.errors, run.started, finished,
             stale=len(active_stale) + self.memory.unfetched, oldest_age=max(0.0, now - oldest),
+            details={app: d for app, d in self.memory.details.items() if d is not None},
         )
         return self._last_result
 
@@ -247,6 +259,9 @@ class TargetCollector:
             listing.application_id, deadline, states=listing.states, created_at_after=listing.created_after
         )
 
+    def _get_application(self, app: Application, deadline: Deadline) -> ApplicationDetail | None:
+        return self._api.get_application(app.id, deadline)
+
     def _get_session(self, refresh: Refresh, deadline: Deadline) -> Session | None:
         return self._api.get_session(refresh.application_id, refresh.session_id, deadline)
 
@@ -260,7 +275,7 @@ class TargetCollector:
         self, run: _Pass, kind: str, priority: tuple[float, ...], call: Callable[[Any, Deadline], Any], arg: Any
     ) -> None:
         run.pending += 1
-        if kind != "get":
+        if kind in LISTINGS:
             run.pending_listings += 1
 
         def done(result: Any, error: BaseException | None) -> None:
@@ -286,7 +301,7 @@ class TargetCollector:
             except queue.Empty:
                 continue
             run.pending -= 1
-            if kind != "get":
+            if kind in LISTINGS:
                 run.pending_listings -= 1
             self._handle(run, kind, arg, result, error, into)
 
@@ -318,6 +333,16 @@ class TargetCollector:
                 run.listing_failed.add(listing.application_id)
                 self._failed(run, error)
                 self._listed(run, listing, [])
+        elif kind == "describe":
+            app: Application = arg
+            if error is None:
+                self.memory.described(app, result)
+            elif (isinstance(error, ApiError) and error.code == NOT_FOUND) or _deferred(error):
+                # Deleted since it was listed (the next listing drops it), or out of budget: the last
+                # answer is served and the application is asked again next collection.
+                pass
+            else:
+                self._failed(run, error)
         else:
             refresh: Refresh = arg
             if error is None:
@@ -327,7 +352,7 @@ class TargetCollector:
                     run.refreshed.add(session.session_id)
             elif isinstance(error, ApiError) and error.code == NOT_FOUND:
                 self.memory.vanished(refresh.session_id)  # ended and deleted between list and get: counted
-            elif isinstance(error, (Deferred, DeadlineReached, Expired)) or _throttled(error):
+            elif _deferred(error):
                 # Out of budget (ours or AWS's): the last known copy is served, and this session is
                 # first in line next time. Throttling shows in the API counters, staleness in its gauges.
                 pass
@@ -368,6 +393,7 @@ class TargetCollector:
         *,
         stale: int = 0,
         oldest_age: float = 0.0,
+        details: dict[str, ApplicationDetail] | None = None,
     ) -> TargetResult:
         return TargetResult(
             identity=self.identity,
@@ -382,6 +408,7 @@ class TargetCollector:
             invalid_objects=self._api.calls.invalid_snapshot(),
             stale_sessions=stale,
             oldest_data_age=oldest_age,
+            application_details=details or {},
         )
 
     def _log_errors(self, errors: Iterable[ApiError]) -> None:

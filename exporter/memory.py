@@ -12,6 +12,8 @@ unit-tested directly:
 - Every collection lists each application's active sessions, so states are fresh from the listing
   however little GetSession budget there is, and GetSession goes where it buys most: new sessions,
   sessions whose state or updatedAt changed, then the stalest.
+- An application's capacity (GetApplication) is asked once when it is first discovered and again only when
+  its ``updatedAt`` in ListApplications changes: a steady-state collection makes no GetApplication call.
 - The first listing of an application also looks back ``session_lookback_seconds`` on creation time
   with no state filter (a state AWS adds later is found too); later ones only ask for what was created
   since the last complete one.
@@ -26,7 +28,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from exporter.config import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
-from exporter.model import Application, Session, SessionSummary
+from exporter.model import Application, ApplicationDetail, Session, SessionSummary
 
 # Known states that are not final; listed without a date bound because a session can stay active for days.
 ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in TERMINAL_SESSION_STATES)
@@ -82,6 +84,10 @@ class SessionMemory:
         # them still gets them fetched, first in line.
         self._unfetched: dict[str, SessionSummary] = {}
         self._listed_at: dict[str, float] = {}  # per application: start of its last complete listing
+        # Per application: its last GetApplication answer (None: malformed, dropped) and the listing's
+        # updatedAt that answer is for.
+        self.details: dict[str, ApplicationDetail | None] = {}
+        self._described: dict[str, datetime] = {}
 
     # --- applications ----------------------------------------------------------------------------------
 
@@ -91,6 +97,20 @@ class SessionMemory:
         self._sessions = {sid: k for sid, k in self._sessions.items() if k.session.application_id in self.applications}
         self._unfetched = {sid: s for sid, s in self._unfetched.items() if s.application_id in self.applications}
         self._listed_at = {app: t for app, t in self._listed_at.items() if app in self.applications}
+        self.details = {app: d for app, d in self.details.items() if app in self.applications}
+        self._described = {app: t for app, t in self._described.items() if app in self.applications}
+
+    def to_describe(self) -> list[Application]:
+        """Applications whose GetApplication answer is missing or older than their listing's updatedAt:
+        new ones, changed ones, and ones whose last GetApplication failed."""
+        return [app for app in self.applications.values() if self._described.get(app.id) != app.updated_at]
+
+    def described(self, app: Application, detail: ApplicationDetail | None) -> None:
+        """GetApplication answered for ``app`` as listed (``detail`` None: malformed, so it is not asked
+        again until the application changes)."""
+        if app.id in self.applications:
+            self.details[app.id] = detail
+            self._described[app.id] = app.updated_at
 
     # --- listing ---------------------------------------------------------------------------------------
 

@@ -25,7 +25,15 @@ from exporter import __version__
 from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
 from exporter.config import APPLICATION_STATES, SESSION_STATES, MetricsConfig, tag_label_name
 from exporter.logs import warn_once
-from exporter.model import Application, ResourceUtilization, Session, epoch
+from exporter.model import (
+    Application,
+    ApplicationDetail,
+    InitialCapacity,
+    Resources,
+    ResourceUtilization,
+    Session,
+    epoch,
+)
 from exporter.prices import Price, PriceTable
 
 log = logging.getLogger(__name__)
@@ -216,6 +224,7 @@ class ApplicationView:
     summary: Application
     session_states: Mapping[str, int]
     price: Price | None = None  # for the target's region and the application's architecture
+    detail: ApplicationDetail | None = None  # GetApplication's answer, None until a valid one came
 
 
 def price_per_second(per_hour: Callable[[Price], float], factor: float = 1.0) -> Callable[
@@ -228,6 +237,60 @@ def price_per_second(per_hour: Callable[[Price], float], factor: float = 1.0) ->
         return () if price is None else (((price.currency,), per_hour(price) / 3600 / factor),)
 
     return samples
+
+
+def maximum(read: Callable[[Resources], float | None]) -> Callable[[ApplicationView, float], Iterable[ObjSample]]:
+    """One sample of the application's maximum capacity; absent when AWS sets no maximum."""
+
+    def sample(app: ApplicationView, now: float) -> float | None:
+        capacity = app.detail.maximum_capacity if app.detail else None
+        return read(capacity) if capacity else None
+
+    return value(sample)
+
+
+def per_worker_type(
+    read: Callable[[InitialCapacity], float | None],
+) -> Callable[[ApplicationView, float], Iterable[ObjSample]]:
+    """One sample per worker type of the application's initial capacity (none without one)."""
+
+    def samples(app: ApplicationView, now: float) -> Iterable[ObjSample]:
+        workers = app.detail.initial_capacity if app.detail else {}
+        found = ((worker_type, read(initial)) for worker_type, initial in workers.items())
+        return [((worker_type,), float(result)) for worker_type, result in found if result is not None]
+
+    return samples
+
+
+def worker(read: Callable[[Resources], float | None]) -> Callable[[InitialCapacity], float | None]:
+    """``read`` of a worker type's workerConfiguration; None where AWS gives none."""
+    return lambda initial: read(initial.worker) if initial.worker else None
+
+
+def gigabytes(read: Callable[[Resources], float | None]) -> Callable[[Resources], float | None]:
+    """AWS's GB (an optional member: None stays None) in bytes."""
+
+    def in_bytes(resources: Resources) -> float | None:
+        gb = read(resources)
+        return gb * BYTES_PER_GB if gb is not None else None
+
+    return in_bytes
+
+
+def _auto_start(app: ApplicationView, now: float) -> float | None:
+    auto_start = app.detail.auto_start if app.detail else None
+    return float(auto_start.enabled) if auto_start else None
+
+
+def _auto_stop(app: ApplicationView, now: float) -> float | None:
+    auto_stop = app.detail.auto_stop if app.detail else None
+    return float(auto_stop.enabled) if auto_stop else None
+
+
+def _auto_stop_timeout(app: ApplicationView, now: float) -> float | None:
+    auto_stop = app.detail.auto_stop if app.detail else None
+    minutes = auto_stop.idle_timeout_minutes if auto_stop and auto_stop.enabled else None
+    return minutes * 60.0 if minutes is not None else None
 
 
 def _session_counts(app: ApplicationView, now: float) -> Iterable[ObjSample]:
@@ -264,6 +327,55 @@ APPLICATION_FAMILIES: tuple[Family[ApplicationView], ...] = (
         "emr_serverless_application_price_per_storage_byte_second", "gauge",
         "Price of one byte-second of storage for the application's region and architecture (metrics.prices).",
         price_per_second(lambda p: p.storage_gb_hour, BYTES_PER_GB), ("currency",),
+    ),
+    # From GetApplication, asked when the application is first seen or its updatedAt changes.
+    Family(
+        "emr_serverless_application_maximum_capacity_vcpus", "gauge",
+        "vCPUs the application's workers may use together at most (maximumCapacity.cpu).",
+        maximum(lambda capacity: capacity.vcpus),
+    ),
+    Family(
+        "emr_serverless_application_maximum_capacity_memory_bytes", "gauge",
+        "Memory the application's workers may use together at most (maximumCapacity.memory).",
+        maximum(lambda capacity: capacity.memory_gb * BYTES_PER_GB),
+    ),
+    Family(
+        "emr_serverless_application_maximum_capacity_disk_bytes", "gauge",
+        "Disk the application's workers may use together at most (maximumCapacity.disk).",
+        maximum(gigabytes(lambda capacity: capacity.disk_gb)),
+    ),
+    Family(
+        "emr_serverless_application_initial_capacity_workers", "gauge",
+        "Pre-initialized workers of the application by worker type (initialCapacity.workerCount).",
+        per_worker_type(lambda initial: initial.worker_count), ("worker_type",),
+    ),
+    Family(
+        "emr_serverless_application_initial_capacity_worker_vcpus", "gauge",
+        "vCPUs of each pre-initialized worker by worker type (initialCapacity.workerConfiguration.cpu).",
+        per_worker_type(worker(lambda resources: resources.vcpus)), ("worker_type",),
+    ),
+    Family(
+        "emr_serverless_application_initial_capacity_worker_memory_bytes", "gauge",
+        "Memory of each pre-initialized worker by worker type (initialCapacity.workerConfiguration.memory).",
+        per_worker_type(worker(lambda resources: resources.memory_gb * BYTES_PER_GB)), ("worker_type",),
+    ),
+    Family(
+        "emr_serverless_application_initial_capacity_worker_disk_bytes", "gauge",
+        "Disk of each pre-initialized worker by worker type (initialCapacity.workerConfiguration.disk).",
+        per_worker_type(worker(gigabytes(lambda resources: resources.disk_gb))), ("worker_type",),
+    ),
+    Family(
+        "emr_serverless_application_auto_start_enabled", "gauge",
+        "1 if the application starts by itself when a job or session is submitted, else 0.", value(_auto_start),
+    ),
+    Family(
+        "emr_serverless_application_auto_stop_enabled", "gauge",
+        "1 if the application stops by itself after being idle, else 0.", value(_auto_stop),
+    ),
+    Family(
+        "emr_serverless_application_auto_stop_idle_timeout_seconds", "gauge",
+        "Idle time after which the application stops by itself (absent when auto-stop is off).",
+        value(_auto_stop_timeout),
     ),
 )
 
@@ -417,7 +529,8 @@ class Labels:
                 by_state = counts.setdefault(session.application_id, {})
                 by_state[session.state] = by_state.get(session.state, 0) + 1
             for app in result.applications:
-                view = ApplicationView(app, counts[app.id], self.prices.get(result.identity.region, app.architecture))
+                view = ApplicationView(app, counts[app.id], self.prices.get(result.identity.region, app.architecture),
+                                       result.application_details.get(app.id))
                 applications.append(((*target, app.id, app.name), view, result.finished_at))
         targets = [(_target_values(result.identity), result, result.finished_at) for result in results]
         return [

@@ -34,6 +34,10 @@ State = Annotated[str, Meta(min_length=1, max_length=64)]
 Hours = Annotated[float, Meta(ge=0, le=1e12)]  # NaN fails both bounds; so does infinity
 Count = Annotated[float, Meta(ge=0, le=1e12)]
 
+# A capacity string: a number, optional blanks, the unit ("400 vCPU", "3000 GB", "20GB", "16").
+# botocore's model allows integers only; a fraction is accepted all the same (nothing to lose by it).
+_QUANTITY = re.compile(r"\s*(\d{1,12}(?:\.\d{1,6})?)\s*([A-Za-z]*)\s*")
+
 
 class InvalidObject(ValueError):
     """An API object that does not hold what the model says; ``str()`` says which field and why."""
@@ -159,7 +163,92 @@ class Session(Struct, gc=False):
         return self.updated_at.timestamp()
 
 
-Obj = TypeVar("Obj", Application, SessionSummary, Session)
+def quantity(text: str, units: tuple[str, ...], *, unit_required: bool) -> float:
+    """The number of a capacity string whose unit (any case) is one of ``units``, or absent when
+    ``unit_required`` is false (the model's pattern makes the unit optional for cpu and memory)."""
+    match = _QUANTITY.fullmatch(text)
+    if match is None:
+        raise ValueError(f"not a capacity: {text[:32]!r}")
+    number, unit = float(match.group(1)), match.group(2)
+    if unit.lower() not in units and (unit or unit_required):
+        raise ValueError(f"unit is not {' or '.join(units)}: {text[:32]!r}")
+    if number <= 0:
+        raise ValueError(f"capacity {text[:32]!r} is not positive")
+    return number
+
+
+CapacityText = Annotated[str, Meta(min_length=1, max_length=32)]
+
+
+class Resources(Struct, gc=False):
+    """AWS's MaximumAllowedResources / WorkerResourceConfig: capacities as text, checked and read here in
+    AWS's units (vCPUs, GB; exporter.metrics turns GB into bytes)."""
+
+    cpu: CapacityText
+    memory: CapacityText
+    disk: CapacityText | None = None
+
+    def __post_init__(self) -> None:
+        # Read once here, so that a malformed capacity fails at the boundary, not while rendering.
+        _ = self.vcpus, self.memory_gb, self.disk_gb
+
+    @property
+    def vcpus(self) -> float:
+        return quantity(self.cpu, ("vcpu",), unit_required=False)
+
+    @property
+    def memory_gb(self) -> float:
+        return quantity(self.memory, ("gb",), unit_required=False)
+
+    @property
+    def disk_gb(self) -> float | None:
+        return None if self.disk is None else quantity(self.disk, ("gb",), unit_required=True)
+
+
+WorkerType = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class InitialCapacity(Struct, gc=False):
+    """Pre-initialized workers of one type (Driver, Executor, TezTask...)."""
+
+    worker_count: Annotated[int, Meta(ge=0, le=10_000_000)] = field(name="workerCount")
+    worker: Resources | None = field(default=None, name="workerConfiguration")
+
+
+class AutoStart(Struct, gc=False):
+    enabled: bool = True  # AWS's default when the member is absent
+
+
+class AutoStop(Struct, gc=False):
+    enabled: bool = True
+    idle_timeout_minutes: Annotated[int, Meta(ge=0, le=1_000_000)] | None = field(
+        default=None, name="idleTimeoutMinutes"
+    )
+
+
+class ApplicationDetail(Struct, gc=False):
+    """An Application from GetApplication: the capacity members its summary lacks."""
+
+    application_id: Id = field(name="applicationId")
+    updated_at: datetime = field(name="updatedAt")
+    maximum_capacity: Resources | None = field(default=None, name="maximumCapacity")
+    # At most 10 worker types in AWS's model; a few more are tolerated, not thousands (cardinality).
+    initial_capacity: Annotated[dict[WorkerType, InitialCapacity], Meta(max_length=50)] = field(
+        default={}, name="initialCapacity"
+    )
+    auto_start: AutoStart | None = field(default=None, name="autoStartConfiguration")
+    auto_stop: AutoStop | None = field(default=None, name="autoStopConfiguration")
+
+    def __post_init__(self) -> None:
+        _check_time(self.updated_at, "updatedAt")
+        if self.initial_capacity:
+            safe: dict[str, InitialCapacity] = {}
+            for worker_type in sorted(self.initial_capacity):
+                safe.setdefault(label_safe(worker_type), self.initial_capacity[worker_type])
+            self.initial_capacity = safe
+
+
+Obj = TypeVar("Obj", Application, SessionSummary, Session, ApplicationDetail)
 
 
 def convert(raw: Any, kind: type[Obj]) -> Obj:
@@ -173,7 +262,7 @@ def convert(raw: Any, kind: type[Obj]) -> Obj:
 def object_id(raw: Any) -> str:
     """A printable id for a log line about an object that failed validation (it may have none)."""
     if isinstance(raw, dict):
-        for key in ("sessionId", "id"):
+        for key in ("sessionId", "id", "applicationId"):
             value = raw.get(key)
             if isinstance(value, str):
                 return label_safe(value)[:64]
@@ -185,7 +274,8 @@ def _build_type_info() -> None:
     """Have msgspec build each struct's type information now, in the importing thread. Built lazily on
     the first convert instead, it is built by several worker threads at once, and msgspec 0.22 can
     crash the process then (seen as SIGSEGV inside msgspec._utils.get_class_annotations)."""
-    for kind in (ResourceUtilization, Application, SessionSummary, Session):
+    for kind in (ResourceUtilization, Application, SessionSummary, Session, Resources, InitialCapacity, AutoStart,
+                 AutoStop, ApplicationDetail):
         # {} lacks the required fields: the error is expected, the type information is built all the same.
         with contextlib.suppress(msgspec.ValidationError):
             msgspec.convert({}, kind)

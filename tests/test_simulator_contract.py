@@ -151,8 +151,14 @@ def full_store() -> tuple[Store, str, str, str]:
     """An application with a session in each state, one with every optional field and one with none."""
     store = Store(account_id="123456789012", region="us-east-1", clock=time.time)
     now = time.time()
-    app = store.add_application(name="contract", tags={"team": "x"})
-    store.add_application(name=None, state="CREATING", architecture=None, tags=None)
+    app = store.add_application(
+        name="contract", tags={"team": "x"},
+        maximum_capacity={"cpu": "400 vCPU", "memory": "3000 GB", "disk": "20000 GB"},
+        initial_capacity={"Driver": {"workerCount": 1, "workerConfiguration": {
+            "cpu": "4 vCPU", "memory": "16 GB", "disk": "200 GB", "diskType": "SHUFFLE_OPTIMIZED"}}},
+    )
+    store.add_application(name=None, state="CREATING", architecture=None, tags=None, auto_start=False,
+                          auto_stop_minutes=None)
     full = store.add_session(
         app,
         name="every field",
@@ -271,6 +277,29 @@ def test_optional_fields_present_when_set_and_absent_when_not(
     summaries = json.loads(recorder.responses[2][3])["sessions"]
     assert all("tags" not in s and "totalResourceUtilization" not in s for s in summaries)
     assert {s["state"] for s in summaries} >= {MADE_UP_STATE, "SUBMITTED", "TERMINATED"}
+    assert recorder.problems() == []
+
+
+def test_application_capacity_present_when_set_and_absent_when_not(
+    full: tuple[Simulator, Store, str, str, str],
+) -> None:
+    sim, store, app, _full_id, _bare_id = full
+    recorder = Recorder()
+    client = make_client(sim.url, recorder)
+    bare = next(other for other in store.application_ids() if other != app)
+    before = client.get_application(applicationId=app)["application"]["updatedAt"]
+    client.get_application(applicationId=bare)
+    store.configure_application(app, maximum_capacity={"cpu": "8", "memory": "32"})
+    after = client.get_application(applicationId=app)["application"]
+    full_body, bare_body, changed = (json.loads(body)["application"] for *_, body in recorder.responses)
+    assert full_body["maximumCapacity"] == {"cpu": "400 vCPU", "memory": "3000 GB", "disk": "20000 GB"}
+    assert full_body["initialCapacity"]["Driver"]["workerCount"] == 1
+    assert full_body["autoStopConfiguration"] == {"enabled": True, "idleTimeoutMinutes": 15}
+    assert "maximumCapacity" not in bare_body and "initialCapacity" not in bare_body
+    assert bare_body["autoStartConfiguration"] == {"enabled": False}
+    assert bare_body["autoStopConfiguration"] == {"enabled": False}
+    assert changed["maximumCapacity"] == {"cpu": "8", "memory": "32"}
+    assert after["updatedAt"] > before  # UpdateApplication's effect: ListApplications shows the change
     assert recorder.problems() == []
 
 
