@@ -349,6 +349,7 @@ class RateLimitsConfig:
     ListApplications: RateLimitConfig = RateLimitConfig()  # AWS's operation names
     ListSessions: RateLimitConfig = RateLimitConfig()
     GetSession: RateLimitConfig = RateLimitConfig()
+    GetApplication: RateLimitConfig = RateLimitConfig()
 
     def by_operation(self) -> dict[str, RateLimitConfig]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -338,11 +338,13 @@ APPLICATION_FAMILIES: tuple[Family[ApplicationView], ...] = (
         "emr_serverless_application_maximum_capacity_memory_bytes", "gauge",
         "Memory the application's workers may use together at most (maximumCapacity.memory).",
         maximum(lambda capacity: capacity.memory_gb * BYTES_PER_GB),
+        unit="bytes",
     ),
     Family(
         "emr_serverless_application_maximum_capacity_disk_bytes", "gauge",
         "Disk the application's workers may use together at most (maximumCapacity.disk).",
         maximum(gigabytes(lambda capacity: capacity.disk_gb)),
+        unit="bytes",
     ),
     Family(
         "emr_serverless_application_initial_capacity_workers", "gauge",
@@ -358,11 +360,13 @@ APPLICATION_FAMILIES: tuple[Family[ApplicationView], ...] = (
         "emr_serverless_application_initial_capacity_worker_memory_bytes", "gauge",
         "Memory of each pre-initialized worker by worker type (initialCapacity.workerConfiguration.memory).",
         per_worker_type(worker(lambda resources: resources.memory_gb * BYTES_PER_GB)), ("worker_type",),
+        unit="bytes",
     ),
     Family(
         "emr_serverless_application_initial_capacity_worker_disk_bytes", "gauge",
         "Disk of each pre-initialized worker by worker type (initialCapacity.workerConfiguration.disk).",
         per_worker_type(worker(gigabytes(lambda resources: resources.disk_gb))), ("worker_type",),
+        unit="bytes",
     ),
     Family(
         "emr_serverless_application_auto_start_enabled", "gauge",
@@ -376,6 +380,7 @@ APPLICATION_FAMILIES: tuple[Family[ApplicationView], ...] = (
         "emr_serverless_application_auto_stop_idle_timeout_seconds", "gauge",
         "Idle time after which the application stops by itself (absent when auto-stop is off).",
         value(_auto_stop_timeout),
+        unit="seconds",
     ),
 )
 
