@@ -1,8 +1,9 @@
 """A programmable, hostile EMR Serverless endpoint on loopback, for tests and benchmarks.
 
 It speaks enough of EMR Serverless' REST-JSON wire protocol for the unchanged boto3 client
-(``endpoint_url`` and dummy credentials): ListApplications (``GET /applications``), ListSessions
-(``GET /applications/{id}/sessions``) and GetSession (``GET /applications/{id}/sessions/{sid}``).
+(``endpoint_url`` and dummy credentials): ListApplications (``GET /applications``), GetApplication
+(``GET /applications/{id}``), ListSessions (``GET /applications/{id}/sessions``) and GetSession
+(``GET /applications/{id}/sessions/{sid}``).
 It serves a good baseline ``World`` (two applications, sessions in several states, JSON shaped as
 botocore's service model says) and lets a test spoil exactly one thing:
 
@@ -101,10 +102,17 @@ def arn(app_id: str, session_id: str | None = None) -> str:
 
 
 def make_application(app_id: str, name: str | None, created: float) -> JsonObject:
-    """An ApplicationSummary as ListApplications returns it (name omitted when None)."""
+    """An application: ListApplications returns its APPLICATION_KEYS (ApplicationSummary), GetApplication
+    the rest as well, with ``applicationId`` for ``id`` (name omitted when None)."""
     out: JsonObject = {
         "id": app_id, "name": name, "arn": arn(app_id), "releaseLabel": "emr-7.1.0", "type": "Spark",
         "state": "STARTED", "createdAt": _epoch(created), "updatedAt": _epoch(created + 60), "architecture": "X86_64",
+        "maximumCapacity": {"cpu": "400 vCPU", "memory": "3000 GB", "disk": "20000 GB"},
+        "initialCapacity": {
+            "Driver": {"workerCount": 1, "workerConfiguration": {"cpu": "4 vCPU", "memory": "16 GB", "disk": "20 GB"}},
+        },
+        "autoStartConfiguration": {"enabled": True},
+        "autoStopConfiguration": {"enabled": True, "idleTimeoutMinutes": 15},
     }
     if name is None:
         del out["name"]
@@ -194,6 +202,8 @@ def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
         return None
     if len(segments) == 1:
         return "ListApplications", {}
+    if len(segments) == 2:
+        return "GetApplication", {"applicationId": segments[1]}
     if len(segments) == 3 and segments[2] == "sessions":
         return "ListSessions", {"applicationId": segments[1]}
     if len(segments) == 4 and segments[2] == "sessions":
@@ -273,16 +283,27 @@ class HostileEndpoint:
         for operation in operations:
             self.transform(operation, apply)
 
-    def mutate_application(self, application_id: str, mutate: Callable[[JsonObject], object]) -> None:
-        """Change one application (in place, on a copy) in ListApplications."""
+    def mutate_application(
+        self,
+        application_id: str,
+        mutate: Callable[[JsonObject], object],
+        *,
+        operations: Iterable[str] = ("ListApplications",),
+    ) -> None:
+        """Change one application (in place, on a copy) wherever ``operations`` return it."""
 
         def apply(request: Request, payload: Any) -> Any:
+            if request.operation == "GetApplication":
+                if payload["application"].get("applicationId") == application_id:
+                    mutate(payload["application"])
+                return payload
             for item in payload.get("applications", []):
                 if item.get("id") == application_id:
                     mutate(item)
             return payload
 
-        self.transform("ListApplications", apply)
+        for operation in operations:
+            self.transform(operation, apply)
 
     def endless_pages(
         self,
@@ -402,6 +423,13 @@ class HostileEndpoint:
             ]
             items, token = _page(sessions, params)
             out = {"sessions": [{k: s[k] for k in SUMMARY_KEYS if k in s} for s in items]}
+        elif request.operation == "GetApplication":
+            app = next((a for a in world.applications if a.get("id") == params["applicationId"]), None)
+            if app is None:
+                raise ApiError("ResourceNotFoundException", f"Application {params['applicationId']} does not exist")
+            app = dict(app)
+            app["applicationId"] = app.pop("id")
+            return {"application": app}
         else:
             candidates = world.sessions.get(params["applicationId"], [])
             session = next((s for s in candidates if s.get("sessionId") == params["sessionId"]), None)

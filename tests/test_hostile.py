@@ -132,7 +132,8 @@ class Case:
 
 
 def respond(operation: str, response: Response) -> Spoil:
-    match = {"ListSessions": {"applicationId": BAD_APP}, "GetSession": {"sessionId": BAD_SESSION}}.get(operation)
+    match = {"ListSessions": {"applicationId": BAD_APP}, "GetSession": {"sessionId": BAD_SESSION},
+             "GetApplication": {"applicationId": BAD_APP}}.get(operation)
     return lambda endpoint: endpoint.respond(operation, response, match=match)
 
 
@@ -143,6 +144,11 @@ def session(mutate: Callable[[JsonObject], object], operations: tuple[str, ...] 
 
 def application(mutate: Callable[[JsonObject], object]) -> Spoil:
     return lambda endpoint: endpoint.mutate_application(BAD_APP, mutate)
+
+
+def capacity(mutate: Callable[[JsonObject], object]) -> Spoil:
+    """Spoil what only GetApplication returns of the bad application."""
+    return lambda endpoint: endpoint.mutate_application(BAD_APP, mutate, operations=("GetApplication",))
 
 
 def setter(**values: Any) -> Callable[[JsonObject], object]:
@@ -217,6 +223,7 @@ OPERATION_SCOPE = {
     "ListApplications": (frozenset[str](), frozenset[str]()),
     "ListSessions": (NOT_BAD_APP, frozenset({GOOD_APP, BAD_APP})),
     "GetSession": (NOT_VICTIM, frozenset({GOOD_APP, BAD_APP})),
+    "GetApplication": (ALL_SESSIONS, frozenset({GOOD_APP, BAD_APP})),  # only its capacity is missing
 }
 
 
@@ -308,6 +315,23 @@ def build_cases() -> list[Case]:
         dropped_session("session-utilization-infinity", session(utilization(math.inf), GS_ONLY)),
         dropped_session("session-createdAt-year-5138", session(setter(createdAt=1e11))),
         dropped_session("gs-answers-for-another-session", answer_for_sibling),
+        # Malformed GetApplication answers: the capacity is dropped and counted; the application (from its
+        # summary) and its sessions are exported and the target stays up. A failed call is a failed call.
+        Case("ga-html-200", respond("GetApplication", Response(200, HTML, content_type="text/html")),
+             DroppedCall("GetApplication", "InvalidResponse", "application")),
+        failed_call("ga-unknown-error-code", "GetApplication",
+                    respond("GetApplication", error_response("BrandNewFancyException")), outcome="Other"),
+        Case("ga-cpu-garbage", capacity(lambda a: a["maximumCapacity"].update(cpu="lots")), Dropped("application")),
+        Case("ga-memory-in-mb", capacity(lambda a: a["maximumCapacity"].update(memory="3000 MB")),
+             Dropped("application")),
+        Case("ga-worker-count-negative", capacity(lambda a: a["initialCapacity"]["Driver"].update(workerCount=-1)),
+             Dropped("application")),
+        Case("ga-initial-capacity-list", capacity(setter(initialCapacity=[{"workerCount": 1}])),
+             Dropped("application")),
+        Case("ga-10000-worker-types", capacity(setter(initialCapacity={
+            f"Worker{i}": {"workerCount": 1} for i in range(10_000)})), Dropped("application")),
+        Case("ga-answers-for-another-application", capacity(setter(applicationId=GOOD_APP)),
+             Dropped("application")),
         # Timestamps botocore itself cannot parse: the call is an invalid response.
         failed_call("session-createdAt-garbage", "ListSessions", session(setter(createdAt="last tuesday"))),
         failed_call("session-createdAt-1e20", "ListSessions", session(setter(createdAt=1e20))),
@@ -572,6 +596,11 @@ def test_hostile_response(outcomes: dict[str, Outcome], case_id: str) -> None:
     assert case.applications <= applications, f"missing applications {sorted(case.applications - applications)}"
     if GOOD_BUSY in case.exported:
         assert last.total("emr_serverless_session_vcpu_seconds_total", session_id=GOOD_BUSY) == 1.5 * 3600
+    capacity = "emr_serverless_application_maximum_capacity_vcpus"
+    if GOOD_APP in case.applications:
+        assert last.total(capacity, application_id=GOOD_APP) == 400, f"the good application's capacity\n{info}"
+    if case.id.startswith("ga-"):
+        assert not last.select(capacity, application_id=BAD_APP), "a capacity GetApplication did not give"
     for session_id, expected in case.labels.items():
         series = last.select("emr_serverless_session_info", session_id=session_id)
         assert len(series) == 1, f"{session_id}: {len(series)} session_info series\n{info}"
@@ -608,6 +637,7 @@ def test_the_baseline_world_holds_to_the_service_model() -> None:
             "ListApplications": endpoint.answer("GET", "/applications?maxResults=50"),
             "ListSessions": endpoint.answer("GET", f"/applications/{BAD_APP}/sessions?maxResults=50"),
             "GetSession": endpoint.answer("GET", f"/applications/{GOOD_APP}/sessions/{GOOD_IDLE}"),
+            "GetApplication": endpoint.answer("GET", f"/applications/{GOOD_APP}"),
         }
     for operation, answer in answers.items():
         assert answer.status == 200
