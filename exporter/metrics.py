@@ -419,7 +419,8 @@ TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
     ),
     Family(
         "emr_serverless_invalid_objects_total", "counter",
-        "Applications and sessions dropped because the API returned them malformed, by kind.",
+        "Applications (or their GetApplication answer) and sessions dropped because the API returned them "
+        "malformed, by kind.",
         # Both kinds from the start, so that the first dropped object is an increase() alerts can see.
         lambda t, now: (((kind,), float(t.invalid_objects.get(kind, 0))) for kind in ("application", "session")),
         ("kind",),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -20,13 +21,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.cli import build_registry, build_runner
-from exporter.collection import CollectionRunner
-from exporter.config import DiscoveryConfig, parse_config
+from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
+from exporter.config import DiscoveryConfig, MetricsConfig, parse_config
+from exporter.exposition import Exposition
 from exporter.memory import SessionMemory
-from exporter.metrics import APPLICATION_FAMILIES, BYTES_PER_GB, ApplicationView
+from exporter.metrics import APPLICATION_FAMILIES, BYTES_PER_GB, ApplicationView, EmrServerlessCollector
 from exporter.model import Application, ApplicationDetail, InvalidObject, Resources, convert, quantity
 
 MODEL = botocore.session.get_session().get_service_model("emr-serverless")
@@ -143,6 +146,24 @@ def test_capacity_series_are_absent_when_aws_gives_none() -> None:
     stop_off = samples_of(ApplicationView(summary(), {}, detail=detail(autoStopConfiguration={"enabled": False})))
     assert stop_off["emr_serverless_application_auto_stop_enabled"] == {(): 0.0}
     assert stop_off["emr_serverless_application_auto_stop_idle_timeout_seconds"] == {}
+
+
+def test_both_writers_agree_and_promtool_finds_nothing() -> None:
+    app = summary()
+    result = TargetResult(
+        identity=TargetIdentity(name="prod", region="us-east-1", account_id="123456789012"),
+        applications=[app, summary(app_id="00bare")], sessions=[], errors=[], started_at=NOW - 1, finished_at=NOW,
+        last_success=NOW, application_details={app.id: detail()},
+    )
+    runner = CollectionRunner([], timeout_seconds=1)
+    runner.latest = [result]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EmrServerlessCollector(runner, MetricsConfig()))
+    body, _ = Exposition(runner, CollectorRegistry(auto_describe=False), MetricsConfig()).render()
+    assert body == generate_latest(registry)  # the direct line writer is byte for byte the generic path
+    assert b'emr_serverless_application_initial_capacity_workers{' in body
+    lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, check=False)
+    assert lint.returncode == 0 and not lint.stdout and not lint.stderr, lint
 
 
 # --- memory: when to ask -------------------------------------------------------------------------------------
@@ -265,3 +286,22 @@ def test_a_failed_get_application_is_counted_and_asked_again(store: Store, simul
 def test_get_application_has_its_own_rate_limit() -> None:
     config = parse_config(yaml.safe_dump({"aws": {"rate_limits": {"GetApplication": {"requests_per_second": 1}}}}))
     assert config.aws.rate_limits.by_operation()["GetApplication"].requests_per_second == 1
+
+
+def test_a_throttled_get_application_waits_for_the_next_collection(store: Store, simulator: Simulator) -> None:
+    apps = {store.add_application(name=f"app{i}", maximum_capacity=MAXIMUM) for i in range(2)}
+    store.set_throttle("GetApplication", 0.001, 1)  # one call, then ThrottlingException for a long while
+    runner, registry = start(simulator, aws={"max_attempts": 1})
+    try:
+        assert runner.collect()[0].up  # out of AWS's budget is not a failure: the target stays up
+        metrics = scrape(registry)
+        assert metrics[("emr_serverless_api_requests_total", "GetApplication/ThrottlingException")] == 1
+        described = {app for app in apps if ("emr_serverless_application_maximum_capacity_vcpus", app) in metrics}
+        assert len(described) == 1
+        store.set_throttle("GetApplication", 1000, 1000)
+        assert runner.collect()[0].up
+        assert store.calls["GetApplication"] == 3  # only the throttled one is asked again
+        metrics = scrape(registry)
+        assert all(metrics[("emr_serverless_application_maximum_capacity_vcpus", app)] == 400 for app in apps)
+    finally:
+        runner.close()
