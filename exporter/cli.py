@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import logging
+import math
 import os
 import platform
 import signal
@@ -12,7 +14,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import NoReturn
 
@@ -24,7 +26,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from exporter import __version__
 from exporter.aws import ApiCallCounter, EmrServerlessApi, assume_role_session, make_client, shared_rate_limits
-from exporter.collection import CollectionRunner, Shard, TargetCollector, account_id_from_arn
+from exporter.collection import Clock, CollectionRunner, Shard, TargetCollector, account_id_from_arn
 from exporter.config import Config, ConfigError, TargetConfig, duplicate_target, load_config, region_problem
 from exporter.exposition import Exposition
 from exporter.http_server import HardenedServer
@@ -37,6 +39,12 @@ from exporter.web_config import WebConfigError, WebConfigWatcher
 PROG = "emr-serverless-exporter"
 DEFAULT_CONFIG = "config.yaml"
 DEMO_REGION = "us-east-1"
+# For tests, read only with --demo and not product options: the simulator's seed, and a fixed instant
+# (Unix seconds) that the simulator and the exporter both read as "now", so that `--demo --once` writes
+# the same bytes every time (tests/test_golden.py). With a fixed instant, prometheus-client's process
+# and Python collectors, which describe the machine, are left out.
+DEMO_SEED_ENV = "EMR_SERVERLESS_EXPORTER_DEMO_SEED"
+DEMO_TIME_ENV = "EMR_SERVERLESS_EXPORTER_DEMO_TIME"
 # On SIGTERM, requests in flight get this long to be answered; the process is gone within 5 s in all,
 # inside Kubernetes' default grace period of 30 s.
 SHUTDOWN_GRACE_SECONDS = 2.0
@@ -89,8 +97,7 @@ def version_text() -> str:
 
 
 def build_runner(
-    config: Config, *, session: boto3.Session | None = None, shard: Shard | None = None,
-    clock: Callable[[], float] = time.time,
+    config: Config, *, session: boto3.Session | None = None, shard: Shard | None = None, clock: Clock = time.time
 ) -> CollectionRunner:
     """Clients and collectors for every configured target; ``clock`` is the collections' wall clock
     (tests replay the simulator's controllable clock)."""
@@ -143,12 +150,13 @@ def build_runner(
     )
 
 
-def _registry_with_defaults() -> CollectorRegistry:
+def _registry_with_defaults(machine: bool = True) -> CollectorRegistry:
     # A private registry with its own default collectors, so nothing else in the process leaks in.
     registry = CollectorRegistry(auto_describe=False)
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
+    if machine:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
     return registry
 
 
@@ -159,16 +167,37 @@ def build_registry(runner: CollectionRunner, config: Config) -> CollectorRegistr
     return registry
 
 
-def build_exposition(runner: CollectionRunner, config: Config) -> Exposition:
-    """What /metrics serves: prometheus-client's default collectors, and the exporter's families written directly."""
-    return Exposition(runner, _registry_with_defaults(), config.metrics)
+def build_exposition(runner: CollectionRunner, config: Config, *, machine: bool = True) -> Exposition:
+    """What /metrics serves: prometheus-client's default collectors (``machine``: the process, platform
+    and GC ones), and the exporter's families written directly."""
+    return Exposition(runner, _registry_with_defaults(machine), config.metrics)
 
 
-def start_demo_simulator(config: Config) -> tuple[Config, boto3.Session, object]:
+def demo_settings(environ: Mapping[str, str]) -> tuple[int, float | None]:
+    """The demo's seed and fixed instant (None: the real clock) from the test-only environment variables."""
+    seed_text, time_text = environ.get(DEMO_SEED_ENV, "1"), environ.get(DEMO_TIME_ENV)
+    try:
+        seed = int(seed_text)
+    except ValueError:
+        raise UsageError(f"{DEMO_SEED_ENV}: expected an integer, got {seed_text!r}") from None
+    if time_text is None:
+        return seed, None
+    try:
+        fixed = float(time_text)
+    except ValueError:
+        fixed = math.nan
+    if not math.isfinite(fixed) or fixed <= 0:
+        raise UsageError(f"{DEMO_TIME_ENV}: expected Unix seconds above 0, got {time_text!r}")
+    return seed, fixed
+
+
+def start_demo_simulator(
+    config: Config, *, seed: int = 1, clock: Clock = time.time
+) -> tuple[Config, boto3.Session, object]:
     """The built-in simulator on a free loopback port, and a config that points one target at it."""
     from emr_serverless_simulator import Simulator, build_scenario
 
-    simulator = Simulator(build_scenario("demo"), host="127.0.0.1", port=0)
+    simulator = Simulator(build_scenario("demo", seed=seed, clock=clock), host="127.0.0.1", port=0)
     simulator.start()
     target = TargetConfig(region=DEMO_REGION, endpoint_url=simulator.url)
     session = boto3.Session(aws_access_key_id="demo", aws_secret_access_key="demo", region_name=DEMO_REGION)
@@ -199,12 +228,17 @@ def run(argv: Sequence[str] | None) -> int:
     config = load_config(config_path, missing_ok=args.config_file is None)
     web_config = WebConfigWatcher(args.web_config_file) if args.web_config_file else None
     session = None
+    clock: Clock = time.time
+    fixed_time = None
     if args.demo:
-        config, session, _simulator = start_demo_simulator(config)
+        seed, fixed_time = demo_settings(os.environ)
+        if fixed_time is not None:
+            clock = functools.partial(float, fixed_time)  # reads as a constant "now"
+        config, session, _simulator = start_demo_simulator(config, seed=seed, clock=clock)
         log.info("demo mode: collecting demo data from the built-in EMR Serverless simulator, not AWS")
     shard = Shard(args.shard, args.total_shards) if args.total_shards > 1 else None
-    runner = build_runner(config, session=session, shard=shard)
-    exposition = build_exposition(runner, config)
+    runner = build_runner(config, session=session, shard=shard, clock=clock)
+    exposition = build_exposition(runner, config, machine=fixed_time is None)
     # What is alive now (modules, botocore's service models, the clients) lives as long as the process:
     # frozen, the garbage collector's full collections no longer scan it (docs/performance.md).
     gc.freeze()
