@@ -18,10 +18,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import boto3
 import botocore.config
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 EXPORTER = (sys.executable, "-m", "exporter")
@@ -102,6 +104,7 @@ class Served:
 def serving(
     *args: str,
     command: Sequence[str] = EXPORTER,
+    host: str = "127.0.0.1",
     ready: str = "/readyz",
     scheme: str = "http",
     context: ssl.SSLContext | None = None,
@@ -110,11 +113,12 @@ def serving(
     stderr: IO[Any] | int = subprocess.PIPE,
     timeout: float = 30,
 ) -> Iterator[Served]:
-    """``command ARGS --web.listen-address 127.0.0.1:<free port>`` (the exporter by default), yielded once
-    ``ready`` answers 200; stopped with SIGTERM on the way out (standard error, when piped, in ``stderr``)."""
+    """``command ARGS --web.listen-address HOST:<free port>`` (the exporter by default; HOST "": every
+    interface), yielded once ``ready`` answers 200 on 127.0.0.1; stopped with SIGTERM on the way out
+    (standard error, when piped, in ``stderr``)."""
     port = free_port()
     process = subprocess.Popen(
-        [*command, *args, "--web.listen-address", f"127.0.0.1:{port}"],
+        [*command, *args, "--web.listen-address", f"{host}:{port}"],
         env=env or aws_env(), cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr, text=True, errors="replace",
     )
     served = Served(process, f"{scheme}://127.0.0.1:{port}")
@@ -129,6 +133,24 @@ def serving(
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
+
+
+def simulator_config(url: str, **sections: Any) -> str:
+    """A configuration with one target, ``sim``, at ``url`` (a simulator), and ``sections`` as given."""
+    data: dict[str, Any] = {"targets": [{"region": "us-east-1", "endpoint_url": url, "name": "sim"}]}
+    data.update(sections)
+    return yaml.safe_dump(data)
+
+
+@contextlib.contextmanager
+def serving_simulator(
+    directory: Path, url: str, *args: str, sections: dict[str, Any] | None = None, **options: Any
+) -> Iterator[Served]:
+    """``serving`` with ``simulator_config`` written to ``directory``/config.yaml, from ``directory``."""
+    config = directory / "config.yaml"
+    config.write_text(simulator_config(url, **(sections or {})))
+    with serving("--config.file", str(config), *args, cwd=directory, **options) as served:
+        yield served
 
 
 # --- HTTP ---------------------------------------------------------------------------------------------
@@ -166,6 +188,13 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     matching = [s for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items())]
     assert len(matching) == 1, (name, labels, matching)
     return float(matching[0].value)
+
+
+def promtool_check(body: str | bytes) -> None:
+    """``promtool check metrics`` finds nothing to say about ``body``."""
+    data = body.encode() if isinstance(body, str) else body
+    lint = subprocess.run(["promtool", "check", "metrics"], input=data, capture_output=True, check=False)
+    assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint.stdout + lint.stderr
 
 
 # --- the simulator ------------------------------------------------------------------------------------

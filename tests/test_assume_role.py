@@ -17,8 +17,7 @@ from emr_serverless_simulator import Simulator, Store
 from exporter.aws import ROLE_SESSION_NAME, ApiCallCounter, Deadline, EmrServerlessApi, assume_role_session, make_client
 from exporter.cli import build_registry, build_runner
 from exporter.config import AwsConfig, parse_config
-from tests.conftest import free_port
-from tests.test_end_to_end import samples_of, session_ids, value
+from tests.support import free_port, samples_of, session_ids, value
 
 ROLE_ACCOUNT = "210987654321"
 ROLE_ARN = f"arn:aws:iam::{ROLE_ACCOUNT}:role/emr-serverless-exporter"

@@ -4,7 +4,6 @@ nothing, and answer at once whatever AWS does."""
 from __future__ import annotations
 
 import gzip
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from tests.test_serving import exporter_process, get
+from tests.support import get, promtool_check, serving_simulator
 
 
 @pytest.fixture
@@ -31,14 +30,10 @@ def simulator(store: Store) -> Iterator[Simulator]:
         yield sim
 
 
-def promtool_check(body: bytes) -> None:
-    lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, check=False)
-    assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint.stdout + lint.stderr
-
-
 def test_scrapes_serve_the_snapshot_and_cost_aws_nothing(tmp_path: Path, store: Store, simulator: Simulator) -> None:
     interval = 2.0
-    with exporter_process(tmp_path, simulator, collection={"interval_seconds": interval}) as (_, url):
+    with serving_simulator(tmp_path, simulator.url, sections={"collection": {"interval_seconds": interval}}) as served:
+        url = served.url
         started = time.monotonic()
         calls_before = sum(store.calls.values())
         bodies = {}
@@ -68,7 +63,9 @@ def test_scrapes_serve_the_snapshot_and_cost_aws_nothing(tmp_path: Path, store: 
 
 
 def test_a_scrape_answers_at_once_while_aws_hangs(tmp_path: Path, store: Store, simulator: Simulator) -> None:
-    with exporter_process(tmp_path, simulator, collection={"interval_seconds": 1, "timeout_seconds": 20}) as (_, url):
+    sections = {"collection": {"interval_seconds": 1, "timeout_seconds": 20}}
+    with serving_simulator(tmp_path, simulator.url, sections=sections) as served:
+        url = served.url
         store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=15_000))
         time.sleep(1.5)  # the next background collection is now stuck in ListApplications
         for _ in range(5):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exporter import __version__
-from tests.conftest import free_port, run_exporter
+from tests.support import free_port, run_exporter
 
 
 def assert_usage_error(result_stderr: str, returncode: int, *expected: str) -> None:
@@ -79,7 +79,7 @@ def test_missing_region_names_the_target(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from tests.conftest import aws_env
+    from tests.support import aws_env
 
     env = aws_env()
     del env["AWS_DEFAULT_REGION"]

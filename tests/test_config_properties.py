@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from emr_serverless_simulator import Simulator, Store
 from exporter.cli import build_exposition, build_runner
 from exporter.config import APPLICATION_STATES, Config, ConfigError, TargetConfig, _key_text, _SafeLoader, load_config
-from tests.conftest import aws_env, free_port
+from tests.support import aws_env, free_port
 
 
 def _section_class(section: dataclasses.Field[Any]) -> type[Any]:

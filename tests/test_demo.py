@@ -3,18 +3,13 @@ needs (the package and its runtime dependencies), under 100 MB on a fresh clone,
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from exporter import __version__
-from tests.conftest import aws_env, free_port
+from tests.support import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_LIMIT_BYTES = 100 * 1024 * 1024
@@ -49,29 +44,6 @@ def directory_size(path: Path) -> int:
     return sum(entry.lstat().st_size for entry in path.rglob("*") if entry.is_file() or entry.is_symlink())
 
 
-@contextlib.contextmanager
-def demo_process(binary: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([str(binary), "--demo", "--web.listen-address", f"127.0.0.1:{port}"],
-                               env=aws_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(url + "/readyz", timeout=5) as response:
-                if response.status == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the demo did not come up: {process.communicate()[1]}")
-            time.sleep(0.2)
-        yield url
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.communicate(timeout=10)
-
-
 def test_the_demo_environment_is_small_and_runs_the_demo(tmp_path: Path) -> None:
     """What `make demo` installs on a fresh clone, installed for real (from the package index, as the
     README's command does): under 100 MB, and enough to run the demo: no runtime import of a test tool."""
@@ -81,8 +53,8 @@ def test_the_demo_environment_is_small_and_runs_the_demo(tmp_path: Path) -> None
     assert result.returncode == 0, result.stdout + result.stderr
     size = directory_size(venv)
     assert size < DEMO_LIMIT_BYTES, f"the demo's environment is {size / 2**20:.0f} MiB"
-    with demo_process(venv / "bin/emr-serverless-exporter") as url:
-        with urllib.request.urlopen(url + "/metrics", timeout=30) as response:
+    with serving("--demo", command=[str(venv / "bin/emr-serverless-exporter")], timeout=120) as demo:
+        with urllib.request.urlopen(demo.url + "/metrics", timeout=30) as response:
             body = response.read().decode()
         assert "emr_serverless_session_state{" in body
         assert re.search(rf'^emr_serverless_build_info{{[^}}]*[{{,]version="{re.escape(__version__)}"', body, re.M)

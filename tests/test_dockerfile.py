@@ -15,8 +15,6 @@ import shlex
 import ssl
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,7 @@ import pytest
 import yaml
 
 from tests.certs import make_authority
-from tests.conftest import aws_env, free_port
+from tests.support import serving
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -314,27 +312,9 @@ def run_healthcheck(final: Stage, url: str) -> subprocess.CompletedProcess[str]:
 
 @contextlib.contextmanager
 def demo_exporter(tmp_path: Path, *args: str, scheme: str = "http") -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--demo", "--web.listen-address", f"127.0.0.1:{port}", *args],
-        env=aws_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )
-    context = ssl._create_unverified_context()
-    url = f"{scheme}://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(url + "/healthz", timeout=2, context=context):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the exporter did not come up: {process.communicate()[1]}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.communicate(timeout=10)
+    with serving("--demo", *args, ready="/healthz", scheme=scheme, context=ssl._create_unverified_context(),
+                 cwd=tmp_path, timeout=60) as served:
+        yield served.url
 
 
 def test_healthcheck_passes_while_the_exporter_serves_and_fails_when_it_does_not(

@@ -5,12 +5,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,14 +14,23 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.exposition import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.cli import build_registry, build_runner
 from exporter.config import SESSION_STATES, parse_config
 from exporter.model import label_safe
-from tests.conftest import aws_env, free_port, run_exporter
+from tests import support
 from tests.prometheus_server import PrometheusServer
+from tests.support import (
+    free_port,
+    promtool_check,
+    run_exporter,
+    samples_of,
+    serving,
+    session_ids,
+    simulator_config,
+    value,
+)
 
 ACCOUNT = "123456789012"
 HOUR = 3600.0
@@ -71,29 +76,9 @@ def awkward_world(store: Store) -> dict[str, Any]:
 
 
 def write_config(tmp_path: Path, simulator: Simulator, **sections: dict[str, Any]) -> Path:
-    data: dict[str, Any] = {"targets": [{"region": "us-east-1", "endpoint_url": simulator.url, "name": "sim"}]}
-    data.update(sections)
     path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(simulator_config(simulator.url, **sections))
     return path
-
-
-def samples_of(text: str) -> dict[str, list[Any]]:
-    found: dict[str, list[Any]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found.setdefault(sample.name, []).append(sample)
-    return found
-
-
-def session_ids(samples: dict[str, list[Any]]) -> set[str]:
-    return {s.labels["session_id"] for s in samples.get("emr_serverless_session_info", [])}
-
-
-def value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
-    matching = [s for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items())]
-    assert len(matching) == 1, (name, labels, matching)
-    return float(matching[0].value)
 
 
 def collect_in_process(config_text: str) -> tuple[Any, dict[str, list[Any]]]:
@@ -107,9 +92,7 @@ def collect_in_process(config_text: str) -> tuple[Any, dict[str, list[Any]]]:
 
 
 def config_text(simulator: Simulator, **sections: Any) -> str:
-    data: dict[str, Any] = {"targets": [{"region": "us-east-1", "endpoint_url": simulator.url, "name": "sim"}]}
-    data.update(sections)
-    return yaml.safe_dump(data)
+    return simulator_config(simulator.url, **sections)
 
 
 # --- the --once run over awkward data -----------------------------------------------------------------
@@ -153,9 +136,7 @@ def test_once_over_awkward_data_is_complete_and_correct(tmp_path: Path, store: S
     stopped = [s for s in samples["emr_serverless_application_state"] if s.labels["application_name"] == "stopped-app"]
     assert [s.labels["state"] for s in stopped if s.value == 1] == ["STOPPED"]
 
-    lint = subprocess.run(["promtool", "check", "metrics"], input=result.stdout, capture_output=True, text=True,
-                          check=False)
-    assert lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(), lint.stdout + lint.stderr
+    promtool_check(result.stdout)
 
 
 def test_a_third_of_get_session_failing_with_500(tmp_path: Path, store: Store, simulator: Simulator) -> None:
@@ -314,50 +295,25 @@ def test_get_session_concurrency_is_bounded(store: Store, simulator: Simulator) 
 
 
 @contextlib.contextmanager
-def serving(config: Path, *extra_args: str) -> Iterator[str]:
+def serving_json_logs(config: Path) -> Iterator[str]:
     """The exporter as a real process serving HTTP; yields its base URL once /readyz answers 200."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}",
-         "--log.format", "json", *extra_args],
-        env=aws_env(), stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        else:
-            pytest.fail("the exporter did not become ready")
-        yield url
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=10)
-        assert process.returncode == 0, stderr
-        for line in stderr.splitlines():
-            json.loads(line)  # every log record is one JSON object per line
+    with serving("--config.file", str(config), "--log.format", "json") as served:
+        yield served.url
+    assert served.process.returncode == 0, served.stderr
+    for line in served.stderr.splitlines():
+        json.loads(line)  # every log record is one JSON object per line
 
 
 @pytest.fixture
 def served(tmp_path: Path, store: Store, simulator: Simulator) -> Iterator[str]:
     app = store.add_application(name="analytics")
     store.add_session(app, name="nb", state="IDLE", tags={"team": "data"})
-    with serving(write_config(tmp_path, simulator)) as url:
+    with serving_json_logs(write_config(tmp_path, simulator)) as url:
         yield url
 
 
 def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+    return support.get(url, headers=headers)
 
 
 def test_http_endpoints(served: str) -> None:
@@ -439,7 +395,7 @@ def test_a_real_prometheus_scrapes_sessions_with_awkward_labels(
     session = store.add_session(app, name='odd "name"', state="IDLE", tags=AWKWARD_TAGS,
                                 total_utilization={"vCPUHour": 0.5})
     config = write_config(tmp_path, simulator, metrics={"tag_labels": ["team"]})
-    with serving(config) as url, PrometheusServer(targets=[url.removeprefix("http://")]) as prometheus:
+    with serving_json_logs(config) as url, PrometheusServer(targets=[url.removeprefix("http://")]) as prometheus:
         series = prometheus.wait_for(f'emr_serverless_session_info{{session_id="{session}"}}')
         vcpu = prometheus.wait_for(f'emr_serverless_session_vcpu_seconds_total{{session_id="{session}"}}')
         tags = prometheus.wait_for(f'emr_serverless_session_tags{{session_id="{session}"}}')

@@ -21,7 +21,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from emr_serverless_simulator import Simulator, build_scenario
-from tests.conftest import aws_env
+from tests.support import aws_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART_DIR = ROOT / "deploy/helm/emr-serverless-exporter"

@@ -36,7 +36,6 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import aws_env, free_port
 from tests.hostile_endpoint import (
     ALL_SESSIONS,
     BAD_APP,
@@ -52,6 +51,7 @@ from tests.hostile_endpoint import (
     Response,
     error_response,
 )
+from tests.support import aws_env, free_port
 
 COLLECTION_TIMEOUT = 3.0
 SCRAPES = 3

@@ -15,15 +15,11 @@ A real Prometheus scraping such an exporter sees the target up and the sessions 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import re
 import subprocess
-import sys
 import time
 import unicodedata
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,9 +33,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from exporter.cli import build_exposition, build_runner
 from exporter.config import parse_config, tag_label_name
-from tests.conftest import aws_env, free_port
 from tests.hostile_endpoint import HostileEndpoint, JsonObject, World, make_application, make_session
 from tests.prometheus_server import PrometheusServer
+from tests.support import serving
 
 MAX_LABEL_LENGTH = 1024
 APP = "00labelapplication01"
@@ -203,31 +199,6 @@ NASTY_TAGS = [
 ]
 
 
-@contextlib.contextmanager
-def serving(config_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--config.file", str(config_path),
-         "--web.listen-address", f"127.0.0.1:{port}", "--log.format", "json"],
-        env=aws_env(), stderr=subprocess.PIPE, text=True, errors="replace",
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"the exporter did not become ready (exit {process.poll()})")
-        yield f"127.0.0.1:{port}", process
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)
-
-
 def test_a_real_prometheus_scrapes_nasty_labels(tmp_path: Path) -> None:
     now = time.time()
     world = [
@@ -238,7 +209,8 @@ def test_a_real_prometheus_scrapes_nasty_labels(tmp_path: Path) -> None:
     with HostileEndpoint(World([make_application(APP, "app\r\nname", now - 3600)], {APP: world})) as endpoint:
         config_path = tmp_path / "config.yaml"
         config_path.write_text(exporter_config(endpoint.url))
-        with serving(config_path) as (address, _process), PrometheusServer(targets=[address]) as prometheus:
+        with serving("--config.file", str(config_path), "--log.format", "json") as exporter, \
+                PrometheusServer(targets=[exporter.address]) as prometheus:
             up = prometheus.wait_for('up{job="emr-serverless-exporter"} == 1 and on() emr_serverless_up == 1', 15)
             assert up
             series = prometheus.wait_for(f"count(emr_serverless_session_info) == {len(world)}", 15)

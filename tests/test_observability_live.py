@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.prometheus_server import PrometheusServer, free_port
+from tests.prometheus_server import PrometheusServer
+from tests.support import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_FILE = ROOT / "deploy/prometheus/emr-serverless-exporter.rules.yaml"
@@ -107,38 +106,8 @@ def http_get(url: str) -> int:
 
 @pytest.fixture(scope="module")
 def exporter() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--demo", "--web.listen-address", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    address = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the exporter exited with {process.returncode}: {process.stderr.read()}")  # type: ignore[union-attr]
-            try:
-                if http_get(f"http://{address}/readyz") == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the exporter in demo mode was not ready after 30s")
-            time.sleep(0.1)
-        yield address
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
+    with serving("--demo", cwd=ROOT) as served:
+        yield served.address
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from exporter import __version__
-from tests.conftest import run_exporter
+from tests.support import run_exporter
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github/workflows/release.yml"

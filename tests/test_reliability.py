@@ -8,14 +8,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 from prometheus_client.exposition import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.cli import build_registry, build_runner
 from exporter.collection import CollectionRunner
 from exporter.config import parse_config
+from tests.support import Samples, samples_of, session_ids, simulator_config, value
 
 
 @pytest.fixture
@@ -30,28 +29,13 @@ def simulator(store: Store) -> Iterator[Simulator]:
 
 
 def start(simulator: Simulator, **sections: Any) -> tuple[CollectionRunner, Any]:
-    config = parse_config(yaml.safe_dump({
-        "targets": [{"region": "us-east-1", "endpoint_url": simulator.url, "name": "sim"}], **sections,
-    }))
+    config = parse_config(simulator_config(simulator.url, **sections))
     runner = build_runner(config)
     return runner, build_registry(runner, config)
 
 
-def scrape(registry: Any) -> dict[str, list[Any]]:
-    samples: dict[str, list[Any]] = {}
-    for family in text_string_to_metric_families(generate_latest(registry).decode()):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append(sample)
-    return samples
-
-
-def session_ids(samples: dict[str, list[Any]]) -> set[str]:
-    return {s.labels["session_id"] for s in samples.get("emr_serverless_session_info", [])}
-
-
-def gauge(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
-    (value,) = [s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items())]
-    return float(value)
+def scrape(registry: Any) -> Samples:
+    return samples_of(generate_latest(registry).decode())
 
 
 def test_a_restart_loses_no_session_that_spec_says_is_exported(store: Store, simulator: Simulator) -> None:
@@ -84,7 +68,7 @@ def test_failed_listings_serve_what_is_known_and_nothing_flaps(store: Store, sim
         samples = scrape(registry)
         assert session_ids(samples) == sessions  # the last known, not nothing
         assert len(samples["emr_serverless_application_info"]) == 2
-        assert gauge(samples, "emr_serverless_up") == 0
+        assert value(samples, "emr_serverless_up") == 0
 
         store.clear_faults()
         store.add_fault(Fault(operation="ListSessions", error_code="InternalServerException",
@@ -117,10 +101,10 @@ def test_random_throttling_of_get_session_keeps_the_target_up(store: Store, simu
     # last known and counted stale, not a reason to call the whole target down.
     assert all(ups)
     assert session_ids(samples) == sessions
-    throttled = gauge(samples, "emr_serverless_api_requests_total", operation="GetSession",
+    throttled = value(samples, "emr_serverless_api_requests_total", operation="GetSession",
                       outcome="ThrottlingException")
     assert throttled > 50
-    assert gauge(samples, "emr_serverless_stale_sessions") <= 5
+    assert value(samples, "emr_serverless_stale_sessions") <= 5
 
 
 def test_under_a_rate_limit_every_session_is_refreshed_within_a_bounded_number_of_collections(
@@ -147,7 +131,7 @@ def test_under_a_rate_limit_every_session_is_refreshed_within_a_bounded_number_o
             before = len(sent)
             assert runner.collect()[0].up  # out of budget is deferred, not down
             refreshed_by.append({sid for _, sid in sent[before:]})
-            stale.append(gauge(scrape(registry), "emr_serverless_stale_sessions"))
+            stale.append(value(scrape(registry), "emr_serverless_stale_sessions"))
         seen_by_then = set().union(*refreshed_by)
         assert seen_by_then == sessions
         # Stalest first: the second round starts with what the first left out, so no session waits two rounds.
@@ -178,4 +162,4 @@ def test_states_stay_fresh_from_listings_when_no_get_session_gets_through(store:
         runner.close()
     current = {s.labels["session_id"]: s.labels["state"] for s in samples["emr_serverless_session_state"] if s.value}
     assert current == {sid: "BUSY" if sid in sessions[:3] else "IDLE" for sid in sessions}
-    assert gauge(samples, "emr_serverless_stale_sessions") == 20
+    assert value(samples, "emr_serverless_stale_sessions") == 20

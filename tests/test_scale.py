@@ -14,8 +14,7 @@ from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.cli import build_registry, build_runner
 from exporter.collection import CollectionRunner, Shard
 from exporter.config import parse_config
-from tests.conftest import run_exporter
-from tests.test_end_to_end import samples_of, session_ids, value
+from tests.support import run_exporter, samples_of, session_ids, value
 
 
 @pytest.fixture

@@ -14,11 +14,9 @@ import io
 import json
 import logging
 import secrets
-import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -34,7 +32,8 @@ from moto.sts.models import sts_backends
 from emr_serverless_simulator import Simulator, Store
 from exporter.logs import WIRE_LOGGERS, setup_logging
 from exporter.redaction import forget_secrets
-from tests.conftest import aws_env, free_port
+from tests import support
+from tests.support import aws_env, free_port
 
 ROLE_ACCOUNT = "210987654321"
 
@@ -153,33 +152,14 @@ def get(url: str) -> str:
 @contextlib.contextmanager
 def serving(world: World, config: Path, log_format: str) -> Iterator[tuple[str, list[str]]]:
     """The exporter serving HTTP at debug level; yields its URL, then its standard error once stopped."""
-    port = free_port()
-    log_path = config.with_name(f"stderr-{port}.log")  # a file: debug logs would fill a pipe and block it
-    with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address",
-             f"127.0.0.1:{port}", "--log.level", "debug", "--log.format", log_format],
-            env=world.env(), stderr=log_file, text=True,
-        )
-    url = f"http://127.0.0.1:{port}"
+    log_path = config.with_name("stderr.log")  # a file: debug logs would fill a pipe and block it
     stderr: list[str] = []
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                get(f"{url}/readyz")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.1)
-        yield url, stderr
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        stderr.append(log_path.read_text())
+    with log_path.open("w") as log_file, support.serving(
+        "--config.file", str(config), "--log.level", "debug", "--log.format", log_format,
+        env=world.env(), stderr=log_file,
+    ) as served:
+        yield served.url, stderr
+    stderr.append(log_path.read_text())
 
 
 @pytest.mark.parametrize("log_format", ["logfmt", "json"])

@@ -15,8 +15,6 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -37,8 +35,8 @@ from exporter.http_server import HardenedServer, ServerLimits
 from exporter.web import ExporterApp, WebContext, gzip_wanted
 from exporter.web_config import WebConfigWatcher
 from tests.certs import KeyPair, make_authority, self_signed
-from tests.conftest import aws_env, free_port
 from tests.prometheus_server import PrometheusServer
+from tests.support import get, serving_simulator, simulator_config
 
 PASSWORD = "scrape-me"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -66,16 +64,6 @@ def running(app: Any = hello, limits: ServerLimits = SMALL, tls: Any = None) -> 
 def port_of(server: HardenedServer) -> int:
     port: int = server.bind_addr[1]
     return port
-
-
-def get(url: str, *, context: ssl.SSLContext | None = None, timeout: float = 10, method: str = "GET",
-        headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    request = urllib.request.Request(url, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
 
 
 def basic(user: str, password: str) -> str:
@@ -137,15 +125,9 @@ def simulator(store: Store) -> Iterator[Simulator]:
         yield sim
 
 
-def config_text(simulator: Simulator, **sections: Any) -> str:
-    data: dict[str, Any] = {"targets": [{"region": "us-east-1", "endpoint_url": simulator.url, "name": "sim"}]}
-    data.update(sections)
-    return yaml.safe_dump(data)
-
-
 @contextlib.contextmanager
 def exporter_app(simulator: Simulator, web_config: str | None = None) -> Iterator[ExporterApp]:
-    config = parse_config(config_text(simulator))
+    config = parse_config(simulator_config(simulator.url))
     runner = build_runner(config)
     watcher = WebConfigWatcher(web_config) if web_config else None
     try:
@@ -153,39 +135,6 @@ def exporter_app(simulator: Simulator, web_config: str | None = None) -> Iterato
                           watcher.current if watcher else None)
     finally:
         runner.close()
-
-
-@contextlib.contextmanager
-def exporter_process(
-    tmp_path: Path, simulator: Simulator, *args: str, ready: bool = True, context: ssl.SSLContext | None = None,
-    **sections: Any,
-) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """The exporter as a real process; yields it and its base URL once /healthz (and /readyz) answer."""
-    config = tmp_path / "config.yaml"
-    config.write_text(config_text(simulator, **sections))
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}",
-         *args],
-        env=aws_env(), stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )
-    url = f"{'https' if context else 'http'}://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        path = "/readyz" if ready else "/healthz"
-        while True:
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if get(url + path, context=context, timeout=2)[0] == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the exporter did not come up: {process.communicate()[1]}")
-            time.sleep(0.1)
-        yield process, url
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.communicate(timeout=10)
 
 
 # --- HEAD, methods, encodings ---------------------------------------------------------------------------
@@ -292,8 +241,9 @@ def test_a_real_prometheus_scrapes_over_mutual_tls_with_basic_auth(
     web = tls_web_config(tmp_path, pki, client_auth_type="RequireAndVerifyClientCert", client_ca_file=str(pki.ca))
     tls_config = {"ca_file": str(pki.ca), "cert_file": str(pki.client.cert), "key_file": str(pki.client.key)}
     good = {"scheme": "https", "tls_config": tls_config, "basic_auth": {"username": "prometheus", "password": PASSWORD}}
-    with exporter_process(tmp_path, simulator, "--web.config.file", str(web),
-                          context=client_context(pki, pki.client)) as (_, url):
+    with serving_simulator(tmp_path, simulator.url, "--web.config.file", str(web),
+                           scheme="https", context=client_context(pki, pki.client)) as served:
+        url = served.url
         target = url.removeprefix("https://")
 
         def job(name: str, **settings: Any) -> dict[str, Any]:
@@ -317,8 +267,9 @@ def test_a_real_prometheus_scrapes_over_mutual_tls_with_basic_auth(
 def test_tls_clients_with_and_without_the_right_certificate(tmp_path: Path, simulator: Simulator, pki: Pki) -> None:
     web = tls_web_config(tmp_path, pki, client_auth_type="RequireAndVerifyClientCert", client_ca_file=str(pki.ca))
     auth = {"Authorization": basic("prometheus", PASSWORD)}
-    with exporter_process(tmp_path, simulator, "--web.config.file", str(web),
-                          context=client_context(pki, pki.client)) as (_, url):
+    with serving_simulator(tmp_path, simulator.url, "--web.config.file", str(web),
+                           scheme="https", context=client_context(pki, pki.client)) as served:
+        url = served.url
         assert get(url + "/metrics", context=client_context(pki, pki.client), headers=auth)[0] == 200
         assert get(url + "/metrics", context=client_context(pki, pki.client))[0] == 401
         for refused in (None, pki.rogue):  # no certificate; a certificate no trusted CA signed
@@ -335,8 +286,9 @@ def test_client_allowed_sans(tmp_path: Path, simulator: Simulator, pki: Pki) -> 
     other = ca.issue("other", server=False, sans=("intruder.example.com",))
     web = tls_web_config(tmp_path, pki, client_auth_type="RequireAndVerifyClientCert", client_ca_file=str(ca.cert_file),
                          client_allowed_sans=["prometheus.example.com"])
-    with exporter_process(tmp_path, simulator, "--web.config.file", str(web),
-                          context=client_context(pki, allowed)) as (_, url):
+    with serving_simulator(tmp_path, simulator.url, "--web.config.file", str(web),
+                           scheme="https", context=client_context(pki, allowed)) as served:
+        url = served.url
         assert get(url + "/healthz", context=client_context(pki, allowed))[0] == 200
         with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError, http.client.HTTPException)):
             get(url + "/healthz", context=client_context(pki, other), timeout=5)
@@ -351,8 +303,9 @@ def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path, simul
     renewed_ca = make_authority(tmp_path, "renewed-ca")
     renewed = renewed_ca.issue("renewed", server=True)
     renewed_client = ssl.create_default_context(cafile=str(renewed_ca.cert_file))
-    with exporter_process(tmp_path, simulator, "--web.config.file", "web.yml",
-                          context=client_context(pki)) as (process, url):
+    with serving_simulator(tmp_path, simulator.url, "--web.config.file", "web.yml",
+                           scheme="https", context=client_context(pki)) as exporter:
+        process, url = exporter.process, exporter.url
         with pytest.raises(urllib.error.URLError):
             get(url + "/healthz", context=renewed_client)
         os.replace(renewed.key, served / "tls.key.new")
@@ -430,7 +383,8 @@ def test_at_the_connection_limit_the_longest_idle_connection_makes_room() -> Non
 def test_a_thousand_idle_connections_add_no_threads_and_a_scrape_still_works(
     tmp_path: Path, simulator: Simulator
 ) -> None:
-    with exporter_process(tmp_path, simulator) as (process, url):
+    with serving_simulator(tmp_path, simulator.url) as served:
+        process, url = served.process, served.url
         get(url + "/metrics")  # the collection's own threads exist from now on
         before = thread_count(process.pid)
         port = int(url.rsplit(":", 1)[1])
@@ -457,7 +411,8 @@ def test_shutdown_during_a_40_second_aws_call(
     tmp_path: Path, store: Store, simulator: Simulator, signum: signal.Signals
 ) -> None:
     store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=40_000))
-    with exporter_process(tmp_path, simulator, "--log.format", "json", ready=False) as (process, url):
+    with serving_simulator(tmp_path, simulator.url, "--log.format", "json", ready="/healthz") as served:
+        process, url = served.process, served.url
         assert get(url + "/readyz")[0] == 503  # the first collection is stuck in ListApplications
         answers: list[object] = []
         scrape = threading.Thread(target=lambda: answers.append(_scrape_or_error(url + "/metrics")))
@@ -486,27 +441,9 @@ def _scrape_or_error(url: str) -> object:
 
 def test_the_default_listen_address_form_serves_every_interface(tmp_path: Path, simulator: Simulator) -> None:
     """`:PORT` (the default is `:9865`) binds every interface, IPv4 and IPv6 where the host has it."""
-    config = tmp_path / "config.yaml"
-    config.write_text(config_text(simulator))
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address", f":{port}"],
-        env=aws_env(), stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if get(f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"the exporter did not serve on :{port}: {process.communicate()[1]}")
-            time.sleep(0.1)
+    with serving_simulator(tmp_path, simulator.url, host="", ready="/healthz") as served:
+        port = int(served.url.rsplit(":", 1)[1])
         if socket.has_ipv6:
             with contextlib.suppress(OSError):  # a host without an IPv6 loopback has nothing to check
                 socket.create_connection(("::1", port), timeout=2).close()
                 assert get(f"http://[::1]:{port}/healthz", timeout=5)[0] == 200
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)

@@ -16,42 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import boto3
-import botocore.config
 import pytest
 from botocore.exceptions import ClientError
 
 from emr_serverless_simulator import Fault, Lifecycle, Simulator, Store, build_scenario
+from tests.support import FakeClock, simulator_client
 
 ROLE = "arn:aws:iam::123456789012:role/r"
 ACTIVE = {"STARTED", "IDLE", "BUSY"}
-EPOCH = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = EPOCH) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def make_client(url: str, attempts: int = 1, *, validate: bool = True) -> Any:
-    return boto3.client(
-        "emr-serverless",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=botocore.config.Config(
-            retries={"total_max_attempts": attempts, "mode": "standard"},
-            max_pool_connections=64,
-            parameter_validation=validate,  # off: send what botocore would refuse, to see the server refuse it
-        ),
-    )
 
 
 @pytest.fixture
@@ -67,7 +39,7 @@ def sim(store: Store) -> Iterator[Simulator]:
 
 @pytest.fixture
 def client(sim: Simulator) -> Any:
-    return make_client(sim.url)
+    return simulator_client(sim.url)
 
 
 def error_code(err: pytest.ExceptionInfo[ClientError]) -> str:
@@ -167,7 +139,7 @@ def test_created_at_filters(store: Store, client: Any) -> None:
     ],
 )
 def test_bad_list_sessions_parameters_are_validation_errors(store: Store, sim: Simulator, kwargs: Any) -> None:
-    client = make_client(sim.url, validate=False)
+    client = simulator_client(sim.url, validate=False)
     app = store.add_application()
     store.add_session(app)
     with pytest.raises(client.exceptions.ValidationException):
@@ -175,7 +147,7 @@ def test_bad_list_sessions_parameters_are_validation_errors(store: Store, sim: S
 
 
 def test_bad_max_results_for_applications(sim: Simulator) -> None:
-    client = make_client(sim.url, validate=False)
+    client = simulator_client(sim.url, validate=False)
     with pytest.raises(client.exceptions.ValidationException):
         client.list_applications(maxResults=51)
 
@@ -254,7 +226,7 @@ def test_lifecycle_is_a_function_of_time() -> None:
 def test_fraction_of_calls_fail_reproducibly(store: Store, sim: Simulator) -> None:
     app = store.add_application()
     sid = store.add_session(app)
-    client = make_client(sim.url)
+    client = simulator_client(sim.url)
 
     def outcomes(seed: int) -> list[bool]:
         store.clear_faults()
@@ -304,7 +276,7 @@ def test_throttling_is_retried_by_boto3(store: Store, sim: Simulator) -> None:
     # Throttle the first call only: boto3's backoff before each retry makes more of them slow.
     store.add_fault(Fault(operation="ListApplications", error_code="ThrottlingException",
                           match=lambda params: next(calls) == 0))
-    client = make_client(sim.url, attempts=3)
+    client = simulator_client(sim.url, attempts=3)
     assert client.list_applications()["applications"]
     assert store.calls["ListApplications"] == 2
 
@@ -314,7 +286,7 @@ def test_delay_faults_and_latency(store: Store) -> None:
     slow, fast = store.add_session(app), store.add_session(app)
     store.add_fault(Fault(operation="GetSession", error_code=None, delay_ms=300, match={"sessionId": slow}))
     with Simulator(store) as sim:
-        client = make_client(sim.url)
+        client = simulator_client(sim.url)
         client.get_session(applicationId=app, sessionId=fast)  # warm the connection
         began = time.monotonic()
         client.get_session(applicationId=app, sessionId=slow)
@@ -330,7 +302,7 @@ def test_concurrent_requests_overlap_their_latency(store: Store) -> None:
     app = store.add_application()
     ids = [store.add_session(app) for _ in range(32)]
     with Simulator(store, latency_ms=300) as sim:
-        client = make_client(sim.url)
+        client = simulator_client(sim.url)
         client.list_applications()
         began = time.monotonic()
         with ThreadPoolExecutor(32) as pool:
@@ -344,7 +316,7 @@ def test_concurrent_requests_overlap_their_latency(store: Store) -> None:
 def test_stop_closes_keep_alive_connections(store: Store) -> None:
     store.add_application()
     sim = Simulator(store).start()
-    client = make_client(sim.url)
+    client = simulator_client(sim.url)
     client.list_applications()
     threads_before = threading.active_count()
     sim.stop()
@@ -446,7 +418,7 @@ def test_scale_builds_deterministically() -> None:
 def test_scale_lists_every_session_over_http() -> None:
     store = build_scenario("scale", applications=1, sessions_per_application=5000, active_fraction=0.2)
     with Simulator(store) as sim:
-        client = make_client(sim.url)
+        client = simulator_client(sim.url)
         app = store.application_ids()[0]
         listed = [s for page in client.get_paginator("list_sessions").paginate(applicationId=app)
                   for s in page["sessions"]]
@@ -481,7 +453,7 @@ def _start_cli(*args: str) -> tuple[subprocess.Popen[str], str]:
 def test_cli_serves_until_signalled(stop_signal: signal.Signals) -> None:
     process, url = _start_cli("--scenario", "scale", "--applications", "2", "--sessions-per-application", "5")
     try:
-        apps = make_client(url).list_applications()["applications"]
+        apps = simulator_client(url).list_applications()["applications"]
         assert len(apps) == 2
     finally:
         process.send_signal(stop_signal)
@@ -493,7 +465,7 @@ def test_cli_serves_until_signalled(stop_signal: signal.Signals) -> None:
 def test_cli_faults_and_bad_arguments() -> None:
     process, url = _start_cli("--fault", "ListApplications:InternalServerException:1")
     try:
-        client = make_client(url)
+        client = simulator_client(url)
         with pytest.raises(client.exceptions.InternalServerException):
             client.list_applications()
     finally:

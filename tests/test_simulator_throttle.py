@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from emr_serverless_simulator import Fault, Simulator, Store, Throttle, TokenBucket
 from emr_serverless_simulator.throttle import parse_throttle_spec
-from tests.test_simulator import FakeClock, make_client
+from tests.support import FakeClock, simulator_client
 
 
 @pytest.fixture
@@ -132,7 +132,7 @@ def test_the_rate_limit_comes_before_random_faults(store: Store) -> None:
 def test_boto3_sees_a_client_error_with_code_throttling_exception(store: Store, sim: Simulator) -> None:
     store.set_throttle("GetSession", rate=1, burst=2)
     app = store.application_ids()[0]
-    client = make_client(sim.url)
+    client = simulator_client(sim.url)
     for _ in range(2):
         assert client.get_session(applicationId=app, sessionId="00s1")["session"]["sessionId"] == "00s1"
     with pytest.raises(ClientError) as caught:
@@ -169,7 +169,7 @@ def test_the_error_has_aws_common_shape_on_the_wire(store: Store, sim: Simulator
 def test_request_times_are_recorded_per_operation(store: Store, sim: Simulator, monotonic: FakeClock) -> None:
     store.set_throttle("GetSession", rate=1, burst=1)
     app = store.application_ids()[0]
-    client = make_client(sim.url)
+    client = simulator_client(sim.url)
     client.list_applications()
     monotonic.advance(0.25)
     for _ in range(3):
@@ -198,7 +198,7 @@ def test_cli_throttle_flag() -> None:
         first = process.stdout.readline()
         match = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", first)
         assert match, first
-        client = make_client(match[1])
+        client = simulator_client(match[1])
         client.list_applications()
         client.list_applications()
         with pytest.raises(ClientError) as caught:

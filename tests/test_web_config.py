@@ -27,7 +27,7 @@ from exporter.web_config import (
     parse_web_config,
 )
 from tests.certs import make_authority
-from tests.conftest import run_exporter
+from tests.support import run_exporter
 
 PASSWORD = "s3cret"
 # Cost 4, the lowest bcrypt allows: these tests check logic, not bcrypt's slowness.
