@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 
 from emr_serverless_simulator import Fault, Simulator, Store, build_scenario
 from tests.hostile_endpoint import BAD_APP, HostileEndpoint
+from tests.support import free_port, wait_until_serving
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "soak", "AWS_SECRET_ACCESS_KEY": "soak", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
@@ -110,13 +110,6 @@ class Row:
     throttled: int = 0
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def proc_status(pid: int) -> tuple[float, int]:
     """(RSS in MB, threads) of a process."""
     fields = {}
@@ -135,20 +128,6 @@ def scrape(url: str, timeout: float) -> tuple[bool, float, str]:
             return response.status == 200, time.monotonic() - started, body
     except (urllib.error.URLError, OSError):
         return False, time.monotonic() - started, ""
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the exporter exited with {process.returncode} before serving")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise SystemExit("the exporter did not start serving")
 
 
 def run_phase(
@@ -233,7 +212,7 @@ def main() -> None:
                 stdout=subprocess.DEVNULL, stderr=log_file,
             )
         try:
-            wait_ready(url, process, 30)
+            wait_until_serving(f"{url}/healthz", process, timeout=30)
             total = len(phases) * args.phase_seconds
             print(f"soak: {len(phases)} phases x {args.phase_seconds:.0f}s (~{total:.0f}s), scrape every "
                   f"{args.scrape_interval:g}s, collection timeout {args.timeout:g}s, "
