@@ -7,24 +7,21 @@ latency, only what ``latency_ms`` and delay faults ask for.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import formatdate
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from emr_serverless_simulator import api
 from emr_serverless_simulator.errors import ApiError
+from emr_serverless_simulator.httpd import BackgroundServer, TrackingServer, write_response
 from emr_serverless_simulator.store import Store
 
 log = logging.getLogger(__name__)
@@ -161,67 +158,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: api.JsonObject, error_code: str | None) -> None:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Error"
-        lines = [
-            f"HTTP/1.1 {status} {phrase}",
+        headers = [
             f"Date: {formatdate(usegmt=True)}",
             "Content-Type: application/json",
             f"Content-Length: {len(body)}",
             f"x-amzn-RequestId: {uuid.uuid4()}",
         ]
         if error_code is not None:
-            lines.append(f"x-amzn-ErrorType: {error_code}")
+            headers.append(f"x-amzn-ErrorType: {error_code}")
         if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        # One write: headers and body in one segment.
-        try:
-            self.wfile.write(head + body)
-        except (BrokenPipeError, ConnectionResetError):
-            # The client gave up (a timeout, a cancelled collection): nothing to answer, nothing to report.
-            self.close_connection = True
+            headers.append("Connection: close")
+        write_response(self, status, headers, body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(TrackingServer):
     request_queue_size = 1024  # the exporter opens dozens of connections at once
 
     def __init__(self, address: tuple[str, int], store: Store, simulator: Simulator) -> None:
         self.store = store
         self.simulator = simulator
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Keep-alive connections would otherwise outlive stop() in their handler threads."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
 
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
-class Simulator:
+class Simulator(BackgroundServer):
     """Serves a ``Store`` over HTTP on a background thread; ``port=0`` picks a free port."""
+
+    thread_name = "emr-simulator"
 
     def __init__(
         self,
@@ -232,53 +198,11 @@ class Simulator:
         *,
         require_auth: bool = False,
     ) -> None:
+        super().__init__(host, port)
         self.store = store
-        self.host = host
-        self.port = port
         self.latency_ms = latency_ms  # may be changed while serving
         self.require_auth = require_auth  # answer requests without an Authorization header with 403
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the simulator is not started")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    def start(self) -> Simulator:
-        if self._server is not None:
-            raise RuntimeError("the simulator is already started")
+    def make_server(self, address: tuple[str, int]) -> TrackingServer:
         server_class = _Server6 if ":" in self.host else _Server
-        self._server = server_class((self.host, self.port), self.store, self)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="emr-simulator", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> Simulator:
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return server_class(address, self.store, self)

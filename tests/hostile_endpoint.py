@@ -21,7 +21,6 @@ and ``stop()`` closes keep-alive connections.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import itertools
 import json
@@ -31,14 +30,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from emr_serverless_simulator.api import parse_timestamp
 from emr_serverless_simulator.errors import ApiError
+from emr_serverless_simulator.httpd import BackgroundServer, TrackingServer, write_response
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -211,19 +209,18 @@ def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     return None
 
 
-class HostileEndpoint:
+class HostileEndpoint(BackgroundServer):
     """The endpoint; ``port=0`` picks a free port. Rules may be added while it serves."""
 
+    thread_name = "hostile-endpoint"
+
     def __init__(self, world: World | None = None, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host, port)
         self.world = world or World.baseline()
-        self.host = host
-        self.port = port
         self.calls: Counter[str] = Counter()  # requests received per operation, answered or not
         self.log: deque[tuple[float, str, Mapping[str, str]]] = deque(maxlen=LOG_LENGTH)
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     # --- programming it -------------------------------------------------------------------------------
 
@@ -440,45 +437,8 @@ class HostileEndpoint:
             out["nextToken"] = token
         return out
 
-    # --- serving --------------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the endpoint is not started")
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> HostileEndpoint:
-        if self._server is not None:
-            raise RuntimeError("the endpoint is already started")
-        self._server = _Server((self.host, self.port), self)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="hostile-endpoint", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None:
-            return
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> HostileEndpoint:
-        if self._server is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.stop()
+    def make_server(self, address: tuple[str, int]) -> TrackingServer:
+        return _Server(address, self)
 
 
 def _page(items: list[JsonObject], params: Mapping[str, str]) -> tuple[list[JsonObject], str | None]:
@@ -506,51 +466,21 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             self.rfile.read(min(length, 1 << 20))
         response = self.server.endpoint.answer(self.command, self.path)
-        try:
-            phrase = HTTPStatus(response.status).phrase
-        except ValueError:
-            phrase = "Error"
-        head = [
-            f"HTTP/1.1 {response.status} {phrase}",
+        headers = [
             f"Content-Type: {response.content_type}",
             f"Content-Length: {len(response.body)}",
             "x-amzn-RequestId: 00000000-0000-0000-0000-000000000000",
             *(f"{name}: {value}" for name, value in response.headers.items()),
         ]
-        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body
-        try:
-            self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+        write_response(self, response.status, headers, response.body)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(TrackingServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], endpoint: HostileEndpoint) -> None:
         self.endpoint = endpoint
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            self._connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
