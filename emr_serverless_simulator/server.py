@@ -15,13 +15,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from emr_serverless_simulator import api
 from emr_serverless_simulator.errors import ApiError
-from emr_serverless_simulator.httpd import BackgroundServer, TrackingServer, write_response
+from emr_serverless_simulator.httpd import BackgroundServer, KeepAliveHandler, TrackingServer, write_response
 from emr_serverless_simulator.store import Store
 
 log = logging.getLogger(__name__)
@@ -75,13 +74,8 @@ def route(method: str, segments: list[str]) -> tuple[str, dict[str, str]] | None
 _SIGV4_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(KeepAliveHandler):
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         self._handle()

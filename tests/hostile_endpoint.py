@@ -24,19 +24,17 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import socket
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from emr_serverless_simulator.api import parse_timestamp
 from emr_serverless_simulator.errors import ApiError
-from emr_serverless_simulator.httpd import BackgroundServer, TrackingServer, write_response
+from emr_serverless_simulator.httpd import BackgroundServer, KeepAliveHandler, TrackingServer, write_response
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -453,13 +451,8 @@ def _page(items: list[JsonObject], params: Mapping[str, str]) -> tuple[list[Json
     return items[start:start + limit], f"off{start + limit}" if more else None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(KeepAliveHandler):
     server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
