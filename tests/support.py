@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import time
+import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -188,6 +189,17 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     matching = [s for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items())]
     assert len(matching) == 1, (name, labels, matching)
     return float(matching[0].value)
+
+
+MAX_LABEL_LENGTH = 1024  # characters of a label value the exporter keeps
+
+
+def sanitized(value: str) -> str:
+    """A label value as the contract says: Cc characters and lone surrogates -> U+FFFD, 1,024 characters."""
+    out = "".join(
+        "\ufffd" if unicodedata.category(char) == "Cc" or 0xD800 <= ord(char) <= 0xDFFF else char for char in value
+    )
+    return out[:MAX_LABEL_LENGTH]
 
 
 def promtool_check(body: str | bytes) -> None:

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -51,7 +50,8 @@ from tests.hostile_endpoint import (
     Response,
     error_response,
 )
-from tests.support import aws_env, free_port
+from tests.service_model import MODEL, validate
+from tests.support import MAX_LABEL_LENGTH, aws_env, free_port, sanitized
 
 COLLECTION_TIMEOUT = 3.0
 SCRAPES = 3
@@ -59,7 +59,6 @@ SCRAPES = 3
 COLLECTIONS = 1 + SCRAPES
 # Start-up and shutdown lines, then at most 2 per collection (one per problem, one per incomplete run).
 MAX_LOG_LINES = 4 + 2 * COLLECTIONS
-MAX_LABEL_LENGTH = 1024
 PARALLEL_CASES = 6
 # Characters of Unicode category Cc; only the line ends of the format itself may be in a body.
 RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
@@ -67,13 +66,6 @@ OUTCOME_VALUE = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 HTML = b"<!DOCTYPE html><html><head><title>502</title></head><body><h1>Gateway</h1></body></html>"
 LONG_CODE_WITH_NEWLINE = "Boom" + "x" * 2048 + "\nInjected: header"
 
-
-def sanitized(value: str) -> str:
-    """A label value as the contract says: Cc characters and lone surrogates -> U+FFFD, 1,024 chars."""
-    out = "".join(
-        "\ufffd" if unicodedata.category(char) == "Cc" or 0xD800 <= ord(char) <= 0xDFFF else char for char in value
-    )
-    return out[:MAX_LABEL_LENGTH]
 
 
 # --- what a case expects ------------------------------------------------------------------------------
@@ -630,8 +622,6 @@ def test_hostile_response(outcomes: dict[str, Outcome], case_id: str) -> None:
 
 def test_the_baseline_world_holds_to_the_service_model() -> None:
     """The endpoint's good answers are what AWS would send, so every finding above is the spoil's doing."""
-    from tests.test_simulator_contract import MODEL, validate
-
     with HostileEndpoint() as endpoint:
         answers = {
             "ListApplications": endpoint.answer("GET", "/applications?maxResults=50"),

@@ -19,7 +19,6 @@ import itertools
 import re
 import subprocess
 import time
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,8 @@ from exporter.cli import build_exposition, build_runner
 from exporter.config import parse_config, tag_label_name
 from tests.hostile_endpoint import HostileEndpoint, JsonObject, World, make_application, make_session
 from tests.prometheus_server import PrometheusServer
-from tests.support import serving
+from tests.support import MAX_LABEL_LENGTH, sanitized, serving
 
-MAX_LABEL_LENGTH = 1024
 APP = "00labelapplication01"
 TAG_LABELS = ("team", "cost center")  # configured as tag_team and tag_cost_center
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -48,13 +46,6 @@ SPECIALS = "\r\n\t\x00\x1b\x7f\x85\x9f\u2028\ufeff\"\\{}=,# \udc80\ud800"
 
 _ids = itertools.count(1)
 
-
-def sanitized(value: str) -> str:
-    """The contract's label value: Cc characters and lone surrogates -> U+FFFD, at most 1,024 characters."""
-    out = "".join(
-        "\ufffd" if unicodedata.category(char) == "Cc" or 0xD800 <= ord(char) <= 0xDFFF else char for char in value
-    )
-    return out[:MAX_LABEL_LENGTH]
 
 
 # --- strategies -----------------------------------------------------------------------------------------

@@ -7,22 +7,17 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
-import botocore.config
-import botocore.session
 import pytest
 from botocore.exceptions import ClientError
-from botocore.model import Shape
 
 from emr_serverless_simulator import Fault, Simulator, Store, build_scenario
+from tests.service_model import MADE_UP_STATE, MODEL, validate
+from tests.support import simulator_client
 
-MODEL = botocore.session.get_session().get_service_model("emr-serverless")
-MADE_UP_STATE = "SUSPENDED"  # a state AWS might add one day; the only value allowed outside an enum
 ALL_OPERATIONS = {
     "ListApplications",
     "GetApplication",
@@ -33,73 +28,6 @@ ALL_OPERATIONS = {
     "ListTagsForResource",
 }
 UTIL = {"vCPUHour": 1.5, "memoryGBHour": 6.0, "storageGBHour": 20.0}
-
-
-def validate(shape: Shape, value: Any, path: str = "$") -> list[str]:
-    """Problems of ``value`` as the JSON of ``shape`` (rest-json: timestamps as epoch numbers)."""
-    problems: list[str] = []
-    kind = shape.type_name
-    meta = shape.metadata
-    if kind == "structure":
-        if not isinstance(value, dict):
-            return [f"{path}: expected an object for {shape.name}, got {type(value).__name__}"]
-        members = shape.members  # type: ignore[attr-defined]
-        for name in meta.get("required", []):
-            if name not in value:
-                problems.append(f"{path}: required member {name} of {shape.name} missing")
-        for name, item in value.items():
-            if name not in members:
-                problems.append(f"{path}: unknown member {name} in {shape.name}")
-            else:
-                problems += validate(members[name], item, f"{path}.{name}")
-    elif kind == "list":
-        if not isinstance(value, list):
-            return [f"{path}: expected a list, got {type(value).__name__}"]
-        problems += _length(meta, len(value), path)
-        for i, item in enumerate(value):
-            problems += validate(shape.member, item, f"{path}[{i}]")  # type: ignore[attr-defined]
-    elif kind == "map":
-        if not isinstance(value, dict):
-            return [f"{path}: expected a map, got {type(value).__name__}"]
-        problems += _length(meta, len(value), path)
-        for key, item in value.items():
-            problems += validate(shape.key, key, f"{path}<key {key!r}>")  # type: ignore[attr-defined]
-            problems += validate(shape.value, item, f"{path}[{key!r}]")  # type: ignore[attr-defined]
-    elif kind == "string":
-        if not isinstance(value, str):
-            return [f"{path}: expected a string, got {type(value).__name__}"]
-        enum = shape.enum  # type: ignore[attr-defined]
-        if enum and value not in enum and value != MADE_UP_STATE:
-            problems.append(f"{path}: {value!r} not in enum {shape.name}")
-        problems += _length(meta, len(value), path)
-        # Smithy patterns are not anchored: they must match somewhere in the value.
-        if "pattern" in meta and not re.search(meta["pattern"], value):
-            problems.append(f"{path}: {value!r} does not match {meta['pattern']!r}")
-    elif kind in ("integer", "long"):
-        if not isinstance(value, int) or isinstance(value, bool):
-            return [f"{path}: expected an integer, got {value!r}"]
-        if ("min" in meta and value < meta["min"]) or ("max" in meta and value > meta["max"]):
-            problems.append(f"{path}: {value} outside [{meta.get('min')}, {meta.get('max')}]")
-    elif kind in ("double", "float"):
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            problems.append(f"{path}: expected a number, got {value!r}")
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            problems.append(f"{path}: expected a boolean, got {value!r}")
-    elif kind == "timestamp":
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            problems.append(f"{path}: expected epoch seconds, got {value!r}")
-    else:
-        problems.append(f"{path}: shape type {kind} not handled by this test")
-    return problems
-
-
-def _length(meta: dict[str, Any], length: int, path: str) -> list[str]:
-    if "min" in meta and length < meta["min"]:
-        return [f"{path}: length {length} < min {meta['min']}"]
-    if "max" in meta and length > meta["max"]:
-        return [f"{path}: length {length} > max {meta['max']}"]
-    return []
 
 
 class Recorder:
@@ -134,14 +62,7 @@ class Recorder:
 
 
 def make_client(url: str, recorder: Recorder | None = None, attempts: int = 1) -> Any:
-    client = boto3.client(
-        "emr-serverless",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=botocore.config.Config(retries={"total_max_attempts": attempts, "mode": "standard"}),
-    )
+    client = simulator_client(url, attempts)
     if recorder is not None:
         client.meta.events.register("before-parse.emr-serverless", recorder)
     return client
