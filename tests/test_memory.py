@@ -151,14 +151,17 @@ def test_listed_but_not_fetched_sessions_stay_first_in_line_until_fetched() -> N
     assert mem.unfetched == 0
 
 
-def test_sessions_come_out_by_application_and_id_whatever_order_their_answers_came_in() -> None:
+def test_the_export_order_does_not_depend_on_the_order_answers_came_in() -> None:
     mem = memory()
     order = [("app2", "s5"), ("app1", "s3"), ("app1", "s1"), ("app2", "s4"), ("app1", "s2")]
     for app_id, sid in order:
         mem.refreshed(session(sid, app_id=app_id), NOW)
-    expected = sorted(order)
-    assert [(k.session.application_id, k.session.session_id) for k in mem.sessions(NOW)] == expected
-    mem.refreshed(session("s0", app_id="app1"), NOW + 1)  # a new one: in its place
+    first = [(k.session.application_id, k.session.session_id) for k in mem.sessions(NOW)]
+    assert first == sorted(order)
+    mem.refreshed(session("s9", app_id="app2"), NOW + 1)  # new ones: after the others, in order
+    mem.refreshed(session("s0", app_id="app1"), NOW + 1)
     mem.refreshed(session("s3", "BUSY", app_id="app1"), NOW + 1)  # a known one: where it was
-    assert [(k.session.application_id, k.session.session_id) for k in mem.sessions(NOW + 1)] == sorted(
-        [*order, ("app1", "s0")])
+    mem.refreshed(session("s8", app_id="app1"), NOW + 1)
+    mem.vanished("s8")  # gone before it was exported
+    assert [(k.session.application_id, k.session.session_id) for k in mem.sessions(NOW + 1)] == [
+        *first, ("app1", "s0"), ("app2", "s9")]
