@@ -28,8 +28,7 @@ import yaml
 from emr_serverless_simulator import Simulator, build_scenario
 from exporter.cli import build_exposition, build_runner
 from exporter.config import parse_config
-from tests.prometheus_server import PrometheusServer
-from tests.test_observability_live import (
+from tests.observability import (
     ALLOWED_EMPTY_SELECTORS,
     RULES_FILE,
     dashboard_queries,
@@ -37,6 +36,7 @@ from tests.test_observability_live import (
     selectors,
     variable_queries,
 )
+from tests.prometheus_server import PrometheusServer
 
 PROMTOOL = "/usr/bin/promtool"
 STEP_SECONDS = 15

@@ -12,18 +12,25 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from tests.observability import (
+    ALLOWED_EMPTY_SELECTORS,
+    DASHBOARD_FILE,
+    METRIC,
+    ROOT,
+    RULES_FILE,
+    dashboard_panels,
+    dashboard_queries,
+    rules,
+    selectors,
+    variable_queries,
+)
 from tests.prometheus_server import PrometheusServer
 from tests.support import serving
 
-ROOT = Path(__file__).resolve().parent.parent
-RULES_FILE = ROOT / "deploy/prometheus/emr-serverless-exporter.rules.yaml"
-DASHBOARD_FILE = ROOT / "deploy/grafana/emr-serverless-exporter.json"
 SCRAPES_BEFORE_QUERYING = 6
 
 # How Grafana would fill in the variables for "All" with a 1s scrape interval: multi-value variables
@@ -37,13 +44,6 @@ VARIABLES = {
     "__range": "1m",
 }
 
-# Metric selectors in alert expressions that demo data does not produce (the demo has no API errors).
-ALLOWED_EMPTY_SELECTORS = {
-    'emr_serverless_api_requests_total{outcome="ThrottlingException"}',
-    'emr_serverless_api_requests_total{outcome!~"ok|ThrottlingException|ResourceNotFoundException"}',
-}
-
-
 def substitute(expr: str) -> str:
     def replace(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
@@ -51,48 +51,6 @@ def substitute(expr: str) -> str:
         return VARIABLES[name]
 
     return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)
-
-
-def dashboard_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for panel in panels:
-        yield panel
-        yield from dashboard_panels(panel.get("panels", []))
-
-
-def dashboard_queries() -> list[tuple[str, str]]:
-    dashboard = json.loads(DASHBOARD_FILE.read_text())
-    return [
-        (f"{panel['title']} [{target['refId']}]", target["expr"])
-        for panel in dashboard_panels(dashboard["panels"])
-        for target in panel.get("targets", [])
-    ]
-
-
-def variable_queries() -> list[tuple[str, str, str]]:
-    """(name, selector, label) of every label_values() variable."""
-    dashboard = json.loads(DASHBOARD_FILE.read_text())
-    found = []
-    for variable in dashboard["templating"]["list"]:
-        if variable["type"] != "query":
-            continue
-        query = variable["query"]["query"] if isinstance(variable["query"], dict) else variable["query"]
-        match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query)
-        assert match, f"variable {variable['name']}: not a label_values() query: {query}"
-        found.append((variable["name"], match.group(1), match.group(2)))
-    return found
-
-
-def rules() -> list[dict[str, Any]]:
-    return [rule for group in yaml.safe_load(RULES_FILE.read_text())["groups"] for rule in group["rules"]]
-
-
-# A metric name the rules and the dashboard read: the exporter's, a recorded one (level:metric:operation), up.
-METRIC = r"(?:(?:[a-z_]+:)?emr_serverless_\w+(?::\w+)?|up)"
-
-
-def selectors(expr: str) -> list[str]:
-    """The metric selectors (name and label matchers) of a PromQL expression."""
-    return re.findall(rf"\b{METRIC}(?:\{{[^}}]*\}})?(?=\s*[\[\)\s/*+\-<>=!]|$)", expr)
 
 
 def http_get(url: str) -> int:
