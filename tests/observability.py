@@ -63,3 +63,14 @@ METRIC = r"(?:(?:[a-z_]+:)?emr_serverless_\w+(?::\w+)?|up)"
 def selectors(expr: str) -> list[str]:
     """The metric selectors (name and label matchers) of a PromQL expression."""
     return re.findall(rf"\b{METRIC}(?:\{{[^}}]*\}})?(?=\s*[\[\)\s/*+\-<>=!]|$)", expr)
+
+
+def substitute(expr: str, variables: dict[str, str]) -> str:
+    """``expr`` with Grafana's variables (``$name``, ``${name}``, ``${name:format}``) filled in from ``variables``."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        assert name in variables, f"unknown dashboard variable ${name} in {expr!r}"
+        return variables[name]
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)

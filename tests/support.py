@@ -26,6 +26,11 @@ import boto3
 import botocore.config
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import CollectorRegistry
+
+from exporter.cli import build_registry, build_runner
+from exporter.collection import CollectionRunner
+from exporter.config import parse_config
 
 EXPORTER = (sys.executable, "-m", "exporter")
 Samples = dict[str, list[Any]]
@@ -141,6 +146,14 @@ def simulator_config(url: str, **sections: Any) -> str:
     data: dict[str, Any] = {"targets": [{"region": "us-east-1", "endpoint_url": url, "name": "sim"}]}
     data.update(sections)
     return yaml.safe_dump(data)
+
+
+def collecting(url: str, **sections: Any) -> tuple[CollectionRunner, CollectorRegistry]:
+    """A runner and prometheus-client's registry over it for ``simulator_config(url, **sections)``, in this
+    process (no HTTP serving)."""
+    config = parse_config(simulator_config(url, **sections))
+    runner = build_runner(config)
+    return runner, build_registry(runner, config)
 
 
 @contextlib.contextmanager

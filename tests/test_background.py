@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,6 @@ def store() -> Store:
     for index in range(5):
         store.add_session(app, name=f"nb{index}", state="IDLE")
     return store
-
-
-@pytest.fixture
-def simulator(store: Store) -> Iterator[Simulator]:
-    with Simulator(store, host="127.0.0.1", port=0) as sim:
-        yield sim
 
 
 def test_scrapes_serve_the_snapshot_and_cost_aws_nothing(tmp_path: Path, store: Store, simulator: Simulator) -> None:

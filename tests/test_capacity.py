@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,13 +22,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.cli import build_registry, build_runner
 from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
 from exporter.config import DiscoveryConfig, MetricsConfig, parse_config
 from exporter.exposition import Exposition
 from exporter.memory import SessionMemory
 from exporter.metrics import APPLICATION_FAMILIES, BYTES_PER_GB, ApplicationView, EmrServerlessCollector
 from exporter.model import Application, ApplicationDetail, InvalidObject, Resources, convert, quantity
+from tests.support import collecting
 
 MODEL = botocore.session.get_session().get_service_model("emr-serverless")
 NOW = 1_764_000_000.0
@@ -186,25 +184,6 @@ def test_an_application_is_described_when_new_or_changed_only() -> None:
 # --- against the simulator ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def store() -> Store:
-    return Store(clock=time.time)
-
-
-@pytest.fixture
-def simulator(store: Store) -> Iterator[Simulator]:
-    with Simulator(store, port=0) as sim:
-        yield sim
-
-
-def start(simulator: Simulator, **sections: Any) -> tuple[CollectionRunner, Any]:
-    config = parse_config(yaml.safe_dump({
-        "targets": [{"region": "us-east-1", "endpoint_url": simulator.url, "name": "sim"}], **sections,
-    }))
-    runner = build_runner(config)
-    return runner, build_registry(runner, config)
-
-
 def scrape(registry: Any) -> dict[tuple[str, str], float]:
     """(metric, application_id or operation/outcome or kind) -> value."""
     found: dict[tuple[str, str], float] = {}
@@ -220,7 +199,7 @@ def scrape(registry: Any) -> dict[tuple[str, str], float]:
 def test_get_application_only_for_new_or_changed_applications(store: Store, simulator: Simulator) -> None:
     capped = store.add_application(name="capped", maximum_capacity=MAXIMUM)
     plain = store.add_application(name="plain")
-    runner, registry = start(simulator)
+    runner, registry = collecting(simulator.url)
     try:
         assert runner.collect()[0].up
         assert store.calls["GetApplication"] == 2  # both are new
@@ -250,7 +229,7 @@ def test_a_malformed_answer_is_counted_logged_once_and_not_asked_again(
     caplog.set_level(logging.WARNING)
     broken = store.add_application(name="broken", maximum_capacity={"cpu": "lots", "memory": "1 GB"})
     fine = store.add_application(name="fine", maximum_capacity=MAXIMUM)
-    runner, registry = start(simulator)
+    runner, registry = collecting(simulator.url)
     try:
         for _ in range(2):
             assert runner.collect()[0].up  # one bad object does not call the target down
@@ -269,7 +248,7 @@ def test_a_malformed_answer_is_counted_logged_once_and_not_asked_again(
 def test_a_failed_get_application_is_counted_and_asked_again(store: Store, simulator: Simulator) -> None:
     app = store.add_application(name="capped", maximum_capacity=MAXIMUM)
     store.add_fault(Fault("GetApplication", "AccessDeniedException", status=403))
-    runner, registry = start(simulator, aws={"max_attempts": 1})
+    runner, registry = collecting(simulator.url, aws={"max_attempts": 1})
     try:
         assert not runner.collect()[0].up  # a failed call like any other
         metrics = scrape(registry)
@@ -291,7 +270,7 @@ def test_get_application_has_its_own_rate_limit() -> None:
 def test_a_throttled_get_application_waits_for_the_next_collection(store: Store, simulator: Simulator) -> None:
     apps = {store.add_application(name=f"app{i}", maximum_capacity=MAXIMUM) for i in range(2)}
     store.set_throttle("GetApplication", 0.001, 1)  # one call, then ThrottlingException for a long while
-    runner, registry = start(simulator, aws={"max_attempts": 1})
+    runner, registry = collecting(simulator.url, aws={"max_attempts": 1})
     try:
         assert runner.collect()[0].up  # out of AWS's budget is not a failure: the target stays up
         metrics = scrape(registry)

@@ -14,7 +14,6 @@ variables as Grafana fills them for a 15 s data source.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import time
@@ -28,6 +27,7 @@ import yaml
 from emr_serverless_simulator import Simulator, build_scenario
 from exporter.cli import build_exposition, build_runner
 from exporter.config import parse_config
+from tests import observability
 from tests.observability import (
     ALLOWED_EMPTY_SELECTORS,
     RULES_FILE,
@@ -57,12 +57,7 @@ VARIABLES = {
 
 
 def substitute(expr: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        assert name in VARIABLES, f"unknown dashboard variable ${name} in {expr!r}"
-        return VARIABLES[name]
-
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)
+    return observability.substitute(expr, VARIABLES)
 
 
 class SimulatedClock:

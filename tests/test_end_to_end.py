@@ -46,12 +46,6 @@ def store() -> Store:
     return Store(account_id=ACCOUNT, region="us-east-1")
 
 
-@pytest.fixture
-def simulator(store: Store) -> Iterator[Simulator]:
-    with Simulator(store, host="127.0.0.1", port=0) as sim:
-        yield sim
-
-
 def awkward_world(store: Store) -> dict[str, Any]:
     """Odd tags, an unknown future state, a vanishing session, many pages, old and recent endings."""
     now = time.time()

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests import observability
 from tests.observability import (
     ALLOWED_EMPTY_SELECTORS,
     DASHBOARD_FILE,
@@ -45,12 +46,7 @@ VARIABLES = {
 }
 
 def substitute(expr: str) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(2)
-        assert name in VARIABLES, f"unknown dashboard variable ${name} in {expr!r}"
-        return VARIABLES[name]
-
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)
+    return observability.substitute(expr, VARIABLES)
 
 
 def http_get(url: str) -> int:

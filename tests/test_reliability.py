@@ -4,34 +4,12 @@ restarts lose nothing, failures serve what is known, throttling defers instead o
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from prometheus_client.exposition import generate_latest
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.cli import build_registry, build_runner
-from exporter.collection import CollectionRunner
-from exporter.config import parse_config
-from tests.support import Samples, samples_of, session_ids, simulator_config, value
-
-
-@pytest.fixture
-def store() -> Store:
-    return Store(clock=time.time)
-
-
-@pytest.fixture
-def simulator(store: Store) -> Iterator[Simulator]:
-    with Simulator(store, port=0) as sim:
-        yield sim
-
-
-def start(simulator: Simulator, **sections: Any) -> tuple[CollectionRunner, Any]:
-    config = parse_config(simulator_config(simulator.url, **sections))
-    runner = build_runner(config)
-    return runner, build_registry(runner, config)
+from tests.support import Samples, collecting, samples_of, session_ids, value
 
 
 def scrape(registry: Any) -> Samples:
@@ -46,7 +24,7 @@ def test_a_restart_loses_no_session_that_spec_says_is_exported(store: Store, sim
     invented = store.add_session(app, state="DORMANT", created_at=now - 2 * 3600)
     store.add_session(app, state="FAILED", created_at=now - 5 * 3600, ended_at=now - 2 * 3600)  # aged out
     active = store.add_session(app, state="IDLE", created_at=now - 3 * 86400)  # older than any look-back
-    runner, registry = start(simulator, discovery={"terminated_session_max_age_seconds": 3600})
+    runner, registry = collecting(simulator.url, discovery={"terminated_session_max_age_seconds": 3600})
     try:
         results = runner.collect()  # the exporter's first collection: as after a restart
         assert results[0].up
@@ -58,7 +36,7 @@ def test_a_restart_loses_no_session_that_spec_says_is_exported(store: Store, sim
 def test_failed_listings_serve_what_is_known_and_nothing_flaps(store: Store, simulator: Simulator) -> None:
     apps = [store.add_application(name=f"app{i}") for i in range(2)]
     sessions = {store.add_session(app, state="BUSY") for app in apps for _ in range(3)}
-    runner, registry = start(simulator, aws={"max_attempts": 1})
+    runner, registry = collecting(simulator.url, aws={"max_attempts": 1})
     try:
         assert runner.collect()[0].up
         assert session_ids(scrape(registry)) == sessions
@@ -89,7 +67,7 @@ def test_random_throttling_of_get_session_keeps_the_target_up(store: Store, simu
     app = store.add_application(name="busy")
     sessions = {store.add_session(app, state="BUSY") for _ in range(100)}
     store.add_fault(Fault(operation="GetSession", error_code="ThrottlingException", fraction=0.3, seed=7))
-    runner, registry = start(simulator)  # the default configuration
+    runner, registry = collecting(simulator.url)  # the default configuration
     try:
         ups = []
         for _ in range(4):
@@ -121,7 +99,7 @@ def test_under_a_rate_limit_every_session_is_refreshed_within_a_bounded_number_o
     store.add_fault(Fault(operation="GetSession", error_code=None, delay_ms=1, match=record))
     rate, burst, seconds = 10.0, 10, 3.0
     store.set_throttle("GetSession", rate, burst)  # and AWS's own quota, as a token bucket
-    runner, registry = start(simulator, collection={"timeout_seconds": seconds},
+    runner, registry = collecting(simulator.url, collection={"timeout_seconds": seconds},
                              aws={"rate_limits": {"GetSession": {"requests_per_second": rate, "burst": burst}}})
     refreshed_by: list[set[str]] = []
     stale: list[float] = []
@@ -150,7 +128,7 @@ def test_under_a_rate_limit_every_session_is_refreshed_within_a_bounded_number_o
 def test_states_stay_fresh_from_listings_when_no_get_session_gets_through(store: Store, simulator: Simulator) -> None:
     app = store.add_application(name="quota")
     sessions = [store.add_session(app, state="IDLE") for _ in range(20)]
-    runner, registry = start(simulator, aws={"max_attempts": 2})
+    runner, registry = collecting(simulator.url, aws={"max_attempts": 2})
     try:
         assert runner.collect()[0].up
         store.add_fault(Fault(operation="GetSession", error_code="ThrottlingException"))  # AWS's quota is spent
