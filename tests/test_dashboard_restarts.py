@@ -1,4 +1,5 @@
-"""Whole-session panels count each session once across exporter restarts.
+"""Whole-session panels count each session once across exporter restarts, and team cost survives a
+session's team tag changing.
 
 The dashboard's billing and cost panels sum each session's last value over the selected range
 (``max_over_time``). A restarted exporter pod (an upgrade, a node drain) has a new ``instance``, so
@@ -81,6 +82,48 @@ def test_a_restarted_exporter_does_not_count_a_session_twice(tmp_path: Path) -> 
         }],
     }
     path = tmp_path / "restart_test.yaml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    result = subprocess.run([PROMTOOL, "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def team_series() -> list[dict[str, str]]:
+    """The session (1 vCPU, 1 per vCPU-second) tagged team=old by pod "old" until minute 20, and team=new
+    by pod "new" from minute 15: the tag changed, and both pods exported the session for a while."""
+    series = [{
+        "series": f'emr_serverless_application_price_per_vcpu_second{{{TARGET}, application_name="analytics", '
+                  'currency="USD"}',
+        "values": "1x60",
+    }]
+    pods = (("old:9865", "old", "0+60x20", "1x20"), ("new:9865", "new", "_x15 900+60x45", "_x15 1x45"))
+    for instance, team, used, tagged in pods:
+        own = f'instance="{instance}", job="emr-serverless-exporter"'
+        series.append({"series": f"emr_serverless_session_billed_vcpu_seconds_total{{{SESSION}, {own}}}",
+                       "values": used})
+        series.append({"series": f'emr_serverless_session_tags{{{TARGET}, session_id="00fsess6", tag_team="{team}", '
+                                 f'{own}}}', "values": tagged})
+    return series
+
+
+def test_a_session_whose_team_tag_changed_is_counted_once(tmp_path: Path) -> None:
+    # A team join whose right side holds two tag_team values for one session is a many-to-many error:
+    # the panel (tags over the whole range) and the rule (two pods at once) would fail entirely.
+    panel = next(expr for _, expr in whole_session_queries() if "group_left (tag_team)" in expr)
+    tests = {
+        "rule_files": [str(RULES_FILE)],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": team_series(),
+            "promql_expr_test": [
+                {"expr": f"sum({substitute(panel)})", "eval_time": "60m",
+                 "exp_samples": [{"labels": "{}", "value": 3600}]},
+                {"expr": "sum(team:emr_serverless_session_billed_cost:rate10m)", "eval_time": "60m",
+                 "exp_samples": [{"labels": "{}", "value": 1}]},
+            ],
+        }],
+    }
+    path = tmp_path / "team_test.yaml"
     path.write_text(yaml.safe_dump(tests, sort_keys=False))
     result = subprocess.run([PROMTOOL, "test", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
