@@ -15,8 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from tests.observability import RULES_FILE, dashboard_queries
 from tests.test_dashboard_intervals import PROMTOOL, substitute
-from tests.test_observability_live import RULES_FILE, dashboard_queries
 
 TARGET = 'target="prod/us-east-1", region="us-east-1", account_id="123456789012", application_id="00fabc"'
 SESSION = f'{TARGET}, application_name="analytics", session_id="00fsess6", session_name="a"'
