@@ -565,6 +565,10 @@ def _convert(hint: Any, value: object, path: str) -> Any:
             raise ConfigError(f"{path}: expected an integer, got {_yaml_type(value)}")
         return value
     if hint is float:
+        if isinstance(value, str) and _YAML11_TEXT_NUMBER.fullmatch(value):
+            # YAML 1.1 (PyYAML) reads 1e-4 as text, YAML 1.2 and Prometheus' own configs as a number.
+            raise ConfigError(f"{path}: expected a number, got the string {value!r} "
+                              f"(YAML 1.1 reads an exponent without a decimal point as text: write 1.0e-4)")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {_yaml_type(value)}")
         try:
@@ -578,6 +582,9 @@ def _convert(hint: Any, value: object, path: str) -> Any:
             raise ConfigError(f"{path}: must not be empty")
         return value
     raise TypeError(f"unsupported configuration type {hint!r}")  # a programming error, not user input
+
+
+_YAML11_TEXT_NUMBER = re.compile(r"[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+")
 
 
 def _yaml_type(value: object) -> str:

@@ -36,7 +36,8 @@ Count = Annotated[float, Meta(ge=0, le=1e12)]
 
 # A capacity string: a number, optional blanks, the unit ("400 vCPU", "3000 GB", "20GB", "16").
 # botocore's model allows integers only; a fraction is accepted all the same (nothing to lose by it).
-_QUANTITY = re.compile(r"\s*(\d{1,12}(?:\.\d{1,6})?)\s*([A-Za-z]*)\s*")
+# ASCII digits and blanks only: "\u0664\u0660\u0660" (Arabic-Indic 400) is not AWS's format.
+_QUANTITY = re.compile(r"\s*(\d{1,12}(?:\.\d{1,6})?)\s*([A-Za-z]*)\s*", re.ASCII)
 
 
 class InvalidObject(ValueError):

@@ -94,6 +94,12 @@ def test_any_capacity_string_is_a_positive_number_or_a_value_error(text: str) ->
     assert 0 < number < 1e13
 
 
+@pytest.mark.parametrize("text", ["\u0664\u0660\u0660 vCPU", "400\u00a0vCPU", "\uff14\uff10\uff10"])
+def test_capacity_numbers_are_ascii(text: str) -> None:
+    with pytest.raises(ValueError):  # Arabic-Indic and full-width digits, a no-break space: not AWS's format
+        quantity(text, ("vcpu",), unit_required=False)
+
+
 @pytest.mark.parametrize(
     "maximum",
     [

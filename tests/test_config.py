@@ -202,6 +202,9 @@ ARN = "arn:aws:iam::210987654321:role/r"
         ("".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i else "lol"] * 9) + "]\n" for i in range(10)),
          "invalid YAML: more than 100000 values (aliases expanded)"),
         ("aws:\n  max_attempts: " + "9" * 5000 + "\n", "invalid YAML"),
+        # YAML 1.1 reads 1e-4 as text: the message says how to write the number
+        ("collection:\n  timeout_seconds: 1e1\n",
+         "collection.timeout_seconds: expected a number, got the string '1e1' (YAML 1.1 reads an exponent"),
     ],
 )
 def test_bad_configuration_names_the_key(text: str, message: str) -> None:
