@@ -164,4 +164,20 @@ def test_the_export_order_does_not_depend_on_the_order_answers_came_in() -> None
     mem.refreshed(session("s8", app_id="app1"), NOW + 1)
     mem.vanished("s8")  # gone before it was exported
     assert [(k.session.application_id, k.session.session_id) for k in mem.sessions(NOW + 1)] == [
-        *first, ("app1", "s0"), ("app2", "s9")]
+        *first[:3], ("app1", "s0"), *first[3:], ("app2", "s9")]
+
+
+def test_each_application_plans_its_own_sessions_only() -> None:
+    mem = memory()
+    mem.refreshed(session("a1"), NOW - 60)
+    mem.refreshed(session("b1", app_id="app2"), NOW - 600)
+    mem.plan("app2", [summary("b1", "IDLE", NOW - 60), summary("b2", "BUSY", NOW, app_id="app2")], NOW)
+    mem.plan("app1", [summary("a1", "IDLE", NOW - 60), summary("a2", "BUSY", NOW)], NOW)
+    assert ids(mem.plan("app1", [summary("a1", "IDLE", NOW - 60)], NOW)) == ["a2", "a1"]
+    assert ids(mem.fallback("app2")) == ["b2", "b1"]
+    assert mem.unfetched == 2
+    mem.vanished("b2")  # deleted between list and get
+    assert mem.unfetched == 1 and ids(mem.fallback("app2")) == ["b1"]
+    mem.discovered([app("app1")])  # app2 is gone, with its sessions
+    assert mem.unfetched == 1 and ids(mem.fallback("app2")) == []
+    assert [k.session.session_id for k in mem.sessions(NOW)] == ["a1"]
