@@ -176,7 +176,7 @@ class ExporterApp:
                 if gzip_wanted(environ.get("HTTP_ACCEPT_ENCODING", "")):
                     headers.append(("Content-Encoding", "gzip"))
                     return "200 OK", headers, [snapshot.gzip]
-                return "200 OK", headers, [snapshot.identity]
+                return "200 OK", headers, list(snapshot.identity)
             # Before the first background collection ends: render what is known (nothing yet), no AWS call.
         elif method == "GET":  # HEAD answers from what is known: it never costs AWS calls
             context.runner.collect(timeout=scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS")))
