@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/profile_scrape.py [--scenario L] [--scrapes 5] [--top 40] [--raw out.txt]
 
 Runs the scenario's simulator (in this process) and the exporter (a child, as benchmarks/scale.py
-does), lets it finish its first collection and render, then samples every thread of the exporter with
-py-spy (the thread holding the GIL only, 200 Hz: the process is GIL-bound) while it is scraped --scrapes times. Prints the share of samples
+does), lets it finish its first collection and render, then samples the exporter with py-spy (only the
+thread holding the GIL, 200 Hz: the process is GIL-bound) while it is scraped --scrapes times. Prints the
+share of samples
 per function: self (the function was on top) and inclusive (anywhere on the stack), and per area
 (botocore's serialising, signing, sending, parsing, event hooks; urllib3 and http.client; rendering;
 gzip; the exporter's own collection code).
@@ -68,7 +69,7 @@ def main() -> None:
         try:
             exporter.wait_ready()
             exporter.scrape()  # the first render
-            raw = Path(args.raw or Path(tmp) / "raw.txt")
+            raw = Path(args.raw) if args.raw else Path(tmp) / "raw.txt"
             spy = subprocess.Popen([str(py_spy), "record", "--pid", str(exporter.process.pid), "--rate", "200",
                                     "--format", "raw", "--output", str(raw), "--nonblocking", "--gil"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -80,8 +81,8 @@ def main() -> None:
             spy.wait(60)
             stacks: Counter[tuple[str, ...]] = Counter()
             for line in raw.read_text().splitlines():
-                frames, _, count = line.rpartition(" ")
-                stacks[tuple(frames.split(";"))] += int(count)
+                folded, _, samples = line.rpartition(" ")
+                stacks[tuple(folded.split(";"))] += int(samples)
         finally:
             exporter.close()
             bench.close()

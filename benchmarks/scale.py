@@ -112,6 +112,7 @@ SCENARIOS = {s.name: s for s in (
 )}
 QUOTA_FINAL_MAX_AGE = 60.0
 SCRAPE_TIMEOUT = 10.0  # Prometheus' default, sent in the header under a quota
+WARM_UP_COLLECTIONS = 2  # background mode: not measured (the first fetches every final session once)
 
 
 @dataclass
@@ -403,7 +404,7 @@ def in_background(bench: Bench, rounds: int, concurrency: int, workdir: Path) ->
         cpu_at = [exporter.cpu_seconds()]
         checked: Scrape | None = None
         changed_after: float | None = None
-        while len(seen) < count + 1:
+        while len(seen) < count + WARM_UP_COLLECTIONS:
             time.sleep(interval / 3)
             scrape = exporter.scrape(states=changed_after is not None and checked is None)
             scrapes.append(scrape)
@@ -416,31 +417,33 @@ def in_background(bench: Bench, rounds: int, concurrency: int, workdir: Path) ->
             if scenario.quota and changed_after is None and len(seen) == 4:
                 bench.change_states(CHANGED_STATES)
                 changed_after = time.time()
-            print(f"  {scenario.name} background collection {len(seen) - 1}/{count}: "
+            print(f"  {scenario.name} background collection {len(seen) - 1}/{count + WARM_UP_COLLECTIONS - 1}: "
                   f"{scrape.duration:.2f}s, scrape {scrape.wall * 1000:.0f} ms", file=sys.stderr)
-        collections = len(seen) - 1
         if scenario.quota and checked is None:  # wait for one collection that began after the change
             while checked is None:
                 time.sleep(interval / 3)
                 scrape = exporter.scrape(states=True)
                 if began_after(scrape, changed_after):
                     checked = scrape
-        # Per collection: what changed between the first scrape after the first and after the last. A
-        # scrape slower than the interval misses collections: count them by their ListApplications pages.
-        calls = deltas(seen[0].calls, seen[-1].calls)
+        # Per collection: what changed between the first scrape after the second collection (the first
+        # ones fetch every final session once) and the last. A scrape slower than the interval misses
+        # collections: count them by their ListApplications pages.
+        steady = WARM_UP_COLLECTIONS if not scenario.quota else 1
+        calls = deltas(seen[steady].calls, seen[-1].calls)
         collections = max(1, round(by_operation(calls).get("ListApplications", 0)
                                    / minimum_calls(scenario)["ListApplications"]))
-        per_collection = [Scrape(wall=s.wall, cpu=(cpu_at[-1] - cpu_at[0]) / collections, up=s.up, oldest=s.oldest,
-                                 duration=s.duration, finished=s.finished,
-                                 calls={k: v / collections for k, v in calls.items()}) for s in seen[1:]]
+        per_collection = [Scrape(wall=s.wall, cpu=(cpu_at[-1] - cpu_at[steady]) / collections, up=s.up,
+                                 oldest=s.oldest, duration=s.duration, finished=s.finished,
+                                 calls={k: v / collections for k, v in calls.items()}) for s in seen[steady + 1:]]
         result = summarize(scenario, "background", "this tree", per_collection, collections, exporter.peak_rss_mb(),
                            None)
-        # Scrape wall time and oldest data over every scrape, not only the first after each collection.
-        result.scrape_wall = median([s.wall for s in scrapes[1:]])
-        result.scrape_wall_max = max(s.wall for s in scrapes[1:])
-        result.oldest = median([s.oldest for s in scrapes[1:]])
-        result.oldest_max = max(s.oldest for s in scrapes[1:])
-        result.up = up_text(scrapes[1:])
+        # Scrape wall time and oldest data over every scrape since, not only the first after each collection.
+        since = scrapes[scrapes.index(seen[steady]) + 1:]
+        result.scrape_wall = median([s.wall for s in since])
+        result.scrape_wall_max = max(s.wall for s in since)
+        result.oldest = median([s.oldest for s in since])
+        result.oldest_max = max(s.oldest for s in since)
+        result.up = up_text(since)
         if scenario.quota:
             boundaries = [exporter.started] + [s.finished for s in seen]
             result.quota = quota_figures(bench, bench.active(), boundaries, checked, "background")
@@ -652,7 +655,7 @@ def main() -> None:
                         results.append(found[-1])
                     else:
                         results.append(in_background(bench, args.rounds, args.concurrency, workdir))
-                    if not scenario.quota and mode == args.modes.split(",")[0] and not args.compare:
+                    if not scenario.quota and mode == "scrape" and not args.compare:
                         results[-1].render = render_times(bench, min(args.rounds, 3), args.concurrency)
                 finally:
                     bench.close()
