@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import botocore.config
+import botocore.handlers
 import botocore.session
 from botocore.credentials import (
     AssumeRoleCredentialFetcher,
@@ -238,10 +239,29 @@ def make_client(
         # One pooled connection per request in flight, or urllib3 discards and reconnects.
         max_pool_connections=aws.max_concurrency,
         user_agent_extra=f"emr-serverless-exporter/{__version__}",
+        # Our parameters are built here from validated ids, never from input: checking them again against
+        # the service model costs CPU on every call.
+        parameter_validation=False,
     )
     session = session or boto3.Session()
-    return session.client("emr-serverless", region_name=region, endpoint_url=endpoint_url, config=config)
+    client = session.client("emr-serverless", region_name=region, endpoint_url=endpoint_url, config=config)
+    for event, handler, unique_id in UNNEEDED_HANDLERS:  # this client's copy of the hooks only
+        client.meta.events.unregister(event, handler, unique_id=unique_id)
+    return client
 
+
+# Hooks botocore runs on every call that these read-only, one-attempt calls do not need (unregistering
+# one that a botocore version lacks is a no-op): retries are ours, so botocore's retry decision and its
+# retry headers (a uuid4 per call) go; List/Get calls have no idempotency token; no Lambda recursion
+# header; EMR Serverless has no API version header.
+UNNEEDED_HANDLERS: tuple[tuple[str, Callable[..., Any] | None, str | None], ...] = (
+    ("needs-retry.emr-serverless", None, "retry-config-emr-serverless"),
+    ("request-created.emr-serverless", None, "seed-max-attempts-emr-serverless"),
+    ("request-created", botocore.handlers.add_retry_headers, None),
+    ("before-parameter-build", botocore.handlers.generate_idempotent_uuid, None),
+    ("before-call", botocore.handlers.add_recursion_detection_header, None),
+    ("before-call", botocore.handlers.inject_api_version_header_if_needed, None),
+)
 
 _shared_limits: dict[tuple[str, ...], RateLimits] = {}
 _shared_limits_lock = threading.Lock()
