@@ -15,13 +15,14 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 import botocore.config
 import botocore.handlers
 import botocore.session
+import botocore.utils
 from botocore.credentials import (
     AssumeRoleCredentialFetcher,
     CredentialProvider,
@@ -244,6 +245,9 @@ def make_client(
         parameter_validation=False,
     )
     session = session or boto3.Session()
+    # Epoch numbers (what EMR Serverless sends) as UTC datetimes: botocore's default makes them local-time
+    # datetimes whose every utcoffset() (in parsing, and in each .timestamp()) is pure-Python dateutil.
+    session._session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=utc_timestamp)
     client = session.client("emr-serverless", region_name=region, endpoint_url=endpoint_url, config=config)
     for event, handler, unique_id in UNNEEDED_HANDLERS:  # this client's copy of the hooks only
         client.meta.events.unregister(event, handler, unique_id=unique_id)
@@ -262,6 +266,14 @@ UNNEEDED_HANDLERS: tuple[tuple[str, Callable[..., Any] | None, str | None], ...]
     ("before-call", botocore.handlers.add_recursion_detection_header, None),
     ("before-call", botocore.handlers.inject_api_version_header_if_needed, None),
 )
+
+def utc_timestamp(value: Any) -> datetime:
+    """A wire timestamp: epoch seconds as a UTC datetime, anything else as botocore parses it. Out of
+    range values raise, as botocore's parser does, and the response is invalid (``_attempt``)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc)
+    return botocore.utils.parse_timestamp(value)
+
 
 _shared_limits: dict[tuple[str, ...], RateLimits] = {}
 _shared_limits_lock = threading.Lock()
