@@ -1,0 +1,56 @@
+"""The exporter's boto3 client against the simulator: one attempt per call with none of botocore's retry
+work, and wire timestamps as UTC datetimes of the same instant."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timezone
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from emr_serverless_simulator import Fault, Simulator, Store
+from exporter.aws import make_client, utc_timestamp
+from exporter.config import AwsConfig
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store(clock=time.time)
+
+
+@pytest.fixture
+def simulator(store: Store) -> Iterator[Simulator]:
+    with Simulator(store) as sim:
+        yield sim
+
+
+def client_for(simulator: Simulator) -> Any:
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+    return make_client(AwsConfig(), region="us-east-1", endpoint_url=simulator.url, session=session)
+
+
+def test_one_attempt_per_call_without_botocore_retry_headers(store: Store, simulator: Simulator) -> None:
+    app = store.add_application(name="a")
+    session_id = store.add_session(app, created_at=1_764_000_000.25)
+    client = client_for(simulator)
+    sent: list[dict[str, str]] = []
+    client.meta.events.register("before-send", lambda request, **_: sent.append(dict(request.headers)))
+    got = client.get_session(applicationId=app, sessionId=session_id)["session"]
+    assert got["createdAt"].tzinfo is timezone.utc and got["createdAt"].timestamp() == 1_764_000_000.25
+    assert "Authorization" in sent[0]  # still signed
+    assert not {"amz-sdk-invocation-id", "amz-sdk-request"} & {name.lower() for name in sent[0]}
+    store.add_fault(Fault(operation="GetSession", error_code="ThrottlingException"))
+    calls = store.calls["GetSession"]
+    with pytest.raises(ClientError):
+        client.get_session(applicationId=app, sessionId=session_id)
+    assert store.calls["GetSession"] == calls + 1  # retries are the exporter's own, never botocore's
+
+
+def test_timestamps_other_than_epoch_numbers_parse_as_botocore_parses_them() -> None:
+    assert utc_timestamp("2025-01-01T00:00:00Z").timestamp() == 1_735_689_600
+    with pytest.raises((OverflowError, OSError, ValueError)):
+        utc_timestamp(1e20)  # out of range: the response is invalid, as with botocore's parser
