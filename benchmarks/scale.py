@@ -16,7 +16,8 @@ over HTTP with gzip and Prometheus' Accept header, its CPU and peak RSS read fro
 and mode it prints:
 - API calls per collection, by operation, beside the minimum: ListApplications pages + per
   application one page of active sessions and one of sessions created since the last listing (the
-  sessions that start and end between two collections) + one GetSession per active session;
+  sessions that start and end between two collections) + one GetSession per active session (under a
+  quota: as many as the budget allows before the deadline);
 - collection wall time (the exporter's emr_serverless_collection_duration_seconds) and scrape wall
   time beside the critical path: ListApplications pages one after another, then the ListSessions and
   GetSession calls at max_concurrency in flight: (pages + ceil((listings + gets) / concurrency)) x latency;
@@ -554,11 +555,12 @@ def render_times(bench: Bench, rounds: int, concurrency: int) -> tuple[float, fl
 # --- tables -------------------------------------------------------------------------------------------------
 
 
-def minimum_calls(scenario: Scenario) -> dict[str, int]:
+def minimum_calls(scenario: Scenario, mode: str = "scrape") -> dict[str, int]:
     per_app_active = math.ceil(scenario.active / scenario.applications)
     gets = scenario.active
-    if scenario.quota:
-        gets = min(gets, int(scenario.quota * SCRAPE_TIMEOUT))  # what the budget allows at most, roughly
+    if scenario.quota:  # the budget: a burst, then the rate until the deadline (less the last call's room)
+        window = SCRAPE_TIMEOUT - 0.5 if mode == "scrape" else scenario.interval(mode) - 1
+        gets = min(gets, int(scenario.quota * (1 + window - 0.5)))
     return {"ListApplications": math.ceil(scenario.applications / 50),
             "ListSessions": scenario.applications * (max(1, math.ceil(per_app_active / 50)) + 1),
             "GetSession": gets}
@@ -580,7 +582,7 @@ def print_tables(results: list[Result], latency_ms: float, concurrency: int) -> 
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         s = r.scenario
-        minimum = minimum_calls(s)
+        minimum = minimum_calls(s, r.mode)
         calls = " + ".join(f"{r.calls[op]:,.0f}" for op in OPERATIONS)
         least = " + ".join(f"{minimum[op]:,}" for op in OPERATIONS)
         path = critical_path(s, latency_ms, concurrency, r.refreshed)
