@@ -10,7 +10,7 @@ Scenarios (10 % of the sessions active; 50 ms API latency; aws.max_concurrency 3
   (on scrape), or collection.interval_seconds 15 (background); terminated sessions older than a minute
   are left out (discovery.terminated_session_max_age_seconds 60), so that the steady state shows in
   minutes, not after the one-time backlog of 9,000 final sessions (15 min at 10 TPS).
---quick runs S, M and M-quota (M under the same quota) with 3 rounds: about three minutes.
+--quick runs S, M and M-quota (M under the same quota) with 3 rounds: about four minutes.
 
 The simulator runs in this process (so that its quota, its record of which session each GetSession
 fetched and the sessions' states can be read and changed), the exporter as a child process scraped
