@@ -267,6 +267,7 @@ UNNEEDED_HANDLERS: tuple[tuple[str, Callable[..., Any] | None, str | None], ...]
     ("before-call", botocore.handlers.inject_api_version_header_if_needed, None),
 )
 
+
 def utc_timestamp(value: Any) -> datetime:
     """A wire timestamp: epoch seconds as a UTC datetime, anything else as botocore parses it. Out of
     range values raise, as botocore's parser does, and the response is invalid (``_attempt``)."""
