@@ -12,18 +12,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_ACCEPT
 
 from exporter.collection import CollectionRunner
-from exporter.exposition import Exposition, gzip_parts
+from exporter.exposition import Exposition, direct_kind, gzip_parts
+from exporter.lineformat import Kind
 
 log = logging.getLogger(__name__)
 
-# The Accept headers whose answers are pre-rendered: Prometheus' default (OpenMetrics) and plain text.
-PRERENDERED_ACCEPTS = (OPENMETRICS_ACCEPT, "")
+# The formats pre-rendered, each with an Accept header that asks for it. Every Accept header whose format
+# the direct writer serves (Prometheus 3's escaping=allow-utf-8 as well as 2's underscores: our names are
+# legacy names either way) gets the same bytes; only its Content-Type is its own.
+PRERENDERED: dict[Kind, str] = {"openmetrics": OPENMETRICS_ACCEPT, "text": ""}
 GZIP_LEVEL = 6  # compressed once per collection and served to every scrape: worth the smaller body
 
 
@@ -45,7 +48,7 @@ class Snapshots:
         self._interval = interval_seconds
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._rendered: dict[str, Rendered] = {}  # by content type
+        self._rendered: dict[Kind, Rendered] = {}  # by format
         self._thread = threading.Thread(target=self._loop, name="background-collection", daemon=True)
 
     def start(self) -> None:
@@ -57,19 +60,20 @@ class Snapshots:
     def get(self, accept_header: str) -> Rendered | None:
         """The latest rendering for this Accept header, or None before the first collection ends. An
         unusual Accept header is rendered now from what is known (no AWS call)."""
-        _, content_type = choose_encoder(accept_header)
+        encoder, content_type = choose_encoder(accept_header)
+        kind = direct_kind(encoder)
         with self._lock:
             if not self._rendered:
                 return None
-            rendered = self._rendered.get(content_type)
+            rendered = self._rendered.get(kind) if kind else None
         if rendered is None:
-            rendered = self._render(accept_header)
-        return rendered
+            return self._render(accept_header)
+        return rendered if rendered.content_type == content_type else replace(rendered, content_type=content_type)
 
     def refresh(self) -> None:
         """One collection, then one rendering per pre-rendered format."""
         self._runner.collect()
-        rendered = {r.content_type: r for r in (self._render(accept) for accept in PRERENDERED_ACCEPTS)}
+        rendered = {kind: self._render(accept) for kind, accept in PRERENDERED.items()}
         with self._lock:
             self._rendered = rendered
 
