@@ -3,8 +3,6 @@ work, and wire timestamps as UTC datetimes of the same instant."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from datetime import timezone
 from typing import Any
 
@@ -15,17 +13,6 @@ from botocore.exceptions import ClientError
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.aws import make_client, utc_timestamp
 from exporter.config import AwsConfig
-
-
-@pytest.fixture
-def store() -> Store:
-    return Store(clock=time.time)
-
-
-@pytest.fixture
-def simulator(store: Store) -> Iterator[Simulator]:
-    with Simulator(store) as sim:
-        yield sim
 
 
 def client_for(simulator: Simulator) -> Any:
