@@ -152,7 +152,7 @@ class SessionMemory:
                 unfetched[sid] = summary
         if unfetched:
             self._unfetched[application_id] = unfetched
-        refreshes = [Refresh(application_id, sid, (NEW, NEVER)) for sid in unfetched]
+        refreshes = [Refresh(application_id, sid, new_priority(summary)) for sid, summary in unfetched.items()]
         for sid, known in known_here.items():
             session = known.session
             if is_final(session.state):
@@ -172,7 +172,8 @@ class SessionMemory:
 
     def fallback(self, application_id: str) -> list[Refresh]:
         """What to fetch of an application whose listing failed: what memory knows, stalest first."""
-        refreshes = [Refresh(application_id, sid, (NEW, NEVER)) for sid in self._unfetched.get(application_id, {})]
+        refreshes = [Refresh(application_id, sid, new_priority(summary))
+                     for sid, summary in self._unfetched.get(application_id, {}).items()]
         refreshes += [
             Refresh(application_id, sid, (STALEST, k.refreshed_at))
             for sid, k in self._sessions.get(application_id, {}).items()
@@ -225,6 +226,13 @@ class SessionMemory:
             for app, listed in self._unfetched.items()
         }
         return [k for known in self._sessions.values() for k in known.values()]
+
+
+def new_priority(summary: SessionSummary) -> tuple[float, float]:
+    """A session not fetched yet: an active one before a final one. At a cold start under a quota, the
+    look-back lists thousands of ended sessions (9,000 at scenario L, 15 minutes at 10 TPS); the running
+    ones, which cost money now, go first. Both before CHANGED: neither is exported until it is fetched."""
+    return (NEW, 0.0 if is_final(summary.state) else NEVER)
 
 
 def _utc(seconds: float) -> datetime:

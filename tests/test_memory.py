@@ -181,3 +181,15 @@ def test_each_application_plans_its_own_sessions_only() -> None:
     mem.discovered([app("app1")])  # app2 is gone, with its sessions
     assert mem.unfetched == 1 and ids(mem.fallback("app2")) == []
     assert [k.session.session_id for k in mem.sessions(NOW)] == ["a1"]
+
+
+def test_new_active_sessions_go_before_new_final_ones() -> None:
+    # A cold start under a quota: the look-back lists many ended sessions; the running ones go first,
+    # in listing order within each kind, and both before a known session whose state changed.
+    mem = memory(terminated_session_max_age_seconds=3600)
+    mem.refreshed(session("known", updatedAt=at(NOW - 600)), NOW - 60)
+    listed = [summary("ended1", "TERMINATED", NOW - 300), summary("busy", "BUSY", NOW - 30),
+              summary("ended2", "FAILED", NOW - 200), summary("idle", "IDLE", NOW - 20),
+              summary("known", "BUSY", NOW - 10)]
+    assert ids(mem.plan("app1", listed, NOW)) == ["busy", "idle", "ended1", "ended2", "known"]
+    assert ids(mem.fallback("app1")) == ["busy", "idle", "ended1", "ended2", "known"]
