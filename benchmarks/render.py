@@ -148,7 +148,8 @@ def _cpu(work: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def _gzip(parts: list[bytes], level: int, chunk: int) -> list[bytes]:
-    """As the web layer compresses: piece by piece (chunk 0, before) or joined into chunks (now)."""
+    """As the web layer compresses: piece by piece (chunk 0, before) or joined into chunks (now). A copy of
+    exporter.exposition.gzip_parts/chunks on purpose: the worker also runs old trees, which lack them."""
     compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     if chunk:
         joined: list[bytes] = []
