@@ -18,8 +18,8 @@ from collections.abc import Mapping
 import yaml
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.cli import build_runner
 from exporter.config import parse_config
+from exporter.wiring import build_runner
 
 
 def main() -> None:

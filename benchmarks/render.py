@@ -173,9 +173,13 @@ def worker(path: str, sessions: int, active: int, steps: int) -> dict[str, Any]:
     from prometheus_client.exposition import generate_latest
     from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-    from exporter.cli import build_exposition, build_registry
     from exporter.collection import CollectionRunner
     from exporter.config import parse_config
+
+    try:
+        from exporter.wiring import build_exposition, build_registry
+    except ImportError:  # a tree from before exporter/wiring.py (--baseline)
+        from exporter.cli import build_exposition, build_registry  # type: ignore[attr-defined,no-redef]
 
     boto3.client("emr-serverless", region_name="us-east-1")  # the heap of a started exporter
     if path == "new+freeze":

@@ -33,7 +33,7 @@ from botocore.credentials import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from exporter import __version__
-from exporter.config import AwsConfig, RateLimitConfig
+from exporter.config import AwsConfig, RateLimitConfig, TargetConfig
 from exporter.logs import warn_once
 from exporter.model import (
     Application,
@@ -295,11 +295,39 @@ def shared_rate_limits(quota_key: tuple[str, ...], limits: dict[str, RateLimitCo
         return shared
 
 
+def connect(
+    aws: AwsConfig, target: TargetConfig, *, region: str, session: boto3.Session, deadline_seconds: float, label: str
+) -> EmrServerlessApi:
+    """The API of one target: its credentials (the role it assumes, if any), its client, and the rate limits
+    of the AWS quota it spends. Everything ``aws`` configures is read here, ``max_concurrency`` included."""
+    if target.role_arn:
+        session = assume_role_session(session, region=region, role_arn=target.role_arn, external_id=target.external_id)
+    client = make_client(aws, region=region, endpoint_url=target.endpoint_url, session=session,
+                         deadline_seconds=deadline_seconds)
+    # Targets with the same credentials, region and endpoint spend one AWS quota: one set of buckets.
+    quota = (target.role_arn or "default credentials", region, target.endpoint_url or "")
+    return EmrServerlessApi(
+        client, ApiCallCounter(), limits=shared_rate_limits(quota, aws.rate_limits.by_operation()),
+        max_attempts=aws.max_attempts, max_pages=aws.max_pages, max_concurrency=aws.max_concurrency, target=label,
+        account_id=account_id_from_arn(target.role_arn) if target.role_arn else "",
+    )
+
+
+def account_id_from_arn(arn: str) -> str:
+    """``arn:aws:emr-serverless:us-east-1:123456789012:/applications/x`` -> ``123456789012``."""
+    parts = arn.split(":", 5)
+    account = parts[4] if len(parts) > 4 else ""
+    return account if account.isdigit() and len(account) == 12 else ""
+
+
 # --- the calls -----------------------------------------------------------------------------------------
 
 
 class EmrServerlessApi:
-    """The calls the exporter makes, each attempt counted in ``calls`` by operation and outcome."""
+    """The calls the exporter makes, each attempt counted in ``calls`` by operation and outcome.
+
+    Its budget: at most ``max_concurrency`` calls in flight (the caller's worker pool reads it here) and
+    the rate limits; ``account_id`` is the target's account as far as the credentials tell (a role's ARN)."""
 
     def __init__(
         self,
@@ -309,10 +337,14 @@ class EmrServerlessApi:
         limits: RateLimits | None = None,
         max_attempts: int = 5,
         max_pages: int = 1000,
+        max_concurrency: int = 16,
         target: str = "",
+        account_id: str = "",
     ) -> None:
         self._client = client
         self.calls = calls
+        self.max_concurrency = max_concurrency
+        self.account_id = account_id
         self._limits = limits or RateLimits({})
         self._max_attempts = max_attempts
         self._max_pages = max_pages

@@ -19,22 +19,18 @@ from dataclasses import replace
 from typing import NoReturn
 
 import boto3
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import CollectorRegistry
 
 from exporter import __version__
-from exporter.aws import ApiCallCounter, EmrServerlessApi, assume_role_session, make_client, shared_rate_limits
-from exporter.collection import Clock, CollectionRunner, Shard, TargetCollector, account_id_from_arn
-from exporter.config import Config, ConfigError, TargetConfig, duplicate_target, load_config, region_problem
+from exporter.collection import Clock, CollectionRunner
+from exporter.config import Config, ConfigError, TargetConfig, load_config
+from exporter.discovery import Shard
 from exporter.exposition import Exposition
 from exporter.http_server import HardenedServer
 from exporter.logs import FORMATS, LEVELS, setup_logging
-from exporter.metrics import EmrServerlessCollector
 from exporter.snapshot import Snapshots
 from exporter.web import ExporterApp, WebContext, parse_listen_address
 from exporter.web_config import WebConfigError, WebConfigWatcher
+from exporter.wiring import build_exposition, build_runner
 
 PROG = "emr-serverless-exporter"
 DEFAULT_CONFIG = "config.yaml"
@@ -94,83 +90,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def version_text() -> str:
     return f"{PROG} {__version__} (python {platform.python_version()}, boto3 {boto3.__version__})"
-
-
-def build_runner(
-    config: Config, *, session: boto3.Session | None = None, shard: Shard | None = None, clock: Clock = time.time
-) -> CollectionRunner:
-    """Clients and collectors for every configured target; ``clock`` is the collections' wall clock
-    (tests replay the simulator's controllable clock)."""
-    session = session or boto3.Session()
-    duplicate = duplicate_target(config.targets, default_region=session.region_name)
-    if duplicate:  # a target without a region and one that names the default region
-        raise ConfigError(f"targets{duplicate}")
-    collectors = []
-    for index, target in enumerate(config.targets):
-        region = target.region or session.region_name
-        if not region:
-            raise ConfigError(
-                f"targets[{index}].region: not set, and no default region in the environment "
-                "(AWS_DEFAULT_REGION or the shared config file)"
-            )
-        problem = region_problem(region)
-        if problem:  # the environment's default region: the configuration's own were checked at load
-            raise ConfigError(f"targets[{index}].region: {'' if target.region else 'the default region '}{problem}")
-        target_session = session
-        if target.role_arn:
-            target_session = assume_role_session(
-                session, region=region, role_arn=target.role_arn, external_id=target.external_id
-            )
-        client = make_client(config.aws, region=region, endpoint_url=target.endpoint_url, session=target_session,
-                             deadline_seconds=config.collection.timeout_seconds)
-        # Targets with the same credentials, region and endpoint spend one AWS quota: one set of buckets.
-        quota = (target.role_arn or "default credentials", region, target.endpoint_url or "")
-        limits = shared_rate_limits(quota, config.aws.rate_limits.by_operation())
-        api = EmrServerlessApi(
-            client, ApiCallCounter(), limits=limits, max_attempts=config.aws.max_attempts,
-            max_pages=config.aws.max_pages, target=target.name or f"{region}#{index}",
-        )
-        collectors.append(
-            TargetCollector(
-                api,
-                region=region,
-                name=target.name,
-                account_id=account_id_from_arn(target.role_arn) if target.role_arn else "",
-                discovery=config.discovery,
-                max_concurrency=config.aws.max_concurrency,
-                shard=shard,
-                clock=clock,
-            )
-        )
-    return CollectionRunner(
-        collectors,
-        timeout_seconds=config.collection.timeout_seconds,
-        min_interval_seconds=config.collection.min_interval_seconds,
-        clock=clock,
-    )
-
-
-def _registry_with_defaults(machine: bool = True) -> CollectorRegistry:
-    # A private registry with its own default collectors, so nothing else in the process leaks in.
-    registry = CollectorRegistry(auto_describe=False)
-    if machine:
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-        GCCollector(registry=registry)
-    return registry
-
-
-def build_registry(runner: CollectionRunner, config: Config) -> CollectorRegistry:
-    """Every metric through prometheus-client's generic path (the reference the fast path must equal)."""
-    registry = _registry_with_defaults()
-    registry.register(EmrServerlessCollector(runner, config.metrics))
-    return registry
-
-
-def build_exposition(runner: CollectionRunner, config: Config, *, machine: bool = True) -> Exposition:
-    """What /metrics serves: prometheus-client's default collectors (``machine``: the process, platform
-    and GC ones), and the exporter's families written directly."""
-    return Exposition(runner, _registry_with_defaults(machine), config.metrics)
 
 
 def demo_settings(environ: Mapping[str, str]) -> tuple[int, float | None]:

@@ -12,17 +12,25 @@ from __future__ import annotations
 
 import logging
 import queue
-import re
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.aws import NOT_FOUND, THROTTLING_CODES, ApiError, Deadline, DeadlineReached, Deferred, EmrServerlessApi
+from exporter.aws import (
+    NOT_FOUND,
+    THROTTLING_CODES,
+    ApiError,
+    Deadline,
+    DeadlineReached,
+    Deferred,
+    EmrServerlessApi,
+    account_id_from_arn,
+)
 from exporter.config import DiscoveryConfig
+from exporter.discovery import ApplicationFilter, Shard
 from exporter.memory import Listing, Refresh, SessionMemory, is_final
 from exporter.model import Application, ApplicationDetail, Session, SessionSummary
 from exporter.workers import Expired, WorkerPool
@@ -38,8 +46,6 @@ SHUTDOWN_POLL_SECONDS = 0.25
 # Work order: listings first (they say what to fetch), then GetSessions by their Refresh priority.
 LISTING_PRIORITY = (0.0,)
 GET_PRIORITY = 1.0
-# Calls whose failure (or deadline) leaves the target's picture incomplete: ListApplications, ListSessions.
-LISTINGS = frozenset({"apps", "list"})
 
 
 @dataclass(frozen=True)
@@ -83,23 +89,32 @@ class CollectionTimeout(ApiError):
         super().__init__("Collection", "Timeout", reason)
 
 
+# The calls of a collection, as the worker pool runs them. A listing's failure (or deadline) leaves the
+# target's picture incomplete; a GetSession or GetApplication out of budget only waits for the next one.
+
+
 @dataclass(frozen=True)
-class Shard:
-    """This replica's share of the applications, as kube-state-metrics' --shard / --total-shards."""
-
-    index: int
-    total: int
-
-    def owns(self, application_id: str) -> bool:
-        # crc32, not hash(): Python salts str hashes per process, and every replica must agree.
-        return zlib.crc32(application_id.encode()) % self.total == self.index
+class ListApplications:
+    states: tuple[str, ...]
 
 
-def account_id_from_arn(arn: str) -> str:
-    """``arn:aws:emr-serverless:us-east-1:123456789012:/applications/x`` -> ``123456789012``."""
-    parts = arn.split(":", 5)
-    account = parts[4] if len(parts) > 4 else ""
-    return account if account.isdigit() and len(account) == 12 else ""
+@dataclass(frozen=True)
+class ListSessions:
+    listing: Listing
+
+
+@dataclass(frozen=True)
+class GetApplication:
+    app: Application
+
+
+@dataclass(frozen=True)
+class GetSession:
+    refresh: Refresh
+
+
+Call = ListApplications | ListSessions | GetApplication | GetSession
+LISTING_CALLS = (ListApplications, ListSessions)
 
 
 @dataclass
@@ -108,7 +123,7 @@ class _Pass:
 
     started: float
     deadline: Deadline
-    done: queue.SimpleQueue[tuple[str, Any, Any, BaseException | None]] = field(default_factory=queue.SimpleQueue)
+    done: queue.SimpleQueue[tuple[Call, Any, BaseException | None]] = field(default_factory=queue.SimpleQueue)
     pending: int = 0
     pending_listings: int = 0  # of ``pending``: ListApplications and ListSessions calls
     errors: list[ApiError] = field(default_factory=list)
@@ -118,6 +133,7 @@ class _Pass:
     asked: set[str] = field(default_factory=set)  # session ids given to GetSession
     refreshed: set[str] = field(default_factory=set)
     running: set[int] = field(default_factory=set)  # calls a worker has started (set ops are atomic)
+    applications: list[list[Application]] = field(default_factory=list)  # ListApplications' answer, if any
 
 
 def _deferred(error: BaseException) -> bool:
@@ -137,22 +153,17 @@ class TargetCollector:
         region: str,
         name: str | None,
         discovery: DiscoveryConfig,
-        account_id: str = "",
-        max_concurrency: int,
         shard: Shard | None = None,
         clock: Clock = time.time,
     ) -> None:
         self._api = api
-        self._shard = shard
+        self._filter = ApplicationFilter(discovery, shard)
         self._region = region
         self._name = name
         self._discovery = discovery
-        self._name_pattern = (
-            re.compile(discovery.application_name_regex) if discovery.application_name_regex else None
-        )
         self._clock = clock
-        self._pool = WorkerPool(max_concurrency, "aws")
-        self._account_id = account_id  # from role_arn until an application ARN says otherwise
+        self._pool = WorkerPool(api.max_concurrency, "aws")
+        self._account_id = api.account_id  # from role_arn until an application ARN says otherwise
         self._last_success: float | None = None
         self._last_result: TargetResult | None = None
         self._busy = threading.Lock()
@@ -202,10 +213,10 @@ class TargetCollector:
             listings = self.memory.listings(app.id, run.started)
             run.listings_left[app.id] = len(listings)
             for listing in listings:
-                self._submit(run, "list", LISTING_PRIORITY, self._list_sessions, listing)
+                self._submit(run, ListSessions(listing), LISTING_PRIORITY)
         if applications_to_list:
             for app in self.memory.to_describe():  # new or changed applications only
-                self._submit(run, "describe", LISTING_PRIORITY, self._get_application, app)
+                self._submit(run, GetApplication(app), LISTING_PRIORITY)
         # An application's GetSessions start as soon as its listings are in; other listings go on.
         self._drain(run)
 
@@ -230,80 +241,68 @@ class TargetCollector:
 
     def _discover_applications(self, run: _Pass) -> list[Application]:
         """ListApplications, filtered; on failure the applications last discovered (up will be 0)."""
-        box: list[list[Application]] = []
-        self._submit(run, "apps", LISTING_PRIORITY, self._list_applications, self._discovery.application_states)
-        self._drain(run, into=box)
-        if not box:
+        self._submit(run, ListApplications(self._discovery.application_states), LISTING_PRIORITY)
+        self._drain(run)
+        if not run.applications:
             return list(self.memory.applications.values())
-        listed = box[0]
+        listed = run.applications[0]
         for app in listed:
             self._account_id = account_id_from_arn(app.arn) or self._account_id
-        self.memory.discovered(app for app in listed if self._wanted(app))
+        self.memory.discovered(app for app in listed if self._filter.wanted(app))
         return list(self.memory.applications.values())
 
-    def _wanted(self, app: Application) -> bool:
-        wanted_ids = self._discovery.application_ids
-        if wanted_ids and app.id not in wanted_ids:
-            return False
-        if self._shard and not self._shard.owns(app.id):
-            return False
-        return not (self._name_pattern and not self._name_pattern.fullmatch(app.name))
-
-    # The calls, as the workers run them (each bounded by the pass's deadline).
-
-    def _list_applications(self, states: tuple[str, ...], deadline: Deadline) -> list[Application]:
-        return self._api.list_applications(deadline, states)
-
-    def _list_sessions(self, listing: Listing, deadline: Deadline) -> list[SessionSummary]:
-        return self._api.list_sessions(
-            listing.application_id, deadline, states=listing.states, created_at_after=listing.created_after
-        )
-
-    def _get_application(self, app: Application, deadline: Deadline) -> ApplicationDetail | None:
-        return self._api.get_application(app.id, deadline)
-
-    def _get_session(self, refresh: Refresh, deadline: Deadline) -> Session | None:
-        return self._api.get_session(refresh.application_id, refresh.session_id, deadline)
+    def _call(self, call: Call, deadline: Deadline) -> Any:
+        """One call, as a worker runs it (bounded by the pass's deadline)."""
+        api = self._api
+        match call:
+            case ListApplications(states):
+                return api.list_applications(deadline, states)
+            case ListSessions(listing):
+                return api.list_sessions(
+                    listing.application_id, deadline, states=listing.states, created_at_after=listing.created_after
+                )
+            case GetApplication(app):
+                return api.get_application(app.id, deadline)
+            case GetSession(refresh):
+                return api.get_session(refresh.application_id, refresh.session_id, deadline)
 
     def _refresh(self, run: _Pass, refresh: Refresh) -> None:
         if refresh.session_id in run.asked:
             return
         run.asked.add(refresh.session_id)
-        self._submit(run, "get", (GET_PRIORITY, *refresh.priority), self._get_session, refresh)
+        self._submit(run, GetSession(refresh), (GET_PRIORITY, *refresh.priority))
 
-    def _submit(
-        self, run: _Pass, kind: str, priority: tuple[float, ...], call: Callable[[Any, Deadline], Any], arg: Any
-    ) -> None:
+    def _submit(self, run: _Pass, call: Call, priority: tuple[float, ...]) -> None:
         run.pending += 1
-        if kind in LISTINGS:
+        if isinstance(call, LISTING_CALLS):
             run.pending_listings += 1
 
         def done(result: Any, error: BaseException | None) -> None:
-            run.done.put((kind, arg, result, error))
+            run.done.put((call, result, error))
 
         def started_call() -> Any:
-            run.running.add(id(arg))
+            run.running.add(id(call))
             try:
-                return call(arg, run.deadline)
+                return self._call(call, run.deadline)
             finally:
-                run.running.discard(id(arg))
+                run.running.discard(id(call))
 
         self._pool.submit(priority, run.deadline, started_call, done)
 
-    def _drain(self, run: _Pass, into: list[Any] | None = None) -> None:
+    def _drain(self, run: _Pass) -> None:
         """Handle completions until nothing is pending or the deadline (or shutdown) comes."""
         while run.pending:
             if self._closing.is_set() or run.deadline.passed:
                 self._give_up(run)
                 return
             try:
-                kind, arg, result, error = run.done.get(timeout=min(SHUTDOWN_POLL_SECONDS, run.deadline.remaining()))
+                call, result, error = run.done.get(timeout=min(SHUTDOWN_POLL_SECONDS, run.deadline.remaining()))
             except queue.Empty:
                 continue
             run.pending -= 1
-            if kind in LISTINGS:
+            if isinstance(call, LISTING_CALLS):
                 run.pending_listings -= 1
-            self._handle(run, kind, arg, result, error, into)
+            self._handle(run, call, result, error)
 
     def _give_up(self, run: _Pass) -> None:
         """At the deadline: a listing not finished, or a call that started and did not finish, fails the
@@ -315,49 +314,42 @@ class TargetCollector:
         # The pool drops queued jobs whose deadline passed; results of calls still running are ignored.
         run.pending = run.pending_listings = 0
 
-    def _handle(self, run: _Pass, kind: str, arg: Any, result: Any, error: BaseException | None,
-                into: list[Any] | None) -> None:
-        if kind == "apps":
-            if error is None:
-                assert into is not None
-                into.append(result)
-            else:
-                self._failed(run, error)
-        elif kind == "list":
-            listing: Listing = arg
-            if error is None:
-                self._listed(run, listing, result)
-            elif isinstance(error, ApiError) and error.code == NOT_FOUND:
-                self._listed(run, listing, [])  # the application was deleted after it was listed
-            else:
-                run.listing_failed.add(listing.application_id)
-                self._failed(run, error)
-                self._listed(run, listing, [])
-        elif kind == "describe":
-            app: Application = arg
-            if error is None:
-                self.memory.described(app, result)
-            elif (isinstance(error, ApiError) and error.code == NOT_FOUND) or _deferred(error):
-                # Deleted since it was listed (the next listing drops it), or out of budget: the last
-                # answer is served and the application is asked again next collection.
-                pass
-            else:
-                self._failed(run, error)
-        else:
-            refresh: Refresh = arg
-            if error is None:
-                session: Session | None = result
-                if session is not None:  # None: AWS sent an invalid one, dropped; the last known stays
-                    self.memory.refreshed(session, self._clock())
-                    run.refreshed.add(session.session_id)
-            elif isinstance(error, ApiError) and error.code == NOT_FOUND:
-                self.memory.vanished(refresh.session_id)  # ended and deleted between list and get: counted
-            elif _deferred(error):
-                # Out of budget (ours or AWS's): the last known copy is served, and this session is
-                # first in line next time. Throttling shows in the API counters, staleness in its gauges.
-                pass
-            else:
-                self._failed(run, error)
+    def _handle(self, run: _Pass, call: Call, result: Any, error: BaseException | None) -> None:
+        not_found = isinstance(error, ApiError) and error.code == NOT_FOUND
+        match call:
+            case ListApplications():
+                if error is None:
+                    run.applications.append(result)
+                else:
+                    self._failed(run, error)
+            case ListSessions(listing):
+                if error is None:
+                    self._listed(run, listing, result)
+                elif not_found:
+                    self._listed(run, listing, [])  # the application was deleted after it was listed
+                else:
+                    run.listing_failed.add(listing.application_id)
+                    self._failed(run, error)
+                    self._listed(run, listing, [])
+            case GetApplication(app):
+                if error is None:
+                    self.memory.described(app, result)
+                elif not (not_found or _deferred(error)):
+                    # Not: deleted since it was listed (the next listing drops it), or out of budget (the last
+                    # answer is served and the application is asked again next collection).
+                    self._failed(run, error)
+            case GetSession(refresh):
+                if error is None:
+                    session: Session | None = result
+                    if session is not None:  # None: AWS sent an invalid one, dropped; the last known stays
+                        self.memory.refreshed(session, self._clock())
+                        run.refreshed.add(session.session_id)
+                elif not_found:
+                    self.memory.vanished(refresh.session_id)  # ended and deleted between list and get: counted
+                elif not _deferred(error):
+                    # Not out of budget (ours or AWS's), where the last known copy is served and this session
+                    # is first in line next time (throttling shows in the API counters, staleness in its gauges).
+                    self._failed(run, error)
 
     def _listed(self, run: _Pass, listing: Listing, summaries: Iterable[SessionSummary]) -> None:
         """One listing is in; once all of the application's are, plan its GetSessions."""

@@ -28,9 +28,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.cli import build_registry, build_runner
 from exporter.collection import CollectionRunner
 from exporter.config import parse_config
+from exporter.wiring import build_registry, build_runner
 
 EXPORTER = (sys.executable, "-m", "exporter")
 Samples = dict[str, list[Any]]

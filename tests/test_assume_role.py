@@ -15,8 +15,8 @@ from moto.sts.models import sts_backends
 
 from emr_serverless_simulator import Simulator, Store
 from exporter.aws import ROLE_SESSION_NAME, ApiCallCounter, Deadline, EmrServerlessApi, assume_role_session, make_client
-from exporter.cli import build_registry, build_runner
 from exporter.config import AwsConfig, parse_config
+from exporter.wiring import build_registry, build_runner
 from tests.support import free_port, samples_of, session_ids, value
 
 ROLE_ACCOUNT = "210987654321"

@@ -12,10 +12,10 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.cli import build_exposition
 from exporter.config import parse_config
 from exporter.exposition import direct_kind
 from exporter.snapshot import PRERENDERED, Snapshots
+from exporter.wiring import build_exposition
 from tests.support import collecting, get, promtool_check, serving_simulator, simulator_config
 
 

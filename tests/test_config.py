@@ -313,7 +313,7 @@ def test_tag_label_names(key: str, label: str) -> None:
 
 
 def test_the_default_region_is_checked_when_the_targets_are_built(monkeypatch: pytest.MonkeyPatch) -> None:
-    from exporter.cli import build_runner
+    from exporter.wiring import build_runner
 
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu west 1")
     with pytest.raises(ConfigError, match=r"^targets\[0\]\.region: the default region 'eu west 1' is not an AWS"):

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from emr_serverless_simulator import Simulator, Store
-from exporter.cli import build_exposition, build_runner
 from exporter.config import APPLICATION_STATES, Config, ConfigError, TargetConfig, _key_text, _SafeLoader, load_config
+from exporter.wiring import build_exposition, build_runner
 from tests.support import aws_env, free_port
 
 

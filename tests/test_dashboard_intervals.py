@@ -25,8 +25,8 @@ import pytest
 import yaml
 
 from emr_serverless_simulator import Simulator, build_scenario
-from exporter.cli import build_exposition, build_runner
 from exporter.config import parse_config
+from exporter.wiring import build_exposition, build_runner
 from tests import observability
 from tests.observability import (
     ALLOWED_EMPTY_SELECTORS,

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporter.cli import build_exposition, build_runner
 from exporter.config import parse_config, tag_label_name
+from exporter.wiring import build_exposition, build_runner
 from tests.hostile_endpoint import HostileEndpoint, JsonObject, World, make_application, make_session
 from tests.prometheus_server import PrometheusServer
 from tests.support import MAX_LABEL_LENGTH, sanitized, serving

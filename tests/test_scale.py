@@ -11,9 +11,10 @@ import yaml
 from prometheus_client.exposition import generate_latest
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.cli import build_registry, build_runner
-from exporter.collection import CollectionRunner, Shard
+from exporter.collection import CollectionRunner
 from exporter.config import parse_config
+from exporter.discovery import Shard
+from exporter.wiring import build_registry, build_runner
 from tests.support import run_exporter, samples_of, session_ids, value
 
 

@@ -29,11 +29,11 @@ import pytest
 import yaml
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.cli import build_exposition, build_runner
 from exporter.config import parse_config
 from exporter.http_server import HardenedServer, ServerLimits
 from exporter.web import ExporterApp, WebContext, gzip_wanted
 from exporter.web_config import WebConfigWatcher
+from exporter.wiring import build_exposition, build_runner
 from tests.certs import KeyPair, make_authority, self_signed
 from tests.prometheus_server import PrometheusServer
 from tests.support import get, serving_simulator, simulator_config

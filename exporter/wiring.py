@@ -1,0 +1,75 @@
+"""From a configuration to the running parts: one API and one collector per target, the runner that
+collects them, and the exposition that serves them. ``exporter.cli`` only chooses the mode."""
+
+from __future__ import annotations
+
+import time
+
+import boto3
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import CollectorRegistry
+
+from exporter.aws import connect
+from exporter.collection import Clock, CollectionRunner, TargetCollector
+from exporter.config import Config, ConfigError, duplicate_target, region_problem
+from exporter.discovery import Shard
+from exporter.exposition import Exposition
+from exporter.metrics import EmrServerlessCollector
+
+
+def build_runner(
+    config: Config, *, session: boto3.Session | None = None, shard: Shard | None = None, clock: Clock = time.time
+) -> CollectionRunner:
+    """Clients and collectors for every configured target; ``clock`` is the collections' wall clock
+    (tests replay the simulator's controllable clock)."""
+    session = session or boto3.Session()
+    duplicate = duplicate_target(config.targets, default_region=session.region_name)
+    if duplicate:  # a target without a region and one that names the default region
+        raise ConfigError(f"targets{duplicate}")
+    collectors = []
+    for index, target in enumerate(config.targets):
+        region = target.region or session.region_name
+        if not region:
+            raise ConfigError(
+                f"targets[{index}].region: not set, and no default region in the environment "
+                "(AWS_DEFAULT_REGION or the shared config file)"
+            )
+        problem = region_problem(region)
+        if problem:  # the environment's default region: the configuration's own were checked at load
+            raise ConfigError(f"targets[{index}].region: {'' if target.region else 'the default region '}{problem}")
+        api = connect(config.aws, target, region=region, session=session,
+                      deadline_seconds=config.collection.timeout_seconds, label=target.name or f"{region}#{index}")
+        collectors.append(
+            TargetCollector(api, region=region, name=target.name, discovery=config.discovery, shard=shard, clock=clock)
+        )
+    return CollectionRunner(
+        collectors,
+        timeout_seconds=config.collection.timeout_seconds,
+        min_interval_seconds=config.collection.min_interval_seconds,
+        clock=clock,
+    )
+
+
+def _registry_with_defaults(machine: bool = True) -> CollectorRegistry:
+    # A private registry with its own default collectors, so nothing else in the process leaks in.
+    registry = CollectorRegistry(auto_describe=False)
+    if machine:
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+    return registry
+
+
+def build_registry(runner: CollectionRunner, config: Config) -> CollectorRegistry:
+    """Every metric through prometheus-client's generic path (the reference the fast path must equal)."""
+    registry = _registry_with_defaults()
+    registry.register(EmrServerlessCollector(runner, config.metrics))
+    return registry
+
+
+def build_exposition(runner: CollectionRunner, config: Config, *, machine: bool = True) -> Exposition:
+    """What /metrics serves: prometheus-client's default collectors (``machine``: the process, platform
+    and GC ones), and the exporter's families written directly."""
+    return Exposition(runner, _registry_with_defaults(machine), config.metrics)

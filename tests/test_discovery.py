@@ -1,0 +1,53 @@
+"""Which applications a target collects: the filter around ListApplications, unit by unit."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exporter.aws import account_id_from_arn
+from exporter.config import DiscoveryConfig
+from exporter.discovery import ApplicationFilter, Shard
+from exporter.model import Application, convert
+
+ARN = "arn:aws:emr-serverless:us-east-1:123456789012:/applications/"
+WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)
+application_ids = st.text(alphabet="0123456789abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=20)
+
+
+def app(app_id: str, name: str = "") -> Application:
+    return convert({"id": app_id, "arn": ARN + app_id, "state": "STARTED", "createdAt": WHEN, "updatedAt": WHEN,
+                    "name": name or app_id}, Application)
+
+
+@given(st.sets(application_ids, max_size=50), st.integers(min_value=1, max_value=7))
+def test_shards_split_every_set_of_applications_exactly_once(ids: set[str], total: int) -> None:
+    filters = [ApplicationFilter(DiscoveryConfig(), Shard(index, total)) for index in range(total)]
+    for app_id in ids:
+        owners = [index for index, f in enumerate(filters) if f.wanted(app(app_id))]
+        assert len(owners) == 1, (app_id, owners)
+
+
+def test_ids_name_and_shard_must_all_agree() -> None:
+    config = DiscoveryConfig(application_ids=("a1", "a2", "a3"), application_name_regex="etl-.*")
+    keep = ApplicationFilter(config)
+    assert keep.wanted(app("a1", "etl-nightly"))
+    assert not keep.wanted(app("a1", "adhoc"))  # name
+    assert not keep.wanted(app("a1", "xetl-nightly"))  # the regex matches the whole name
+    assert not keep.wanted(app("b9", "etl-nightly"))  # id
+    shard_of_a1 = next(index for index in range(2) if Shard(index, 2).owns("a1"))
+    assert ApplicationFilter(config, Shard(shard_of_a1, 2)).wanted(app("a1", "etl-x"))
+    assert not ApplicationFilter(config, Shard(1 - shard_of_a1, 2)).wanted(app("a1", "etl-x"))
+
+
+def test_no_filter_wants_everything() -> None:
+    assert ApplicationFilter(DiscoveryConfig()).wanted(app("anything", "any name"))
+
+
+def test_account_id_from_arn_only_takes_twelve_digits() -> None:
+    assert account_id_from_arn(ARN + "x") == "123456789012"
+    assert account_id_from_arn("arn:aws:iam::210987654321:role/scraper") == "210987654321"
+    assert account_id_from_arn("arn:aws:iam::12345:role/short") == ""
+    assert account_id_from_arn("not an arn") == ""
