@@ -251,6 +251,13 @@ def make_client(
     client = session.client("emr-serverless", region_name=region, endpoint_url=endpoint_url, config=config)
     for event, handler, unique_id in UNNEEDED_HANDLERS:  # this client's copy of the hooks only
         client.meta.events.unregister(event, handler, unique_id=unique_id)
+    # botocore builds the User-Agent again after signing, only to add the SDK feature codes first used during
+    # the call (telemetry for AWS, such as the credential source on a first call): a second build per call.
+    user_agent = getattr(client, "_user_agent_creator", None)
+    if user_agent is not None:
+        client.meta.events.unregister(
+            "request-created.emr-serverless", user_agent.rebuild_and_replace_user_agent_handler
+        )
     return client
 
 

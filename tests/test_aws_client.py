@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emr_serverless_simulator import Fault, Simulator, Store
+from exporter import __version__
 from exporter.aws import make_client, utc_timestamp
 from exporter.config import AwsConfig
 
@@ -24,12 +25,25 @@ def test_one_attempt_per_call_without_botocore_retry_headers(store: Store, simul
     app = store.add_application(name="a")
     session_id = store.add_session(app, created_at=1_764_000_000.25)
     client = client_for(simulator)
-    sent: list[dict[str, str]] = []
+    sent: list[dict[str, Any]] = []
     client.meta.events.register("before-send", lambda request, **_: sent.append(dict(request.headers)))
     got = client.get_session(applicationId=app, sessionId=session_id)["session"]
     assert got["createdAt"].tzinfo is timezone.utc and got["createdAt"].timestamp() == 1_764_000_000.25
     assert "Authorization" in sent[0]  # still signed
     assert not {"amz-sdk-invocation-id", "amz-sdk-request"} & {name.lower() for name in sent[0]}
+    # The User-Agent is built once per call: botocore's rebuild after signing is not run.
+    assert f"emr-serverless-exporter/{__version__}" in sent[0]["User-Agent"].decode()
+    built: list[str] = []
+    creator = client._user_agent_creator
+    build = creator.to_string
+
+    def counted() -> str:
+        built.append(build())
+        return built[-1]
+
+    creator.to_string = counted
+    client.get_session(applicationId=app, sessionId=session_id)
+    assert len(built) == 1
     store.add_fault(Fault(operation="GetSession", error_code="ThrottlingException"))
     calls = store.calls["GetSession"]
     with pytest.raises(ClientError):
