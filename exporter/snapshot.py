@@ -1,10 +1,15 @@
 """Background collection: targets are collected on their own schedule, and every result is rendered and
-compressed once, in each format Prometheus asks for, so that a scrape costs a look-up.
+compressed once, in each variant (format and encoding) scrapers ask for, so that a scrape costs a look-up.
 
 This decouples Prometheus' scrape timeout from AWS's latency and quota: a scrape answers in
 milliseconds whatever AWS does, and any number of scrapers (an HA pair, a debugging curl) cost AWS
 nothing more. The price is data up to one interval old; ``emr_serverless_last_collection_timestamp_seconds``
 says how old, and the alert rules watch it.
+
+Only the variants asked for lately are pre-rendered: Prometheus asks for OpenMetrics with gzip, and a
+render plus a gzip of a variant nobody reads is CPU and memory for nothing (at 10,000 sessions each
+variant costs ~0.3 s of CPU a collection). Another variant is rendered on demand from what is known (no
+AWS call), kept until the next collection, and pre-rendered from then on while it is still asked for.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from prometheus_client.exposition import choose_encoder
@@ -23,32 +29,43 @@ from exporter.lineformat import Kind
 
 log = logging.getLogger(__name__)
 
-# The formats pre-rendered, each with an Accept header that asks for it. Every Accept header whose format
-# the direct writer serves (Prometheus 3's escaping=allow-utf-8 as well as 2's underscores: our names are
-# legacy names either way) gets the same bytes; only its Content-Type is its own.
-PRERENDERED: dict[Kind, str] = {"openmetrics": OPENMETRICS_ACCEPT, "text": ""}
+Variant = tuple[Kind, bool]  # a format, gzip-compressed or not
+# An Accept header per format. Every Accept header whose format the direct writer serves (Prometheus 3's
+# escaping=allow-utf-8 as well as 2's underscores: our names are legacy names either way) gets the same
+# bytes; only its Content-Type is its own.
+ACCEPT: dict[Kind, str] = {"openmetrics": OPENMETRICS_ACCEPT, "text": ""}
+# Pre-rendered before anyone asks: what Prometheus 2 and 3 (and the agents built on their scrape code) ask.
+FIRST_VARIANTS: tuple[Variant, ...] = (("openmetrics", True),)
+# A variant not asked for this long (and for two intervals) is no longer pre-rendered: longer than any
+# usual scrape interval, so that a scraper keeps its variant and a one-off curl costs one interval or so.
+REMEMBER_SECONDS = 600.0
 GZIP_LEVEL = 6  # compressed once per collection and served to every scrape: worth the smaller body
 
 
 @dataclass(frozen=True)
 class Rendered:
     content_type: str
-    # The pieces as rendered: the session store's own lines, shared, not a joined copy (two formats
-    # joined cost 115 MB more at 10,000 sessions, twice while the next snapshot is made).
-    identity: tuple[bytes, ...]
-    gzip: bytes
+    # Identity: the pieces as rendered, the session store's own lines, shared, not a joined copy (two
+    # formats joined cost 115 MB more at 10,000 sessions). Gzip: one compressed piece.
+    body: tuple[bytes, ...]
+    gzip: bool
 
 
 class Snapshots:
     """Collects every ``interval`` seconds in a thread of its own and keeps the last rendering."""
 
-    def __init__(self, runner: CollectionRunner, exposition: Exposition, interval_seconds: float) -> None:
+    def __init__(self, runner: CollectionRunner, exposition: Exposition, interval_seconds: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._runner = runner
         self._exposition = exposition
         self._interval = interval_seconds
+        self._remember = max(REMEMBER_SECONDS, 2 * interval_seconds)
+        self._clock = clock
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._rendered: dict[Kind, Rendered] = {}  # by format
+        self._rendered: dict[Variant, Rendered] | None = None  # None until the first collection ends
+        self._asked: dict[Variant, float] = dict.fromkeys(FIRST_VARIANTS, clock())  # when last asked for
+        self.renders = 0  # formats rendered so far, pre-rendered or on demand (tests read it)
         self._thread = threading.Thread(target=self._loop, name="background-collection", daemon=True)
 
     def start(self) -> None:
@@ -57,29 +74,65 @@ class Snapshots:
     def close(self) -> None:
         self._stop.set()
 
-    def get(self, accept_header: str) -> Rendered | None:
-        """The latest rendering for this Accept header, or None before the first collection ends. An
-        unusual Accept header is rendered now from what is known (no AWS call)."""
+    @property
+    def prerendered(self) -> set[Variant]:
+        """The variants the latest collection rendered (or a scrape since)."""
+        with self._lock:
+            return set(self._rendered or ())
+
+    def get(self, accept_header: str, gzip: bool) -> Rendered | None:
+        """The latest rendering for this Accept header, or None before the first collection ends. A variant
+        not pre-rendered is rendered now from what is known (no AWS call), and pre-rendered from the next
+        collection on."""
         encoder, content_type = choose_encoder(accept_header)
         kind = direct_kind(encoder)
         with self._lock:
-            if not self._rendered:
+            if kind is not None:
+                self._asked[(kind, gzip)] = self._clock()
+            current = self._rendered
+            if current is None:
                 return None
-            rendered = self._rendered.get(kind) if kind else None
+            rendered = current.get((kind, gzip)) if kind is not None else None
         if rendered is None:
-            return self._render(accept_header)
+            if kind is None:  # an unusual format (another escaping or version): the generic path, each time
+                return self._render_generic(accept_header, gzip)
+            rendered = self._render(kind, {gzip})[(kind, gzip)]
+            with self._lock:
+                if self._rendered is current:  # kept for the next scrapes until the next collection
+                    current.setdefault((kind, gzip), rendered)
         return rendered if rendered.content_type == content_type else replace(rendered, content_type=content_type)
 
     def refresh(self) -> None:
-        """One collection, then one rendering per pre-rendered format."""
+        """One collection, then one rendering per format asked for lately, in the encodings asked for."""
         self._runner.collect()
-        rendered = {kind: self._render(accept) for kind, accept in PRERENDERED.items()}
+        now = self._clock()
+        with self._lock:
+            self._asked = {variant: at for variant, at in self._asked.items() if now - at <= self._remember}
+            wanted = set(self._asked)
+        rendered: dict[Variant, Rendered] = {}
+        for kind in ACCEPT:
+            encodings = {gzip for asked, gzip in wanted if asked == kind}
+            if encodings:
+                rendered.update(self._render(kind, encodings))
         with self._lock:
             self._rendered = rendered
 
-    def _render(self, accept_header: str) -> Rendered:
+    def _render(self, kind: Kind, encodings: set[bool]) -> dict[Variant, Rendered]:
+        parts, content_type = self._exposition.render_parts(ACCEPT[kind])
+        with self._lock:
+            self.renders += 1
+        rendered = {}
+        if False in encodings:
+            rendered[(kind, False)] = Rendered(content_type, tuple(parts), gzip=False)
+        if True in encodings:
+            rendered[(kind, True)] = Rendered(content_type, (b"".join(gzip_parts(parts, GZIP_LEVEL)),), gzip=True)
+        return rendered
+
+    def _render_generic(self, accept_header: str, gzip: bool) -> Rendered:
         parts, content_type = self._exposition.render_parts(accept_header)
-        return Rendered(content_type, tuple(parts), b"".join(gzip_parts(parts, GZIP_LEVEL)))
+        if gzip:
+            return Rendered(content_type, tuple(gzip_parts(parts)), gzip=True)
+        return Rendered(content_type, tuple(parts), gzip=False)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

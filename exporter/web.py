@@ -170,13 +170,13 @@ class ExporterApp:
     def _metrics(self, environ: Environ, method: str) -> tuple[str, list[tuple[str, str]], list[bytes]]:
         context = self.context
         if context.snapshots is not None:
-            snapshot = context.snapshots.get(environ.get("HTTP_ACCEPT", ""))
+            snapshot = context.snapshots.get(environ.get("HTTP_ACCEPT", ""),
+                                             gzip_wanted(environ.get("HTTP_ACCEPT_ENCODING", "")))
             if snapshot is not None:
                 headers = [("Content-Type", snapshot.content_type), ("Vary", "Accept, Accept-Encoding")]
-                if gzip_wanted(environ.get("HTTP_ACCEPT_ENCODING", "")):
+                if snapshot.gzip:
                     headers.append(("Content-Encoding", "gzip"))
-                    return "200 OK", headers, [snapshot.gzip]
-                return "200 OK", headers, list(snapshot.identity)
+                return "200 OK", headers, list(snapshot.body)
             # Before the first background collection ends: render what is known (nothing yet), no AWS call.
         elif method == "GET":  # HEAD answers from what is known: it never costs AWS calls
             context.runner.collect(timeout=scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS")))

@@ -13,8 +13,8 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.config import parse_config
-from exporter.exposition import direct_kind
-from exporter.snapshot import PRERENDERED, Snapshots
+from exporter.exposition import Exposition, direct_kind
+from exporter.snapshot import ACCEPT, FIRST_VARIANTS, REMEMBER_SECONDS, Snapshots
 from exporter.wiring import build_exposition
 from tests.support import collecting, get, promtool_check, serving_simulator, simulator_config
 
@@ -88,23 +88,87 @@ ACCEPT_HEADERS = [
 ]
 
 
+def snapshots_over(url: str, clock: list[float] | None = None) -> tuple[Snapshots, Exposition]:
+    runner, _ = collecting(url)
+    exposition = build_exposition(runner, parse_config(simulator_config(url)))
+    if clock is None:
+        return Snapshots(runner, exposition, interval_seconds=60), exposition
+    return Snapshots(runner, exposition, interval_seconds=60, clock=lambda: clock[0]), exposition
+
+
 @pytest.mark.parametrize("accept", ACCEPT_HEADERS)
-def test_every_usual_accept_header_is_served_from_the_snapshot(simulator: Simulator, accept: str) -> None:
+@pytest.mark.parametrize("gzipped", [True, False])
+def test_every_usual_accept_header_is_served_from_the_snapshot(simulator: Simulator, accept: str,
+                                                                gzipped: bool) -> None:
     # Prometheus 3 asks for escaping=allow-utf-8: keyed by content type, the snapshot missed it and every
     # scrape rendered 10,000 sessions anew (1.4 s at scenario L instead of milliseconds).
-    runner, _ = collecting(simulator.url)
-    exposition = build_exposition(runner, parse_config(simulator_config(simulator.url)))
-    snapshots = Snapshots(runner, exposition, interval_seconds=60)
-    snapshots.refresh()
-    served = snapshots.get(accept)
+    snapshots, exposition = snapshots_over(simulator.url)
     encoder, content_type = choose_encoder(accept)
-    assert served is not None and served.content_type == content_type
     kind = direct_kind(encoder)
     assert kind is not None
-    assert served.identity is snapshots.get(PRERENDERED[kind]).identity  # type: ignore[union-attr]  # not rendered anew
+    snapshots.get(accept, gzipped)  # None before the first collection: remembered all the same
+    snapshots.refresh()
+    renders = snapshots.renders
+    served = snapshots.get(accept, gzipped)
+    assert served is not None and served.content_type == content_type and served.gzip == gzipped
+    assert snapshots.renders == renders  # pre-rendered, not rendered anew
+    assert served.body is snapshots.get(ACCEPT[kind], gzipped).body  # type: ignore[union-attr]  # shared
     fresh, _ = exposition.render(accept)
-    assert b"".join(served.identity) == gzip.decompress(served.gzip)
-    assert ours(b"".join(served.identity)) == ours(fresh)  # the process's own figures moved in between
+    body = gzip.decompress(b"".join(served.body)) if gzipped else b"".join(served.body)
+    assert ours(body) == ours(fresh)  # the process's own figures moved in between
+
+
+def test_only_what_was_asked_for_is_prerendered(simulator: Simulator) -> None:
+    clock = [1000.0]
+    snapshots, exposition = snapshots_over(simulator.url, clock)
+    snapshots.refresh()
+    # Before anyone asks: OpenMetrics with gzip, what Prometheus asks; text is not rendered at all.
+    assert snapshots.prerendered == set(FIRST_VARIANTS) == {("openmetrics", True)}
+    assert snapshots.renders == 1
+
+    # Plain text, identity (a curl): rendered on demand from what is known, complete and valid, with
+    # its own Content-Type; kept for the next scrapes until the next collection.
+    served = snapshots.get("", gzip=False)
+    assert served is not None and not served.gzip and served.content_type.startswith("text/plain")
+    text = b"".join(served.body)
+    promtool_check(text)
+    assert text.count(b"emr_serverless_session_info{") == 5
+    assert snapshots.renders == 2
+    assert snapshots.get("text/plain;version=0.0.4", gzip=False) is not None and snapshots.renders == 2
+
+    # The next collection pre-renders it beside OpenMetrics (one render for both): a scrape is a look-up.
+    clock[0] += 60
+    snapshots.refresh()
+    assert snapshots.prerendered == {("openmetrics", True), ("text", False)}
+    assert snapshots.renders == 4
+    again = snapshots.get("", gzip=False)
+    assert again is not None and again is not served and snapshots.renders == 4
+    assert ours(b"".join(again.body)) == ours(exposition.render("")[0])
+
+    # Still asked by Prometheus, no longer by the curl: the curl's variant is forgotten.
+    clock[0] += REMEMBER_SECONDS + 1
+    assert snapshots.get(OPENMETRICS, gzip=True) is not None
+    snapshots.refresh()
+    assert snapshots.prerendered == {("openmetrics", True)}
+    # And nothing at all once nobody asks: a collection renders nothing.
+    clock[0] += REMEMBER_SECONDS + 1
+    renders = snapshots.renders
+    snapshots.refresh()
+    assert snapshots.prerendered == set() and snapshots.renders == renders
+    served = snapshots.get(OPENMETRICS, gzip=True)  # rendered on demand: still complete
+    assert served is not None and served.gzip and gzip.decompress(served.body[0]).endswith(b"# EOF\n")
+    assert snapshots.renders == renders + 1
+
+
+def test_an_unusual_format_is_rendered_each_time_and_never_prerendered(simulator: Simulator) -> None:
+    snapshots, _ = snapshots_over(simulator.url)
+    snapshots.refresh()
+    accept = "text/plain;version=1.0.0;escaping=dots"  # the generic path: not a variant the writer serves
+    served = snapshots.get(accept, gzip=True)
+    assert served is not None and served.content_type == choose_encoder(accept)[1]
+    assert gzip.decompress(b"".join(served.body)).count(b"emr__serverless__session__info{") == 5  # dots escaped
+    snapshots.refresh()
+    assert snapshots.prerendered == {("openmetrics", True)}
 
 
 def ours(body: bytes) -> list[bytes]:
