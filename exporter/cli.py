@@ -27,6 +27,7 @@ from exporter.discovery import Shard
 from exporter.exposition import Exposition
 from exporter.http_server import HardenedServer
 from exporter.logs import FORMATS, LEVELS, setup_logging
+from exporter.malloc import limit_arenas
 from exporter.snapshot import Snapshots
 from exporter.web import ExporterApp, WebContext, parse_listen_address
 from exporter.web_config import WebConfigError, WebConfigWatcher
@@ -139,6 +140,7 @@ def run(argv: Sequence[str] | None) -> int:
         print(version_text())
         return 0
     setup_logging(args.log_level, args.log_format)
+    limit_arenas()  # before the first thread (exporter.malloc)
     try:
         listen_address = parse_listen_address(args.listen_address)
     except ValueError as err:
