@@ -23,8 +23,8 @@ and mode it prints:
 - collection wall time (the exporter's emr_serverless_collection_duration_seconds) and scrape wall
   time beside the critical path: ListApplications pages one after another, then the ListSessions and
   GetSession calls at max_concurrency in flight: (pages + ceil((listings + gets) / concurrency)) x latency;
-- exporter CPU per collection (on scrape: the scrape; in the background: collection, both formats
-  rendered and gzipped, the scrapes served) and per refreshed session (GetSession answered);
+- exporter CPU per collection (on scrape: the scrape; in the background: collection, the variant scraped
+  (OpenMetrics, gzip) rendered and gzipped, the scrapes served) and per refreshed session (GetSession answered);
 - render time of a steady-state collection (OpenMetrics, incremental) beside prometheus-client's
   generic generate_latest, CPU time in this process over the same simulator;
 - peak RSS, and emr_serverless_oldest_session_data_age_seconds (median and max over the scrapes);

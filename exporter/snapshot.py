@@ -7,9 +7,9 @@ nothing more. The price is data up to one interval old; ``emr_serverless_last_co
 says how old, and the alert rules watch it.
 
 Only the variants asked for lately are pre-rendered: Prometheus asks for OpenMetrics with gzip, and a
-render plus a gzip of a variant nobody reads is CPU and memory for nothing (at 10,000 sessions each
-variant costs ~0.3 s of CPU a collection). Another variant is rendered on demand from what is known (no
-AWS call), kept until the next collection, and pre-rendered from then on while it is still asked for.
+render plus a gzip of a variant nobody reads is CPU and memory for nothing (docs/performance.md).
+Another variant is rendered on demand from what is known (no AWS call), kept until the next
+collection, and pre-rendered from then on while it is still asked for.
 """
 
 from __future__ import annotations
