@@ -1,9 +1,9 @@
 """Discovery and collection: what the exporter knows about each target after one pass over the API.
 
 Per target: ListApplications (filtered), then per application its ListSessions queries (and GetApplication
-for applications new or changed since their last one), then GetSession
-for the sessions worth a call, stalest first, at most ``aws.max_concurrency`` calls in flight, within
-the rate limits, and nothing past the deadline. What a pass could not refresh or list is served as last
+for applications new or changed since their last one), then GetSession for the sessions worth a call, in
+memory's order (new, due, changed, stalest), at most ``aws.max_concurrency`` calls in flight, within the
+rate limits, and nothing past the deadline. What a pass could not refresh or list is served as last
 known (``exporter.memory``). This module knows nothing of Prometheus or HTTP: it produces
 ``TargetResult`` values.
 """
@@ -204,6 +204,7 @@ class TargetCollector:
 
     def _collect(self, deadline: Deadline) -> TargetResult:
         run = _Pass(started=self._clock(), deadline=deadline)
+        self.memory.begin_collection()
         applications = self._discover_applications(run)
         if run.deadline.passed or self._closing.is_set():
             applications_to_list: list[Application] = []  # no time left: serve what is known

@@ -7,11 +7,16 @@ unit-tested directly:
   ListApplications without the application, GetSession's ResourceNotFoundException) or a terminal
   session ages out: a failed or throttled call never makes series flap to nothing.
 - FAILED/TERMINATED sessions never change again: fetched once, then served from memory.
-- Active sessions are refreshed stalest first, so when the rate limit or the deadline cannot cover all
-  of them, the ones left over are first in line next time and none is starved.
 - Every collection lists each application's active sessions, so states are fresh from the listing
-  however little GetSession budget there is, and GetSession goes where it buys most: new sessions,
-  sessions whose state or updatedAt changed, then the stalest.
+  however little GetSession budget there is, and GetSession goes where it buys most: new active
+  sessions, then the ones *due* (a deadline, below), new final ones, sessions whose state or updatedAt
+  changed, then the stalest.
+- The deadline: with B GetSessions answered per collection and N active sessions, each can be refreshed
+  once every P = ceil(N / B) collections, so one not refreshed for P - 1 collections is due and goes
+  before every change. However many sessions change, a session is refreshed within P collections
+  while the budget holds (a collection with less, or new sessions taken first, push the due ones
+  later: the issue's bound, P + 1, has room for one), and changed sessions get what the due ones leave.
+  The collector calls ``begin_collection`` once per collection; memory counts the answers itself.
 - An application's capacity (GetApplication) is asked once when it is first discovered and again only when
   its ``updatedAt`` in ListApplications changes: a steady-state collection makes no GetApplication call.
 - The first listing of an application also looks back ``session_lookback_seconds`` on creation time
@@ -21,6 +26,7 @@ unit-tested directly:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -37,8 +43,6 @@ ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in 
 # createdAt and for sessions that became visible to ListSessions late.
 LISTING_OVERLAP_SECONDS = 300.0
 
-NEVER = float("-inf")
-
 
 @dataclass(frozen=True)
 class Listing:
@@ -53,12 +57,15 @@ class Listing:
 class Known:
     session: Session
     refreshed_at: float  # when GetSession last returned it
+    refreshed_in: int = 0  # in which collection (``SessionMemory.begin_collection`` counts them)
 
 
 # Refresh ranks: what a GetSession buys most comes first, the stalest first within a rank.
-NEW = 0.0  # listed, never fetched: not exported until it is
-CHANGED = 1.0  # the listing shows a new state or updatedAt, or the session left the active states
-STALEST = 2.0  # nothing changed that the listing shows: utilization and idle time only
+NEW = 0.0  # listed, active, never fetched: running (costing money) and not exported until fetched
+DUE = 1.0  # not refreshed for P - 1 collections: must not wait behind churn (SessionMemory.period)
+NEW_FINAL = 2.0  # listed, ended, never fetched (a cold start's look-back finds thousands): can wait
+CHANGED = 3.0  # the listing shows a new state or updatedAt, or the session left the active states
+STALEST = 4.0  # nothing changed that the listing shows: utilization and idle time only
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,33 @@ class SessionMemory:
         # updatedAt that answer is for.
         self.details: dict[str, ApplicationDetail | None] = {}
         self._described: dict[str, datetime] = {}
+        self.collection = 0  # collections begun
+        self._answered = 0  # GetSessions answered in this collection
+        self._budget = 0  # GetSessions answered by the last collection that had any answered
+        self.period = math.inf  # P: collections in which every active session can be refreshed once
+
+    def begin_collection(self) -> None:
+        """A collection of the target starts: count it and set the deadline P from the last budget.
+
+        P = ceil(active known sessions / GetSessions answered by the previous collection). That count
+        is the budget however it was bound (rate limit, AWS throttling, the deadline, or demand: a
+        collection that could fetch everything gets P = 1, all due, which costs nothing). A collection
+        that answered none (every call failed, throttled or out of time) says nothing about the budget
+        and the last one that answered any stands: a P too small only makes more sessions due, which
+        degrades to stalest first over all, never to starvation; a P too large (infinity) would let
+        churn starve the unchanged. Only before anything was ever answered is P infinite (nothing is
+        known to be due; every active session is new and goes first anyway).
+        """
+        if self._answered:
+            self._budget = self._answered
+        self.collection += 1
+        self._answered = 0
+        active = sum(not is_final(k.session.state) for known in self._sessions.values() for k in known.values())
+        self.period = max(1, math.ceil(active / self._budget)) if self._budget else math.inf
+
+    def _due(self, known: Known) -> bool:
+        # Not refreshed in the P - 1 collections since the one that did: due in this one.
+        return self.collection - known.refreshed_in >= self.period
 
     # --- applications ----------------------------------------------------------------------------------
 
@@ -140,7 +174,8 @@ class SessionMemory:
           aged out already (a summary has no endedAt; its updatedAt is when it ended);
         - known active sessions whose state or updatedAt the listing shows changed (the new state is
           exported at once), or that left the active states (ended, or gone);
-        - the other known active sessions, stalest first.
+        - the other known active sessions, stalest first;
+        - ranked new active, due, new final, changed, stalest (``new_priority``, ``DUE``).
         """
         listed = {s.session_id: s for s in summaries if s.application_id == application_id}
         known_here = self._sessions.get(application_id, {})
@@ -167,15 +202,19 @@ class SessionMemory:
                 rank = CHANGED
             else:
                 rank = STALEST
+            if self._due(known):
+                rank = DUE
             refreshes.append(Refresh(application_id, sid, (rank, known.refreshed_at)))
         return sorted(refreshes, key=lambda r: r.priority)
 
     def fallback(self, application_id: str) -> list[Refresh]:
-        """What to fetch of an application whose listing failed: what memory knows, stalest first."""
+        """What to fetch of an application whose listing failed: what memory knows, ranked as ``plan``
+        ranks it without a listing (so nothing is known to have changed): new active, due, new final,
+        then the stalest."""
         refreshes = [Refresh(application_id, sid, new_priority(summary))
                      for sid, summary in self._unfetched.get(application_id, {}).items()]
         refreshes += [
-            Refresh(application_id, sid, (STALEST, k.refreshed_at))
+            Refresh(application_id, sid, (DUE if self._due(k) else STALEST, k.refreshed_at))
             for sid, k in self._sessions.get(application_id, {}).items()
             if not is_final(k.session.state)
         ]
@@ -184,14 +223,18 @@ class SessionMemory:
     # --- sessions --------------------------------------------------------------------------------------
 
     def refreshed(self, session: Session, now: float) -> None:
+        """GetSession answered (in the collection begun last)."""
+        self._answered += 1
         self._unfetched.get(session.application_id, {}).pop(session.session_id, None)
         if session.application_id in self.applications:
             known = self._sessions.setdefault(session.application_id, {})
             if session.session_id not in known:
                 self._added.append(session)
-            known[session.session_id] = Known(session, now)
+            known[session.session_id] = Known(session, now, self.collection)
 
     def vanished(self, session_id: str) -> None:
+        """GetSession said ResourceNotFoundException: an answer too (it spent the budget)."""
+        self._answered += 1
         for known in self._sessions.values():
             known.pop(session_id, None)
         for listed in self._unfetched.values():
@@ -231,8 +274,9 @@ class SessionMemory:
 def new_priority(summary: SessionSummary) -> tuple[float, float]:
     """A session not fetched yet: an active one before a final one. At a cold start under a quota, the
     look-back lists thousands of ended sessions (9,000 at scenario L, 15 minutes at 10 TPS); the running
-    ones, which cost money now, go first. Both before CHANGED: neither is exported until it is fetched."""
-    return (NEW, 0.0 if is_final(summary.state) else NEVER)
+    ones, which cost money now, go first, and the due ones before the ended, so that a long backlog
+    starves no running session. Both before CHANGED: neither is exported until it is fetched."""
+    return (NEW_FINAL if is_final(summary.state) else NEW, 0.0)
 
 
 def _utc(seconds: float) -> datetime:
