@@ -131,6 +131,7 @@ class _Pass:
     listing_failed: set[str] = field(default_factory=set)
     listed: dict[str, list[SessionSummary]] = field(default_factory=dict)  # per application, so far
     asked: set[str] = field(default_factory=set)  # session ids given to GetSession
+    held: list[Refresh] = field(default_factory=list)  # not urgent: submitted once every listing is in
     refreshed: set[str] = field(default_factory=set)
     running: set[int] = field(default_factory=set)  # calls a worker has started (set ops are atomic)
     applications: list[list[Application]] = field(default_factory=list)  # ListApplications' answer, if any
@@ -271,7 +272,17 @@ class TargetCollector:
         if refresh.session_id in run.asked:
             return
         run.asked.add(refresh.session_id)
+        if not refresh.urgent:
+            # A worker reserves its rate-limit slot when it takes a job: the first applications listed
+            # would commit the budget to their own less urgent sessions before the others' are planned.
+            run.held.append(refresh)
+            return
         self._submit(run, GetSession(refresh), (GET_PRIORITY, *refresh.priority))
+
+    def _release_held(self, run: _Pass) -> None:
+        for refresh in run.held:
+            self._submit(run, GetSession(refresh), (GET_PRIORITY, *refresh.priority))
+        run.held.clear()
 
     def _submit(self, run: _Pass, call: Call, priority: tuple[float, ...]) -> None:
         run.pending += 1
@@ -366,6 +377,8 @@ class TargetCollector:
             refreshes = self.memory.plan(app_id, run.listed.pop(app_id), self._clock())
         for refresh in refreshes:
             self._refresh(run, refresh)
+        if not run.pending_listings:  # the last listing is in: every application is planned
+            self._release_held(run)
 
     def _failed(self, run: _Pass, error: BaseException) -> None:
         if isinstance(error, ApiError):

@@ -76,6 +76,11 @@ class Refresh:
     session_id: str
     priority: tuple[float, float]  # (rank, when last refreshed)
 
+    @property
+    def urgent(self) -> bool:
+        """New and active, or due: worth a call before the other applications' listings are in."""
+        return self.priority[0] <= DUE
+
 
 def is_final(state: str) -> bool:
     return state in TERMINAL_SESSION_STATES

@@ -221,6 +221,7 @@ def test_due_sessions_go_before_changed_ones_and_changed_before_the_other_stales
     plan = mem.plan("app1", listed, NOW)
     assert ids(plan) == ["started", "old", "ended", "changed", "quiet"]
     assert [r.priority[0] for r in plan] == [NEW, DUE, NEW_FINAL, CHANGED, STALEST]
+    assert [r.urgent for r in plan] == [True, True, False, False, False]
     # Without a listing nothing is known to have changed; the deadline still holds.
     assert [(r.session_id, r.priority[0]) for r in mem.fallback("app1")] == [
         ("started", NEW), ("old", DUE), ("ended", NEW_FINAL), ("changed", STALEST), ("quiet", STALEST)]

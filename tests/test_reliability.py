@@ -125,6 +125,42 @@ def test_under_a_rate_limit_every_session_is_refreshed_within_a_bounded_number_o
         assert len(in_window) <= burst + rate * 1.0 + 1
 
 
+def test_due_sessions_of_a_late_listing_go_before_an_early_listings_unchanged_ones(
+    store: Store, simulator: Simulator
+) -> None:
+    # Workers take rate-limit slots in the order they take jobs: were an early application's unchanged
+    # sessions started as soon as its listing is in, they would spend the budget the due ones need.
+    early, late = store.add_application(name="early"), store.add_application(name="late")
+    for _ in range(6):
+        store.add_session(early, state="IDLE")
+    due = {store.add_session(late, state="IDLE") for _ in range(2)}
+    sent: list[str] = []
+
+    def record(params: Any) -> bool:
+        sent.append(params["sessionId"])
+        return False
+
+    store.add_fault(Fault(operation="GetSession", error_code=None, delay_ms=1, match=record))
+    # Slots 50 ms apart: calls reach the simulator in the order the workers took them.
+    runner, _ = collecting(simulator.url, aws={"max_concurrency": 4, "rate_limits": {
+        "GetSession": {"requests_per_second": 20, "burst": 1}}})
+    try:
+        assert runner.collect()[0].up  # collection 1: every session fetched
+        memory = runner.targets[0].memory
+        memory.begin_collection()  # as if a tight budget had refreshed only the early ones in collection 2
+        for known in memory.sessions(time.time()):
+            if known.session.application_id == early:
+                memory.refreshed(known.session, time.time())
+        store.add_fault(Fault(operation="ListSessions", error_code=None, delay_ms=300,
+                              match={"applicationId": late}))
+        sent.clear()
+        assert runner.collect()[0].up  # collection 3: P = ceil(8 / 6) = 2, so the late ones are due
+        assert memory.period == 2
+    finally:
+        runner.close()
+    assert set(sent[:2]) == due and len(sent) == 8
+
+
 def test_states_stay_fresh_from_listings_when_no_get_session_gets_through(store: Store, simulator: Simulator) -> None:
     app = store.add_application(name="quota")
     sessions = [store.add_session(app, state="IDLE") for _ in range(20)]
