@@ -179,8 +179,9 @@ class SessionMemory:
           aged out already (a summary has no endedAt; its updatedAt is when it ended);
         - known active sessions whose state or updatedAt the listing shows changed (the new state is
           exported at once), or that left the active states (ended, or gone);
-        - the other known active sessions, stalest first;
-        - ranked new active, due, new final, changed, stalest (``new_priority``, ``DUE``).
+        - the other known active sessions, stalest first.
+
+        Ranked new active, due (``period``), new final, changed, stalest.
         """
         listed = {s.session_id: s for s in summaries if s.application_id == application_id}
         known_here = self._sessions.get(application_id, {})
