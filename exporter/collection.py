@@ -30,8 +30,8 @@ from exporter.aws import (
     account_id_from_arn,
 )
 from exporter.config import DiscoveryConfig
-from exporter.discovery import ApplicationFilter, Shard
-from exporter.memory import Listing, Refresh, SessionMemory, is_final
+from exporter.discovery import ApplicationFilter, Listing, ListingWindows, Shard
+from exporter.memory import Refresh, SessionMemory, is_final
 from exporter.model import Application, ApplicationDetail, Session, SessionSummary
 from exporter.workers import Expired, WorkerPool
 
@@ -170,6 +170,7 @@ class TargetCollector:
         self._busy = threading.Lock()
         self._closing = threading.Event()
         self.memory = SessionMemory(discovery)
+        self.windows = ListingWindows(discovery)
         self._cache_hits = 0
 
     @property
@@ -212,7 +213,7 @@ class TargetCollector:
         else:
             applications_to_list = applications
         for app in applications_to_list:
-            listings = self.memory.listings(app.id, run.started)
+            listings = self.windows.listings(app.id, run.started)
             run.listings_left[app.id] = len(listings)
             for listing in listings:
                 self._submit(run, ListSessions(listing), LISTING_PRIORITY)
@@ -251,6 +252,7 @@ class TargetCollector:
         for app in listed:
             self._account_id = account_id_from_arn(app.arn) or self._account_id
         self.memory.discovered(app for app in listed if self._filter.wanted(app))
+        self.windows.keep(self.memory.applications)
         return list(self.memory.applications.values())
 
     def _call(self, call: Call, deadline: Deadline) -> Any:
@@ -373,7 +375,7 @@ class TargetCollector:
         if app_id in run.listing_failed:
             refreshes = self.memory.fallback(app_id)
         else:
-            self.memory.listed(app_id, run.started)
+            self.windows.listed(app_id, run.started)
             refreshes = self.memory.plan(app_id, run.listed.pop(app_id), self._clock())
         for refresh in refreshes:
             self._refresh(run, refresh)

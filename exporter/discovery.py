@@ -1,17 +1,33 @@
-"""Which applications a target collects: a filter around ListApplications (ids, name, this replica's shard).
+"""What a target lists: which applications (a filter around ListApplications: ids, name, this replica's
+shard), and what each application's ListSessions ask for (states and a creation-time window).
 
 Filtering happens on the listing, before anything else is asked about an application, so an application
 another replica owns or the configuration leaves out costs no ListSessions, GetSession or GetApplication.
+
+Every collection lists each application's active sessions, with no date bound (a session can stay active
+for days), so that states are fresh however little GetSession budget there is; and the sessions created
+since the last complete listing, of any state, which finds those that started and ended between two
+collections. The first listing of an application looks back ``session_lookback_seconds`` (at least
+``terminated_session_max_age_seconds``) with no state filter, so a restart finds what ended meanwhile and
+a state AWS adds later is listed too.
 """
 
 from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from exporter.config import DiscoveryConfig
+from exporter.config import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
 from exporter.model import Application
+
+# Known states that are not final: listed every collection.
+ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in TERMINAL_SESSION_STATES)
+# Steady-state listings reach this far before the last one, for clock skew between us and AWS's
+# createdAt and for sessions that became visible to ListSessions late.
+LISTING_OVERLAP_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -40,3 +56,39 @@ class ApplicationFilter:
         if self._shard and not self._shard.owns(app.id):
             return False
         return not (self._name and not self._name.fullmatch(app.name))
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One ListSessions query: ``states`` (empty: all) and sessions created after ``created_after``."""
+
+    application_id: str
+    states: tuple[str, ...] = ()
+    created_after: datetime | None = None
+
+
+class ListingWindows:
+    """Per application, when its last complete listing started: where the next one's window begins."""
+
+    def __init__(self, discovery: DiscoveryConfig) -> None:
+        self._lookback = max(discovery.session_lookback_seconds, discovery.terminated_session_max_age_seconds)
+        self._listed_at: dict[str, float] = {}
+
+    def listings(self, application_id: str, now: float) -> list[Listing]:
+        """The active sessions, and those created since the last complete listing (the first time, since
+        the look-back), of any state."""
+        listed_before = self._listed_at.get(application_id)
+        since = now - self._lookback if listed_before is None else listed_before - LISTING_OVERLAP_SECONDS
+        return [
+            Listing(application_id, states=ACTIVE_SESSION_STATES),
+            Listing(application_id, created_after=datetime.fromtimestamp(since, timezone.utc)),
+        ]
+
+    def listed(self, application_id: str, started: float) -> None:
+        """Every listing of the application succeeded: what was created before ``started`` is known."""
+        self._listed_at[application_id] = started
+
+    def keep(self, application_ids: Iterable[str]) -> None:
+        """Forget every other application (a complete discovery no longer has it)."""
+        wanted = set(application_ids)
+        self._listed_at = {app: t for app, t in self._listed_at.items() if app in wanted}

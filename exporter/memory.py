@@ -19,9 +19,7 @@ unit-tested directly:
   The collector calls ``begin_collection`` once per collection; memory counts the answers itself.
 - An application's capacity (GetApplication) is asked once when it is first discovered and again only when
   its ``updatedAt`` in ListApplications changes: a steady-state collection makes no GetApplication call.
-- The first listing of an application also looks back ``session_lookback_seconds`` on creation time
-  with no state filter (a state AWS adds later is found too); later ones only ask for what was created
-  since the last complete one.
+- What each ListSessions asks for (its states and creation-time window) is ``exporter.discovery``'s.
 """
 
 from __future__ import annotations
@@ -29,28 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import msgspec
 
-from exporter.config import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
+from exporter.config import TERMINAL_SESSION_STATES, DiscoveryConfig
 from exporter.model import Application, ApplicationDetail, Session, SessionSummary
-
-# Known states that are not final; listed without a date bound because a session can stay active for days.
-ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in TERMINAL_SESSION_STATES)
-
-# Steady-state listings reach this far before the last one, for clock skew between us and AWS's
-# createdAt and for sessions that became visible to ListSessions late.
-LISTING_OVERLAP_SECONDS = 300.0
-
-
-@dataclass(frozen=True)
-class Listing:
-    """One ListSessions query: ``states`` (empty: all) and sessions created after ``created_after``."""
-
-    application_id: str
-    states: tuple[str, ...] = ()
-    created_after: datetime | None = None
 
 
 @dataclass
@@ -89,7 +71,6 @@ def is_final(state: str) -> bool:
 class SessionMemory:
     def __init__(self, discovery: DiscoveryConfig) -> None:
         self._max_age = discovery.terminated_session_max_age_seconds
-        self._lookback = max(discovery.session_lookback_seconds, self._max_age)
         self.applications: dict[str, Application] = {}  # last complete discovery
         # By application id, then session id: planning one application reads its own sessions only (one
         # flat dict made each collection read every session once per application: 1,000,000 at 100 x 10,000).
@@ -98,7 +79,6 @@ class SessionMemory:
         # Listed but not fetched yet (no budget left): remembered, so a later listing that starts after
         # them still gets them fetched, first in line.
         self._unfetched: dict[str, dict[str, SessionSummary]] = {}
-        self._listed_at: dict[str, float] = {}  # per application: start of its last complete listing
         # Per application: its last GetApplication answer (None: malformed, dropped) and the listing's
         # updatedAt that answer is for.
         self.details: dict[str, ApplicationDetail | None] = {}
@@ -138,7 +118,6 @@ class SessionMemory:
         self.applications = {app.id: app for app in applications}
         self._sessions = {app: known for app, known in self._sessions.items() if app in self.applications}
         self._unfetched = {app: listed for app, listed in self._unfetched.items() if app in self.applications}
-        self._listed_at = {app: t for app, t in self._listed_at.items() if app in self.applications}
         self.details = {app: d for app, d in self.details.items() if app in self.applications}
         self._described = {app: t for app, t in self._described.items() if app in self.applications}
 
@@ -153,24 +132,6 @@ class SessionMemory:
         if app.id in self.applications:
             self.details[app.id] = detail
             self._described[app.id] = app.updated_at
-
-    # --- listing ---------------------------------------------------------------------------------------
-
-    def listings(self, application_id: str, now: float) -> list[Listing]:
-        """Every collection lists the active sessions (so their states are fresh however little GetSession
-        budget there is) and the sessions created since the last complete listing, of any state; the
-        first time, since ``session_lookback_seconds`` ago."""
-        listed_before = self._listed_at.get(application_id)
-        since = now - self._lookback if listed_before is None else listed_before - LISTING_OVERLAP_SECONDS
-        return [
-            Listing(application_id, states=ACTIVE_SESSION_STATES),
-            Listing(application_id, created_after=_utc(since)),
-        ]
-
-    def listed(self, application_id: str, started: float) -> None:
-        """Every listing of the application succeeded: memory covers what was created before ``started``."""
-        if application_id in self.applications:
-            self._listed_at[application_id] = started
 
     def plan(self, application_id: str, summaries: Iterable[SessionSummary], now: float) -> list[Refresh]:
         """What to fetch of an application whose listings all succeeded, most useful first:
@@ -283,7 +244,3 @@ def new_priority(summary: SessionSummary) -> tuple[float, float]:
     ones, which cost money now, go first, and the due ones before the ended, so that a long backlog
     starves no running session. Both before CHANGED: neither is exported until it is fetched."""
     return (NEW_FINAL if is_final(summary.state) else NEW, 0.0)
-
-
-def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)

@@ -9,11 +9,18 @@ from hypothesis import strategies as st
 
 from exporter.aws import account_id_from_arn
 from exporter.config import DiscoveryConfig
-from exporter.discovery import ApplicationFilter, Shard
+from exporter.discovery import (
+    ACTIVE_SESSION_STATES,
+    LISTING_OVERLAP_SECONDS,
+    ApplicationFilter,
+    ListingWindows,
+    Shard,
+)
 from exporter.model import Application, convert
 
 ARN = "arn:aws:emr-serverless:us-east-1:123456789012:/applications/"
 WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = 1_764_000_000.0
 application_ids = st.text(alphabet="0123456789abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=20)
 
 
@@ -51,3 +58,39 @@ def test_account_id_from_arn_only_takes_twelve_digits() -> None:
     assert account_id_from_arn("arn:aws:iam::210987654321:role/scraper") == "210987654321"
     assert account_id_from_arn("arn:aws:iam::12345:role/short") == ""
     assert account_id_from_arn("not an arn") == ""
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def test_first_listing_looks_back_for_restarts_and_every_state() -> None:
+    windows = ListingWindows(DiscoveryConfig(terminated_session_max_age_seconds=3600, session_lookback_seconds=86400))
+    active, windowed = windows.listings("app1", NOW)
+    assert active.states == ACTIVE_SESSION_STATES and active.created_after is None
+    # No state filter: a state AWS adds later is listed too; a day back: a session that ran 3 hours and
+    # ended 10 minutes before a restart is found although it was created before the 1-hour window.
+    assert windowed.states == () and windowed.created_after == at(NOW - 86400)
+
+
+def test_the_lookback_is_never_shorter_than_the_terminated_window() -> None:
+    windows = ListingWindows(DiscoveryConfig(terminated_session_max_age_seconds=7200, session_lookback_seconds=60))
+    assert windows.listings("app1", NOW)[1].created_after == at(NOW - 7200)
+
+
+def test_after_a_complete_listing_only_active_ones_and_what_is_new_are_listed() -> None:
+    windows = ListingWindows(DiscoveryConfig())
+    windows.listed("app1", NOW)
+    active, new = windows.listings("app1", NOW + 30)
+    assert active.states == ACTIVE_SESSION_STATES and active.created_after is None  # fresh states, always
+    assert new.states == () and new.created_after == at(NOW - LISTING_OVERLAP_SECONDS)
+    assert windows.listings("app2", NOW + 30)[1].created_after == at(NOW + 30 - 86400)  # never completed
+
+
+def test_an_application_discovered_again_looks_back_again() -> None:
+    windows = ListingWindows(DiscoveryConfig())
+    windows.listed("app1", NOW)
+    windows.listed("app2", NOW)
+    windows.keep(["app2"])  # app1 left the discovery (deleted, or another shard's now)
+    assert windows.listings("app1", NOW + 30)[1].created_after == at(NOW + 30 - 86400)
+    assert windows.listings("app2", NOW + 30)[1].created_after == at(NOW - LISTING_OVERLAP_SECONDS)

@@ -13,10 +13,8 @@ from hypothesis import strategies as st
 
 from exporter.config import DiscoveryConfig
 from exporter.memory import (
-    ACTIVE_SESSION_STATES,
     CHANGED,
     DUE,
-    LISTING_OVERLAP_SECONDS,
     NEW,
     NEW_FINAL,
     STALEST,
@@ -53,29 +51,6 @@ def memory(**discovery: Any) -> SessionMemory:
     mem = SessionMemory(DiscoveryConfig(**discovery))
     mem.discovered([app("app1"), app("app2")])
     return mem
-
-
-def test_first_listing_looks_back_for_restarts_and_every_state() -> None:
-    mem = memory(terminated_session_max_age_seconds=3600, session_lookback_seconds=86400)
-    active, windowed = mem.listings("app1", NOW)
-    assert active.states == ACTIVE_SESSION_STATES and active.created_after is None
-    # No state filter: a state AWS adds later is listed too; a day back: a session that ran 3 hours and
-    # ended 10 minutes before a restart is found although it was created before the 1-hour window.
-    assert windowed.states == () and windowed.created_after == at(NOW - 86400)
-
-
-def test_the_lookback_is_never_shorter_than_the_terminated_window() -> None:
-    mem = memory(terminated_session_max_age_seconds=7200, session_lookback_seconds=60)
-    assert mem.listings("app1", NOW)[1].created_after == at(NOW - 7200)
-
-
-def test_after_a_complete_listing_only_active_ones_and_what_is_new_are_listed() -> None:
-    mem = memory()
-    mem.listed("app1", NOW)
-    active, new = mem.listings("app1", NOW + 30)
-    assert active.states == ACTIVE_SESSION_STATES and active.created_after is None  # fresh states, always
-    assert new.states == () and new.created_after == at(NOW - LISTING_OVERLAP_SECONDS)
-    assert mem.listings("app2", NOW + 30)[1].created_after == at(NOW + 30 - 86400)  # never completed
 
 
 def ids(refreshes: list[Refresh]) -> list[str]:
