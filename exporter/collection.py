@@ -227,7 +227,8 @@ class TargetCollector:
         known = self.memory.sessions(now)
         active_stale = [k for k in known if not is_final(k.session.state) and k.session.session_id not in run.refreshed]
         self._cache_hits += sum(
-            1 for k in known if is_final(k.session.state) and k.session.session_id not in run.refreshed
+            1 for k in known
+            if is_final(k.session.state) and not k.final_from_listing and k.session.session_id not in run.refreshed
         )
         oldest = min((k.refreshed_at for k in known if not is_final(k.session.state)), default=now)
         finished = self._clock()

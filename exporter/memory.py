@@ -40,6 +40,8 @@ class Known:
     session: Session
     refreshed_at: float  # when GetSession last returned it
     refreshed_in: int = 0  # in which collection (``SessionMemory.begin_collection`` counts them)
+    # The final state came from a listing, not GetSession: its endedAt and last utilization are still to fetch.
+    final_from_listing: bool = False
 
 
 # Refresh ranks: what a GetSession buys most comes first, the stalest first within a rank.
@@ -157,15 +159,16 @@ class SessionMemory:
         refreshes = [Refresh(application_id, sid, new_priority(summary)) for sid, summary in unfetched.items()]
         for sid, known in known_here.items():
             session = known.session
-            if is_final(session.state):
+            if is_final(session.state) and not known.final_from_listing:
                 continue
             now_listed = listed.get(sid)
-            if now_listed is None:
+            if now_listed is None or known.final_from_listing:
                 rank = CHANGED  # no longer active: fetch its final state once
             elif (now_listed.state, now_listed.updated_at) != (session.state, session.updated_at):
                 known.session = msgspec.structs.replace(
                     session, state=now_listed.state, updated_at=now_listed.updated_at
                 )
+                known.final_from_listing = is_final(now_listed.state)  # exported now, fetched until fetched
                 rank = CHANGED
             else:
                 rank = STALEST
@@ -183,7 +186,7 @@ class SessionMemory:
         refreshes += [
             Refresh(application_id, sid, (DUE if self._due(k) else STALEST, k.refreshed_at))
             for sid, k in self._sessions.get(application_id, {}).items()
-            if not is_final(k.session.state)
+            if not is_final(k.session.state) or k.final_from_listing
         ]
         return sorted(refreshes, key=lambda r: r.priority)
 

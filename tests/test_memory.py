@@ -276,3 +276,22 @@ def test_without_the_deadline_tier_churn_starves_the_unchanged() -> None:
     bound = math.ceil(sessions / budget) + 1
     assert simulate(sessions, budget, 0.1, 7, deadline=False)[1] > bound
     assert simulate(sessions, budget, 0.1, 7)[1] <= bound
+
+
+def test_a_session_the_listing_shows_ended_is_fetched_once_even_when_the_budget_ran_out() -> None:
+    # Created within the listing window and ended since: the listing gives its final state, which is
+    # exported at once; but its final GetSession (endedAt, last utilization) must still come, however many
+    # collections it waits behind due, new and ended-before sessions.
+    mem = memory()
+    mem.begin_collection()
+    mem.refreshed(session("short", "BUSY"), NOW - 30)
+    mem.begin_collection()
+    plan = mem.plan("app1", [summary("short", "TERMINATED", NOW - 5)], NOW)
+    assert ids(plan) == ["short"]  # not answered in this collection: out of budget
+    assert [k.session.state for k in mem.sessions(NOW)] == ["TERMINATED"]
+    mem.begin_collection()
+    assert ids(mem.plan("app1", [summary("short", "TERMINATED", NOW - 5)], NOW + 60)) == ["short"]
+    assert ids(mem.fallback("app1")) == ["short"]
+    mem.refreshed(session("short", "TERMINATED", endedAt=at(NOW - 5)), NOW + 61)
+    mem.begin_collection()
+    assert mem.plan("app1", [summary("short", "TERMINATED", NOW - 5)], NOW + 120) == []  # fetched final: never again
