@@ -253,11 +253,10 @@ def make_client(
         client.meta.events.unregister(event, handler, unique_id=unique_id)
     # botocore builds the User-Agent again after signing, only to add the SDK feature codes first used during
     # the call (telemetry for AWS, such as the credential source on a first call): a second build per call.
-    user_agent = getattr(client, "_user_agent_creator", None)
-    if user_agent is not None:
-        client.meta.events.unregister(
-            "request-created.emr-serverless", user_agent.rebuild_and_replace_user_agent_handler
-        )
+    # An older botocore (1.34, which pyproject allows) has neither the handler nor that telemetry.
+    rebuild = getattr(getattr(client, "_user_agent_creator", None), "rebuild_and_replace_user_agent_handler", None)
+    if rebuild is not None:
+        client.meta.events.unregister("request-created.emr-serverless", rebuild)
     return client
 
 

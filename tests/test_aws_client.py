@@ -55,3 +55,30 @@ def test_timestamps_other_than_epoch_numbers_parse_as_botocore_parses_them() -> 
     assert utc_timestamp("2025-01-01T00:00:00Z").timestamp() == 1_735_689_600
     with pytest.raises((OverflowError, OSError, ValueError)):
         utc_timestamp(1e20)  # out of range: the response is invalid, as with botocore's parser
+
+
+class _OlderUserAgent:
+    """A client's User-Agent creator as botocore 1.34 has it (pyproject allows boto3>=1.34): no rebuild
+    handler after signing (checked in botocore-1.34.162's client.py)."""
+
+    def __init__(self, creator: Any) -> None:
+        self._creator = creator
+
+    def to_string(self) -> str:
+        return str(self._creator.to_string())
+
+
+def test_a_botocore_without_the_user_agent_rebuild_still_gets_a_client(
+    store: Store, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = boto3.Session.client
+
+    def client(self: boto3.Session, *args: Any, **kwargs: Any) -> Any:
+        real = made(self, *args, **kwargs)
+        real._user_agent_creator = _OlderUserAgent(real._user_agent_creator)
+        return real
+
+    monkeypatch.setattr(boto3.Session, "client", client)
+    app = store.add_application(name="a")
+    got = client_for(simulator).list_sessions(applicationId=app)  # was: AttributeError at start, a traceback
+    assert got["sessions"] == []
