@@ -2,7 +2,7 @@
 
 Per target: ListApplications (filtered), then per application its ListSessions queries (and GetApplication
 for applications new or changed since their last one), then GetSession for the sessions worth a call, in
-memory's order (new, due, changed, stalest), at most ``aws.max_concurrency`` calls in flight, within the
+memory's order (new active, due, new ended, changed, stalest), at most ``aws.max_concurrency`` calls in flight, within the
 rate limits, and nothing past the deadline. What a pass could not refresh or list is served as last
 known (``exporter.memory``). This module knows nothing of Prometheus or HTTP: it produces
 ``TargetResult`` values.
@@ -220,7 +220,8 @@ class TargetCollector:
         if applications_to_list:
             for app in self.memory.to_describe():  # new or changed applications only
                 self._submit(run, GetApplication(app), LISTING_PRIORITY)
-        # An application's GetSessions start as soon as its listings are in; other listings go on.
+        # An application's new active and due GetSessions start as soon as its listings are in, while other
+        # listings go on; the rest wait for the last listing (``_refresh``).
         self._drain(run)
 
         now = self._clock()
