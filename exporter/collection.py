@@ -2,8 +2,8 @@
 
 Per target: ListApplications (filtered), then per application its ListSessions queries (and GetApplication
 for applications new or changed since their last one), then GetSession for the sessions worth a call, in
-memory's order (new active, due, new ended, changed, stalest), at most ``aws.max_concurrency`` calls in flight, within the
-rate limits, and nothing past the deadline. What a pass could not refresh or list is served as last
+memory's order (new active, due, new ended, changed, stalest), at most ``aws.max_concurrency`` calls in
+flight, within the rate limits, and nothing past the deadline. What a pass could not refresh or list is served as last
 known (``exporter.memory``). This module knows nothing of Prometheus or HTTP: it produces
 ``TargetResult`` values.
 """
