@@ -43,6 +43,9 @@ Clock = Callable[[], float]
 DEADLINE_GRACE_SECONDS = 0.5
 # How often a waiting collection looks up to see whether the exporter is shutting down.
 SHUTDOWN_POLL_SECONDS = 0.25
+# Less urgent GetSessions wait for the last listing (``_refresh``), but no longer than this share of the
+# time to the deadline: one slow or hanging ListSessions must not hold back every other application's.
+HOLD_SHARE = 0.5
 # Work order: listings first (they say what to fetch), then GetSessions by their Refresh priority.
 LISTING_PRIORITY = (0.0,)
 GET_PRIORITY = 1.0
@@ -132,6 +135,7 @@ class _Pass:
     listed: dict[str, list[SessionSummary]] = field(default_factory=dict)  # per application, so far
     asked: set[str] = field(default_factory=set)  # session ids given to GetSession
     held: list[Refresh] = field(default_factory=list)  # not urgent: submitted once every listing is in
+    hold_until: float = 0.0  # on the monotonic clock: past it, nothing more is held
     refreshed: set[str] = field(default_factory=set)
     running: set[int] = field(default_factory=set)  # calls a worker has started (set ops are atomic)
     applications: list[list[Application]] = field(default_factory=list)  # ListApplications' answer, if any
@@ -206,6 +210,7 @@ class TargetCollector:
 
     def _collect(self, deadline: Deadline) -> TargetResult:
         run = _Pass(started=self._clock(), deadline=deadline)
+        run.hold_until = time.monotonic() + HOLD_SHARE * max(0.0, deadline.remaining())
         self.memory.begin_collection()
         applications = self._discover_applications(run)
         if run.deadline.passed or self._closing.is_set():
@@ -221,7 +226,7 @@ class TargetCollector:
             for app in self.memory.to_describe():  # new or changed applications only
                 self._submit(run, GetApplication(app), LISTING_PRIORITY)
         # An application's new active and due GetSessions start as soon as its listings are in, while other
-        # listings go on; the rest wait for the last listing (``_refresh``).
+        # listings go on; the rest wait for the last listing, or for HOLD_SHARE of the time (``_refresh``).
         self._drain(run)
 
         now = self._clock()
@@ -276,7 +281,7 @@ class TargetCollector:
         if refresh.session_id in run.asked:
             return
         run.asked.add(refresh.session_id)
-        if not refresh.urgent:
+        if not refresh.urgent and run.pending_listings and time.monotonic() < run.hold_until:
             # A worker reserves its rate-limit slot when it takes a job: the first applications listed
             # would commit the budget to their own less urgent sessions before the others' are planned.
             run.held.append(refresh)
@@ -311,8 +316,14 @@ class TargetCollector:
             if self._closing.is_set() or run.deadline.passed:
                 self._give_up(run)
                 return
+            wait = min(SHUTDOWN_POLL_SECONDS, run.deadline.remaining())
+            if run.held:
+                if time.monotonic() >= run.hold_until:  # a listing is late: hold nothing longer
+                    self._release_held(run)
+                else:
+                    wait = min(wait, run.hold_until - time.monotonic())
             try:
-                call, result, error = run.done.get(timeout=min(SHUTDOWN_POLL_SECONDS, run.deadline.remaining()))
+                call, result, error = run.done.get(timeout=max(0.0, wait))
             except queue.Empty:
                 continue
             run.pending -= 1

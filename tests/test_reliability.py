@@ -161,6 +161,41 @@ def test_due_sessions_of_a_late_listing_go_before_an_early_listings_unchanged_on
     assert set(sent[:2]) == due and len(sent) == 8
 
 
+def test_a_hanging_listing_holds_back_the_other_applications_refreshes_for_half_the_time_only(
+    store: Store, simulator: Simulator
+) -> None:
+    # Less urgent GetSessions wait for the last listing, but one that hangs past the deadline must not
+    # leave every other application's sessions unrefreshed: they go out halfway to the deadline.
+    early, late = store.add_application(name="early"), store.add_application(name="late")
+    for _ in range(6):
+        store.add_session(early, state="IDLE")
+    store.add_session(late, state="IDLE")
+    sent: list[str] = []
+
+    def record(params: Any) -> bool:
+        sent.append(params["sessionId"])
+        return False
+
+    store.add_fault(Fault(operation="GetSession", error_code=None, delay_ms=1, match=record))
+    runner, _ = collecting(simulator.url, collection={"timeout_seconds": 2},
+                           aws={"rate_limits": {"GetSession": {"requests_per_second": 100, "burst": 1}}})
+    try:
+        assert runner.collect()[0].up  # collection 1: every session fetched
+        memory = runner.targets[0].memory
+        memory.begin_collection()  # as if collection 2 had refreshed the early ones only: P = ceil(7 / 6) = 2
+        for known in memory.sessions(time.time()):
+            if known.session.application_id == early:
+                memory.refreshed(known.session, time.time())
+        store.add_fault(Fault(operation="ListSessions", error_code=None, delay_ms=3000, match={"applicationId": late}))
+        sent.clear()
+        result = runner.collect()[0]  # collection 3: the early ones are not due, so held; the late listing hangs
+    finally:
+        runner.close()
+    assert not result.up  # the late application's listing did not finish: the picture is incomplete
+    early_sessions = {s.session_id for s in result.sessions if s.application_id == early}
+    assert len(early_sessions) == 6 and early_sessions <= set(sent)
+
+
 def test_states_stay_fresh_from_listings_when_no_get_session_gets_through(store: Store, simulator: Simulator) -> None:
     app = store.add_application(name="quota")
     sessions = [store.add_session(app, state="IDLE") for _ in range(20)]
