@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client.exposition import generate_latest
 
 from emr_serverless_simulator import Fault, Simulator, Store
+from exporter.memory import SessionMemory
 from tests.support import Samples, collecting, samples_of, session_ids, value
 
 
@@ -125,15 +126,13 @@ def test_under_a_rate_limit_every_session_is_refreshed_within_a_bounded_number_o
         assert len(in_window) <= burst + rate * 1.0 + 1
 
 
-def test_due_sessions_of_a_late_listing_go_before_an_early_listings_unchanged_ones(
-    store: Store, simulator: Simulator
-) -> None:
-    # Workers take rate-limit slots in the order they take jobs: were an early application's unchanged
-    # sessions started as soon as its listing is in, they would spend the budget the due ones need.
+def early_and_late(store: Store, late_sessions: int) -> tuple[str, str, set[str], list[str]]:
+    """An application "early" with six IDLE sessions, "late" with ``late_sessions``, and the ids of the
+    GetSessions the simulator receives, in order, as they arrive."""
     early, late = store.add_application(name="early"), store.add_application(name="late")
     for _ in range(6):
         store.add_session(early, state="IDLE")
-    due = {store.add_session(late, state="IDLE") for _ in range(2)}
+    late_ids = {store.add_session(late, state="IDLE") for _ in range(late_sessions)}
     sent: list[str] = []
 
     def record(params: Any) -> bool:
@@ -141,16 +140,30 @@ def test_due_sessions_of_a_late_listing_go_before_an_early_listings_unchanged_on
         return False
 
     store.add_fault(Fault(operation="GetSession", error_code=None, delay_ms=1, match=record))
+    return early, late, late_ids, sent
+
+
+def refresh_only(memory: SessionMemory, application_id: str) -> None:
+    """As if the next collection's tight budget had refreshed this application's sessions only."""
+    memory.begin_collection()
+    for known in memory.sessions(time.time()):
+        if known.session.application_id == application_id:
+            memory.refreshed(known.session, time.time())
+
+
+def test_due_sessions_of_a_late_listing_go_before_an_early_listings_unchanged_ones(
+    store: Store, simulator: Simulator
+) -> None:
+    # Workers take rate-limit slots in the order they take jobs: were an early application's unchanged
+    # sessions started as soon as its listing is in, they would spend the budget the due ones need.
+    early, late, due, sent = early_and_late(store, 2)
     # Slots 50 ms apart: calls reach the simulator in the order the workers took them.
     runner, _ = collecting(simulator.url, aws={"max_concurrency": 4, "rate_limits": {
         "GetSession": {"requests_per_second": 20, "burst": 1}}})
     try:
         assert runner.collect()[0].up  # collection 1: every session fetched
         memory = runner.targets[0].memory
-        memory.begin_collection()  # as if a tight budget had refreshed only the early ones in collection 2
-        for known in memory.sessions(time.time()):
-            if known.session.application_id == early:
-                memory.refreshed(known.session, time.time())
+        refresh_only(memory, early)  # collection 2
         store.add_fault(Fault(operation="ListSessions", error_code=None, delay_ms=300,
                               match={"applicationId": late}))
         sent.clear()
@@ -166,26 +179,12 @@ def test_a_hanging_listing_holds_back_the_other_applications_refreshes_for_half_
 ) -> None:
     # Less urgent GetSessions wait for the last listing, but one that hangs past the deadline must not
     # leave every other application's sessions unrefreshed: they go out halfway to the deadline.
-    early, late = store.add_application(name="early"), store.add_application(name="late")
-    for _ in range(6):
-        store.add_session(early, state="IDLE")
-    store.add_session(late, state="IDLE")
-    sent: list[str] = []
-
-    def record(params: Any) -> bool:
-        sent.append(params["sessionId"])
-        return False
-
-    store.add_fault(Fault(operation="GetSession", error_code=None, delay_ms=1, match=record))
+    early, late, _, sent = early_and_late(store, 1)
     runner, _ = collecting(simulator.url, collection={"timeout_seconds": 2},
                            aws={"rate_limits": {"GetSession": {"requests_per_second": 100, "burst": 1}}})
     try:
         assert runner.collect()[0].up  # collection 1: every session fetched
-        memory = runner.targets[0].memory
-        memory.begin_collection()  # as if collection 2 had refreshed the early ones only: P = ceil(7 / 6) = 2
-        for known in memory.sessions(time.time()):
-            if known.session.application_id == early:
-                memory.refreshed(known.session, time.time())
+        refresh_only(runner.targets[0].memory, early)  # collection 2: P = ceil(7 / 6) = 2
         store.add_fault(Fault(operation="ListSessions", error_code=None, delay_ms=3000, match={"applicationId": late}))
         sent.clear()
         result = runner.collect()[0]  # collection 3: the early ones are not due, so held; the late listing hangs
