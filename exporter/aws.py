@@ -315,7 +315,7 @@ def connect(
     return EmrServerlessApi(
         client, ApiCallCounter(), limits=shared_rate_limits(quota, aws.rate_limits.by_operation()),
         max_attempts=aws.max_attempts, max_pages=aws.max_pages, max_concurrency=aws.max_concurrency, target=label,
-        account_id=account_id_from_arn(target.role_arn) if target.role_arn else "",
+        account_id=account_id_from_arn(target.role_arn or ""),
     )
 
 

@@ -138,7 +138,7 @@ class _Pass:
     hold_until: float = 0.0  # on the monotonic clock: past it, nothing more is held
     refreshed: set[str] = field(default_factory=set)
     running: set[int] = field(default_factory=set)  # calls a worker has started (set ops are atomic)
-    applications: list[list[Application]] = field(default_factory=list)  # ListApplications' answer, if any
+    applications: list[Application] | None = None  # ListApplications' answer, if it came
 
 
 def _deferred(error: BaseException) -> bool:
@@ -253,12 +253,11 @@ class TargetCollector:
         """ListApplications, filtered; on failure the applications last discovered (up will be 0)."""
         self._submit(run, ListApplications(self._discovery.application_states), LISTING_PRIORITY)
         self._drain(run)
-        if not run.applications:
+        if run.applications is None:
             return list(self.memory.applications.values())
-        listed = run.applications[0]
-        for app in listed:
+        for app in run.applications:
             self._account_id = account_id_from_arn(app.arn) or self._account_id
-        self.memory.discovered(app for app in listed if self._filter.wanted(app))
+        self.memory.discovered(app for app in run.applications if self._filter.wanted(app))
         self.windows.keep(self.memory.applications)
         return list(self.memory.applications.values())
 
@@ -286,12 +285,15 @@ class TargetCollector:
             # would commit the budget to their own less urgent sessions before the others' are planned.
             run.held.append(refresh)
             return
-        self._submit(run, GetSession(refresh), (GET_PRIORITY, *refresh.priority))
+        self._submit_get(run, refresh)
 
     def _release_held(self, run: _Pass) -> None:
         for refresh in run.held:
-            self._submit(run, GetSession(refresh), (GET_PRIORITY, *refresh.priority))
+            self._submit_get(run, refresh)
         run.held.clear()
+
+    def _submit_get(self, run: _Pass, refresh: Refresh) -> None:
+        self._submit(run, GetSession(refresh), (GET_PRIORITY, *refresh.priority))
 
     def _submit(self, run: _Pass, call: Call, priority: tuple[float, ...]) -> None:
         run.pending += 1
@@ -346,7 +348,7 @@ class TargetCollector:
         match call:
             case ListApplications():
                 if error is None:
-                    run.applications.append(result)
+                    run.applications = result
                 else:
                     self._failed(run, error)
             case ListSessions(listing):

@@ -150,7 +150,7 @@ class SessionMemory:
         known_here = self._sessions.get(application_id, {})
         unfetched = self._unfetched.get(application_id, {})
         for sid, summary in listed.items():
-            if sid in known_here or (is_final(summary.state) and summary.updated < now - self._max_age):
+            if sid in known_here or self.aged_out(summary, now):
                 continue
             if application_id in self.applications:
                 unfetched[sid] = summary
@@ -215,8 +215,10 @@ class SessionMemory:
         """Sessions listed but not fetched yet: not exported until they are."""
         return sum(map(len, self._unfetched.values()))
 
-    def aged_out(self, session: Session, now: float) -> bool:
-        ended = session.ended if session.ended is not None else session.updated
+    def aged_out(self, session: Session | SessionSummary, now: float) -> bool:
+        """Final and ended more than ``terminated_session_max_age_seconds`` ago (a summary has no endedAt: its
+        updatedAt is when it ended)."""
+        ended = session.ended if isinstance(session, Session) and session.ended is not None else session.updated
         return is_final(session.state) and ended < now - self._max_age
 
     def sessions(self, now: float) -> list[Known]:
@@ -235,7 +237,7 @@ class SessionMemory:
             for app, known in sorted(self._sessions.items())
         }
         self._unfetched = {
-            app: {sid: s for sid, s in listed.items() if not (is_final(s.state) and s.updated < now - self._max_age)}
+            app: {sid: s for sid, s in listed.items() if not self.aged_out(s, now)}
             for app, listed in self._unfetched.items()
         }
         return [k for known in self._sessions.values() for k in known.values()]

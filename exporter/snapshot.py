@@ -40,6 +40,7 @@ FIRST_VARIANTS: tuple[Variant, ...] = (("openmetrics", True),)
 # usual scrape interval, so that a scraper keeps its variant and a one-off curl costs one interval or so.
 REMEMBER_SECONDS = 600.0
 GZIP_LEVEL = 6  # compressed once per collection and served to every scrape: worth the smaller body
+GENERIC_GZIP_LEVEL = 1  # a format only the generic path writes is rendered for each request: cheap, as on scrape
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ class Snapshots:
             rendered = current.get((kind, gzip)) if kind is not None else None
         if rendered is None:
             if kind is None:  # an unusual format (another escaping or version): the generic path, each time
-                return self._render_generic(accept_header, gzip)
-            rendered = self._render(kind, {gzip})[(kind, gzip)]
+                return self._render(accept_header, {gzip}, GENERIC_GZIP_LEVEL)[gzip]
+            rendered = self._render(ACCEPT[kind], {gzip})[gzip]
             with self._lock:
                 if self._rendered is current:  # kept for the next scrapes until the next collection
                     current.setdefault((kind, gzip), rendered)
@@ -113,26 +114,21 @@ class Snapshots:
         for kind in ACCEPT:
             encodings = {gzip for asked, gzip in wanted if asked == kind}
             if encodings:
-                rendered.update(self._render(kind, encodings))
+                rendered.update(((kind, gz), r) for gz, r in self._render(ACCEPT[kind], encodings).items())
         with self._lock:
             self._rendered = rendered
 
-    def _render(self, kind: Kind, encodings: set[bool]) -> dict[Variant, Rendered]:
-        parts, content_type = self._exposition.render_parts(ACCEPT[kind])
+    def _render(self, accept_header: str, encodings: set[bool], level: int = GZIP_LEVEL) -> dict[bool, Rendered]:
+        """One rendering for ``accept_header``, in each encoding asked (True: gzip), by encoding."""
+        parts, content_type = self._exposition.render_parts(accept_header)
         with self._lock:
             self.renders += 1
         rendered = {}
         if False in encodings:
-            rendered[(kind, False)] = Rendered(content_type, tuple(parts), gzip=False)
+            rendered[False] = Rendered(content_type, tuple(parts), gzip=False)
         if True in encodings:
-            rendered[(kind, True)] = Rendered(content_type, (b"".join(gzip_parts(parts, GZIP_LEVEL)),), gzip=True)
+            rendered[True] = Rendered(content_type, (b"".join(gzip_parts(parts, level)),), gzip=True)
         return rendered
-
-    def _render_generic(self, accept_header: str, gzip: bool) -> Rendered:
-        parts, content_type = self._exposition.render_parts(accept_header)
-        if gzip:
-            return Rendered(content_type, tuple(gzip_parts(parts)), gzip=True)
-        return Rendered(content_type, tuple(parts), gzip=False)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
