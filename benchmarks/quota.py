@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import yaml
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.config import parse_config
+from exporter.config.schema import parse_config
 from exporter.wiring import build_runner
 
 

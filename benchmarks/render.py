@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/render.py [--sessions 10000] [--active 1000] [--rounds 5] [--steps 6]
                                           [--baseline 5f8ee71]
 
-The scale scenario is built directly as exporter.model structs, as collection hands them over: 100
+The scale scenario is built directly as exporter.model.session structs, as collection hands them over: 100
 applications, --sessions sessions of which --active are IDLE/BUSY (the rest TERMINATED, three tags
 each). A steady-state step is one collection later: every active session is a new object with new
 updatedAt, utilization and idleSince, every final one is the same as before.
@@ -65,10 +65,10 @@ def _id(rng: random.Random) -> str:
 
 
 class Scenario:
-    """The scale scenario's sessions as exporter.model structs; ``collect()`` is one collection later."""
+    """The scale scenario's sessions as exporter.model.session structs; ``collect()`` is one collection later."""
 
     def __init__(self, sessions: int, active: int, applications: int = 100, seed: int = 1) -> None:
-        from exporter.model import Application, Session, convert
+        from exporter.model.session import Application, Session, convert
 
         self._convert, self._session = convert, Session
         rng = random.Random(seed)
@@ -127,7 +127,7 @@ class Scenario:
         return self._convert(wire, self._session)
 
     def collect(self) -> list[Any]:
-        from exporter.collection import TargetIdentity, TargetResult
+        from exporter.collect.target import TargetIdentity, TargetResult
 
         self.now += 30
         sessions = [self._final.get(i) or self._active(wire) for i, wire in enumerate(self._wires)]
@@ -149,7 +149,7 @@ def _cpu(work: Callable[[], Any]) -> tuple[float, Any]:
 
 def _gzip(parts: list[bytes], level: int, chunk: int) -> list[bytes]:
     """As the web layer compresses: piece by piece (chunk 0, before) or joined into chunks (now). A copy of
-    exporter.exposition.gzip_parts/chunks on purpose: the worker also runs old trees, which lack them."""
+    exporter.render.exposition.gzip_parts/chunks on purpose: the worker also runs old trees, which lack them."""
     compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     if chunk:
         joined: list[bytes] = []
@@ -173,8 +173,8 @@ def worker(path: str, sessions: int, active: int, steps: int) -> dict[str, Any]:
     from prometheus_client.exposition import generate_latest
     from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-    from exporter.collection import CollectionRunner
-    from exporter.config import parse_config
+    from exporter.collect.target import CollectionRunner
+    from exporter.config.schema import parse_config
 
     try:
         from exporter.wiring import build_exposition, build_registry

@@ -73,7 +73,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from emr_serverless_simulator import Fault, Simulator, Store, build_scenario  # noqa: E402
-from exporter.config import TERMINAL_SESSION_STATES, parse_config  # noqa: E402
+from exporter.config.schema import TERMINAL_SESSION_STATES, parse_config  # noqa: E402
 from exporter.wiring import build_exposition, build_registry, build_runner  # noqa: E402
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",

@@ -21,16 +21,16 @@ from typing import NoReturn
 import boto3
 
 from exporter import __version__
-from exporter.collection import Clock, CollectionRunner
-from exporter.config import Config, ConfigError, TargetConfig, load_config
-from exporter.discovery import Shard
-from exporter.exposition import Exposition
-from exporter.http_server import HardenedServer
-from exporter.logs import FORMATS, LEVELS, setup_logging
-from exporter.malloc import limit_arenas
-from exporter.snapshot import Snapshots
-from exporter.web import ExporterApp, WebContext, parse_listen_address
-from exporter.web_config import WebConfigError, WebConfigWatcher
+from exporter.collect.discovery import Shard
+from exporter.collect.target import Clock, CollectionRunner
+from exporter.common.logs import FORMATS, LEVELS, setup_logging
+from exporter.common.malloc import limit_arenas
+from exporter.config.schema import Config, ConfigError, TargetConfig, load_config
+from exporter.render.background import Snapshots
+from exporter.render.exposition import Exposition
+from exporter.web.app import ExporterApp, WebContext, parse_listen_address
+from exporter.web.server import HardenedServer
+from exporter.web.webconfig import WebConfigError, WebConfigWatcher
 from exporter.wiring import build_exposition, build_runner
 
 PROG = "emr-serverless-exporter"
@@ -140,7 +140,7 @@ def run(argv: Sequence[str] | None) -> int:
         print(version_text())
         return 0
     setup_logging(args.log_level, args.log_format)
-    limit_arenas()  # before the first thread (exporter.malloc)
+    limit_arenas()  # before the first thread (exporter.common.malloc)
     try:
         listen_address = parse_listen_address(args.listen_address)
     except ValueError as err:

@@ -11,12 +11,12 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.aws import connect
-from exporter.collection import Clock, CollectionRunner, TargetCollector
-from exporter.config import Config, ConfigError, duplicate_target, region_problem
-from exporter.discovery import Shard
-from exporter.exposition import Exposition
-from exporter.metrics import EmrServerlessCollector
+from exporter.aws.calls import connect
+from exporter.collect.discovery import Shard
+from exporter.collect.target import Clock, CollectionRunner, TargetCollector
+from exporter.config.schema import Config, ConfigError, duplicate_target, region_problem
+from exporter.metrics.families import EmrServerlessCollector
+from exporter.render.exposition import Exposition
 
 
 def build_runner(

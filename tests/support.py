@@ -28,8 +28,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collection import CollectionRunner
-from exporter.config import parse_config
+from exporter.collect.target import CollectionRunner
+from exporter.config.schema import parse_config
 from exporter.wiring import build_registry, build_runner
 
 EXPORTER = (sys.executable, "-m", "exporter")

@@ -14,8 +14,15 @@ from moto.server import ThreadedMotoServer
 from moto.sts.models import sts_backends
 
 from emr_serverless_simulator import Simulator, Store
-from exporter.aws import ROLE_SESSION_NAME, ApiCallCounter, Deadline, EmrServerlessApi, assume_role_session, make_client
-from exporter.config import AwsConfig, parse_config
+from exporter.aws.calls import (
+    ROLE_SESSION_NAME,
+    ApiCallCounter,
+    Deadline,
+    EmrServerlessApi,
+    assume_role_session,
+    make_client,
+)
+from exporter.config.schema import AwsConfig, parse_config
 from exporter.wiring import build_registry, build_runner
 from tests.support import free_port, samples_of, session_ids, value
 

@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter import __version__
-from exporter.aws import make_client, utc_timestamp
-from exporter.config import AwsConfig
+from exporter.aws.calls import make_client, utc_timestamp
+from exporter.config.schema import AwsConfig
 
 
 def client_for(simulator: Simulator) -> Any:

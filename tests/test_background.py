@@ -12,9 +12,9 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.config import parse_config
-from exporter.exposition import Exposition, direct_kind
-from exporter.snapshot import ACCEPT, FIRST_VARIANTS, REMEMBER_SECONDS, Snapshots
+from exporter.config.schema import parse_config
+from exporter.render.background import ACCEPT, FIRST_VARIANTS, REMEMBER_SECONDS, Snapshots
+from exporter.render.exposition import Exposition, direct_kind
 from exporter.wiring import build_exposition
 from tests.support import collecting, get, promtool_check, serving_simulator, simulator_config
 

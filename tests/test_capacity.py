@@ -22,12 +22,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
-from exporter.config import DiscoveryConfig, MetricsConfig, parse_config
-from exporter.exposition import Exposition
-from exporter.memory import SessionMemory
-from exporter.metrics import APPLICATION_FAMILIES, BYTES_PER_GB, ApplicationView, EmrServerlessCollector
-from exporter.model import Application, ApplicationDetail, InvalidObject, Resources, convert, quantity
+from exporter.collect.inventory import SessionMemory
+from exporter.collect.target import CollectionRunner, TargetIdentity, TargetResult
+from exporter.config.schema import DiscoveryConfig, MetricsConfig, parse_config
+from exporter.metrics.families import APPLICATION_FAMILIES, BYTES_PER_GB, ApplicationView, EmrServerlessCollector
+from exporter.model.session import Application, ApplicationDetail, InvalidObject, Resources, convert, quantity
+from exporter.render.exposition import Exposition
 from tests.support import collecting
 
 MODEL = botocore.session.get_session().get_service_model("emr-serverless")

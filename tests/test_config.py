@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.config import Config, ConfigError, load_config, parse_config, tag_label_name
+from exporter.config.schema import Config, ConfigError, load_config, parse_config, tag_label_name
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -27,7 +27,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from emr_serverless_simulator import Simulator, Store
-from exporter.config import APPLICATION_STATES, Config, ConfigError, TargetConfig, _key_text, _SafeLoader, load_config
+from exporter.config.schema import (
+    APPLICATION_STATES,
+    Config,
+    ConfigError,
+    TargetConfig,
+    _key_text,
+    _SafeLoader,
+    load_config,
+)
 from exporter.wiring import build_exposition, build_runner
 from tests.support import aws_env, free_port
 

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from emr_serverless_simulator import Simulator, build_scenario
-from exporter.config import parse_config
+from exporter.config.schema import parse_config
 from exporter.wiring import build_exposition, build_runner
 from tests import observability
 from tests.observability import (

@@ -7,16 +7,16 @@ from datetime import datetime, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.aws import account_id_from_arn
-from exporter.config import DiscoveryConfig
-from exporter.discovery import (
+from exporter.aws.calls import account_id_from_arn
+from exporter.collect.discovery import (
     ACTIVE_SESSION_STATES,
     LISTING_OVERLAP_SECONDS,
     ApplicationFilter,
     ListingWindows,
     Shard,
 )
-from exporter.model import Application, convert
+from exporter.config.schema import DiscoveryConfig
+from exporter.model.session import Application, convert
 
 ARN = "arn:aws:emr-serverless:us-east-1:123456789012:/applications/"
 WHEN = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -16,8 +16,8 @@ import yaml
 from prometheus_client.exposition import generate_latest
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.config import SESSION_STATES, parse_config
-from exporter.model import label_safe
+from exporter.config.schema import SESSION_STATES, parse_config
+from exporter.model.session import label_safe
 from exporter.wiring import build_registry, build_runner
 from tests import support
 from tests.prometheus_server import PrometheusServer

@@ -16,7 +16,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
 from emr_serverless_simulator import Simulator, Store, build_scenario
-from exporter.config import parse_config
+from exporter.config.schema import parse_config
 from exporter.wiring import build_exposition, build_registry, build_runner
 
 FORMATS: dict[str, tuple[str, Any, Any]] = {

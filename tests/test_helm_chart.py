@@ -886,7 +886,7 @@ def test_extra_objects_are_rendered_with_tpl(all_on: Rendered) -> None:
 
 def test_both_readmes_name_the_actions_the_exporter_calls() -> None:
     # Every boto3 emr-serverless operation the exporter calls, by its IAM action name.
-    source = (ROOT / "exporter/aws.py").read_text()
+    source = (ROOT / "exporter/aws/calls.py").read_text()
     called = {"".join(part.title() for part in op.split("_")) for op in re.findall(r"self\._client\.([a-z_]+)", source)}
     assert called >= {"ListApplications", "ListSessions", "GetSession"}
     main = (ROOT / "README.md").read_text()
@@ -895,8 +895,8 @@ def test_both_readmes_name_the_actions_the_exporter_calls() -> None:
     in_main = set(re.findall(r'"emr-serverless:([A-Za-z]+)"', policy))
     chart_readme = (CHART_DIR / "README.md").read_text()
     in_chart = set(re.findall(r"`emr-serverless:([A-Za-z]+)`", chart_readme))
-    assert in_main == called, "the main README's policy and the calls in exporter/aws.py differ"
-    assert in_chart == called, "the chart README's actions and the calls in exporter/aws.py differ"
+    assert in_main == called, "the main README's policy and the calls in exporter/aws/calls.py differ"
+    assert in_chart == called, "the chart README's actions and the calls in exporter/aws/calls.py differ"
     for action in {"GetApplication", "ListTagsForResource"} - called:
         assert f"emr-serverless:{action}`" not in chart_readme
     assert "sts:AssumeRole" in chart_readme and "sts:AssumeRole" in policy

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from exporter.config import parse_config, tag_label_name
+from exporter.config.schema import parse_config, tag_label_name
 from exporter.wiring import build_exposition, build_runner
 from tests.hostile_endpoint import HostileEndpoint, JsonObject, World, make_application, make_session
 from tests.prometheus_server import PrometheusServer

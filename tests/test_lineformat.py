@@ -14,7 +14,8 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
-from exporter.lineformat import (
+from exporter.model.session import label_safe
+from exporter.render.lineformat import (
     OPENMETRICS_EOF,
     FamilyWriter,
     Kind,
@@ -24,7 +25,6 @@ from exporter.lineformat import (
     header,
     label_pairs,
 )
-from exporter.model import label_safe
 
 ESCAPINGS = ("underscores", "allow-utf-8")
 
@@ -49,7 +49,7 @@ label_names = names.filter(lambda name: not name.startswith("__"))  # reserved b
 metric_names = names.filter(lambda name: name.removesuffix("_total") != "")
 # OpenMetrics units: the name's suffix; the exporter's own, and generated ones.
 units = st.one_of(st.just(""), st.sampled_from(["seconds", "bytes", "byte_seconds"]), names.map(str.lower))
-label_values = st.text(max_size=40).map(label_safe)  # any Unicode, as exporter.model lets it through
+label_values = st.text(max_size=40).map(label_safe)  # any Unicode, as exporter.model.session lets it through
 help_texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 values = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),

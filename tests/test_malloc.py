@@ -1,4 +1,4 @@
-"""glibc's arenas are limited before the threads start (exporter.malloc): with the default, the
+"""glibc's arenas are limited before the threads start (exporter.common.malloc): with the default, the
 exporter's ~40 threads spread what they free over up to 8 arenas per core and RSS creeps up."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import sys
 
 import pytest
 
-from exporter.malloc import ARENAS, limit_arenas
+from exporter.common.malloc import ARENAS, limit_arenas
 
 # Threads that allocate and free blocks too large for Python's own allocator, as the exporter's do
 # (rendered lines, responses), then glibc's own account of its arenas on standard error.
 CHILD = """
 import ctypes, sys, threading
-from exporter.malloc import limit_arenas
+from exporter.common.malloc import limit_arenas
 if sys.argv[1] == "limit":
     assert limit_arenas()
 together = threading.Barrier(12)  # all alive at once: none hands its arena on to the next

@@ -11,8 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.config import DiscoveryConfig
-from exporter.memory import (
+from exporter.collect.inventory import (
     CHANGED,
     DUE,
     NEW,
@@ -21,7 +20,8 @@ from exporter.memory import (
     Refresh,
     SessionMemory,
 )
-from exporter.model import Application, Session, SessionSummary, convert
+from exporter.config.schema import DiscoveryConfig
+from exporter.model.session import Application, Session, SessionSummary, convert
 
 NOW = 1_764_000_000.0
 ARN = "arn:aws:emr-serverless:us-east-1:123456789012:/applications/"

@@ -15,11 +15,10 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.aws import ApiError
-from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
-from exporter.config import SESSION_STATES, MetricsConfig, parse_config
-from exporter.exposition import Exposition
-from exporter.metrics import (
+from exporter.aws.calls import ApiError
+from exporter.collect.target import CollectionRunner, TargetIdentity, TargetResult
+from exporter.config.schema import SESSION_STATES, MetricsConfig, parse_config
+from exporter.metrics.families import (
     APPLICATION_FAMILIES,
     SESSION_FAMILIES,
     SESSION_LABELS,
@@ -27,7 +26,8 @@ from exporter.metrics import (
     EmrServerlessCollector,
     session_clock,
 )
-from exporter.model import Application, Session, convert, label_safe
+from exporter.model.session import Application, Session, convert, label_safe
+from exporter.render.exposition import Exposition
 
 MODEL = botocore.session.get_session().get_service_model("emr-serverless")
 NOW = 1_764_000_000.0
@@ -145,7 +145,7 @@ def test_every_session_metric_from_a_full_get_session_payload() -> None:
     assert one(samples, "emr_serverless_session_ended_timestamp_seconds") == NOW - 10
     assert one(samples, "emr_serverless_session_execution_duration_seconds") == 3480
     assert one(samples, "emr_serverless_session_vcpu_seconds_total") == 1.5 * 3600
-    # AWS's GB is 2^30 bytes (exporter.metrics.BYTES_PER_GB)
+    # AWS's GB is 2^30 bytes (exporter.metrics.families.BYTES_PER_GB)
     assert one(samples, "emr_serverless_session_memory_byte_seconds_total") == 6.25 * 3600 * 2**30
     assert one(samples, "emr_serverless_session_storage_byte_seconds_total") == 20.0 * 3600 * 2**30
     assert one(samples, "emr_serverless_session_billed_vcpu_seconds_total") == 2.0 * 3600

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.ratelimit import RateLimits, TokenBucket
+from exporter.common.tokenbucket import RateLimits, TokenBucket
 
 
 class FakeTime:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter.redaction import MIN_SECRET_LENGTH, REDACTED, add_secret, forget_secrets, redact
+from exporter.common.redaction import MIN_SECRET_LENGTH, REDACTED, add_secret, forget_secrets, redact
 
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 TOKEN = "FQoGZXIvYXdzEPT//////////wEaDLq+token/with=padding=="
@@ -121,6 +121,6 @@ ADVERSARIAL = {  # each took redact minutes or more with a careless pattern
 
 def test_redact_is_linear_on_adversarial_text() -> None:
     # In a process of its own, so that a regression fails instead of hanging the suite.
-    script = "import sys; from exporter.redaction import redact; [redact(t) for t in eval(sys.stdin.read())]"
+    script = "import sys; from exporter.common.redaction import redact; [redact(t) for t in eval(sys.stdin.read())]"
     subprocess.run([sys.executable, "-c", script], input=repr(list(ADVERSARIAL.values())), text=True,
                    timeout=120, check=True)

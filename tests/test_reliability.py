@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client.exposition import generate_latest
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.memory import SessionMemory
+from exporter.collect.inventory import SessionMemory
 from tests.support import Samples, collecting, samples_of, session_ids, value
 
 

@@ -11,9 +11,9 @@ import yaml
 from prometheus_client.exposition import generate_latest
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.collection import CollectionRunner
-from exporter.config import parse_config
-from exporter.discovery import Shard
+from exporter.collect.discovery import Shard
+from exporter.collect.target import CollectionRunner
+from exporter.config.schema import parse_config
 from exporter.wiring import build_registry, build_runner
 from tests.support import run_exporter, samples_of, session_ids, value
 

@@ -30,8 +30,8 @@ from moto.server import ThreadedMotoServer
 from moto.sts.models import sts_backends
 
 from emr_serverless_simulator import Simulator, Store
-from exporter.logs import WIRE_LOGGERS, setup_logging
-from exporter.redaction import forget_secrets
+from exporter.common.logs import WIRE_LOGGERS, setup_logging
+from exporter.common.redaction import forget_secrets
 from tests import support
 from tests.support import aws_env, free_port
 
@@ -207,7 +207,7 @@ def debug_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], str]]:
 def test_every_logger_s_records_are_redacted(debug_logs: Callable[[], str]) -> None:
     logging.getLogger("urllib3.connectionpool").debug("%s \"GET /x?X-Amz-Signature=%s HTTP/1.1\" 200",
                                                       "http://u:pw-123@h", "sig-123")
-    logging.getLogger("exporter.collection").warning(
+    logging.getLogger("exporter.collect.target").warning(
         "failed", extra={"fields": {"first_error": "http://u:pw-123@h", "errors": ["env-token-0123456789", 3]}}
     )
     try:

@@ -9,12 +9,12 @@ import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
-from exporter.config import MetricsConfig
-from exporter.exposition import Exposition
-from exporter.metrics import EmrServerlessCollector
-from exporter.model import Application, Session, convert
-from exporter.series import SessionStore
+from exporter.collect.target import CollectionRunner, TargetIdentity, TargetResult
+from exporter.config.schema import MetricsConfig
+from exporter.metrics.families import EmrServerlessCollector
+from exporter.model.session import Application, Session, convert
+from exporter.render.exposition import Exposition
+from exporter.render.series import SessionStore
 
 NOW = 1_764_000_000.0
 IDENTITY = TargetIdentity(name="prod", region="us-east-1", account_id="123456789012")

@@ -29,10 +29,10 @@ import pytest
 import yaml
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.config import parse_config
-from exporter.http_server import HardenedServer, ServerLimits
-from exporter.web import ExporterApp, WebContext, gzip_wanted
-from exporter.web_config import WebConfigWatcher
+from exporter.config.schema import parse_config
+from exporter.web.app import ExporterApp, WebContext, gzip_wanted
+from exporter.web.server import HardenedServer, ServerLimits
+from exporter.web.webconfig import WebConfigWatcher
 from exporter.wiring import build_exposition, build_runner
 from tests.certs import KeyPair, make_authority, self_signed
 from tests.prometheus_server import PrometheusServer

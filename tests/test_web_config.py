@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.web_config import (
+from exporter.web.webconfig import (
     BasicAuth,
     WebConfigError,
     WebConfigWatcher,

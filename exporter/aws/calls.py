@@ -1,5 +1,5 @@
 """The EMR Serverless API as the exporter uses it: read-only calls, every page within bounds, every
-attempt counted, every response checked (``exporter.model``) before anything else sees it.
+attempt counted, every response checked (``exporter.model.session``) before anything else sees it.
 
 Errors are told apart by their AWS error code, never by HTTP status (``ThrottlingException`` is not in
 the emr-serverless model, so boto3 has no exception class for it). Retries are ours, not botocore's,
@@ -33,9 +33,11 @@ from botocore.credentials import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from exporter import __version__
-from exporter.config import AwsConfig, RateLimitConfig, TargetConfig
-from exporter.logs import warn_once
-from exporter.model import (
+from exporter.common.logs import warn_once
+from exporter.common.redaction import redact
+from exporter.common.tokenbucket import RateLimits, TokenBucket
+from exporter.config.schema import AwsConfig, RateLimitConfig, TargetConfig
+from exporter.model.session import (
     Application,
     ApplicationDetail,
     InvalidObject,
@@ -44,8 +46,6 @@ from exporter.model import (
     convert,
     object_id,
 )
-from exporter.ratelimit import RateLimits, TokenBucket
-from exporter.redaction import redact
 
 if TYPE_CHECKING:
     from mypy_boto3_emr_serverless import EMRServerlessClient

@@ -3,7 +3,7 @@
 A session or application metric is one ``Family`` row: name, type, help, extra label names and how
 its samples are read from the API object, the way kube-state-metrics declares families over objects.
 The tables are pure (object, collection time -> samples); ``Labels`` gives each object's label values.
-Two writers read them: ``exporter.series`` / ``exporter.exposition``, which write the lines directly
+Two writers read them: ``exporter.render.series`` / ``exporter.render.exposition``, which write the lines directly
 and keep each session's until it changes, and ``EmrServerlessCollector``, prometheus-client's generic
 path, which the tests hold byte for byte equal to the first.
 """
@@ -22,10 +22,11 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from exporter import __version__
-from exporter.collection import CollectionRunner, TargetIdentity, TargetResult
-from exporter.config import APPLICATION_STATES, SESSION_STATES, MetricsConfig, tag_label_name
-from exporter.logs import warn_once
-from exporter.model import (
+from exporter.collect.target import CollectionRunner, TargetIdentity, TargetResult
+from exporter.common.logs import warn_once
+from exporter.config.schema import APPLICATION_STATES, SESSION_STATES, MetricsConfig, tag_label_name
+from exporter.metrics.prices import Price, PriceTable
+from exporter.model.session import (
     Application,
     ApplicationDetail,
     InitialCapacity,
@@ -34,7 +35,6 @@ from exporter.model import (
     Session,
     epoch,
 )
-from exporter.prices import Price, PriceTable
 
 log = logging.getLogger(__name__)
 
@@ -516,7 +516,7 @@ class Labels:
         """The labels of a session's ``emr_serverless_session_tags`` series: one per tag."""
         labels = dict(zip(TARGET_LABELS, _target_values(identity), strict=True))
         labels.update(application_id=session.application_id, session_id=session.session_id)
-        for key, tag_value in session.tags.items():  # sorted by AWS's key (exporter.model)
+        for key, tag_value in session.tags.items():  # sorted by AWS's key (exporter.model.session)
             name = tag_label_name(key)
             if name in labels:
                 warn_once("tag keys collide on one label name; the first in sorted order is exported",
@@ -579,7 +579,7 @@ def _fill(group: Group[Any]) -> list[Metric]:
 
 class EmrServerlessCollector(Collector):
     """Every family of the exporter as prometheus-client objects, over the runner's latest results (it
-    never calls AWS itself): the generic path. ``exporter.exposition`` writes the same bytes directly
+    never calls AWS itself): the generic path. ``exporter.render.exposition`` writes the same bytes directly
     and keeps this for the formats it does not write itself; the tests hold the two equal."""
 
     def __init__(self, runner: CollectionRunner, metrics_config: MetricsConfig) -> None:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import botocore.utils
 import yaml
 
-from exporter.redaction import add_secret
+from exporter.common.redaction import add_secret
 
 APPLICATION_STATES = ("CREATING", "CREATED", "STARTING", "STARTED", "STOPPING", "STOPPED", "TERMINATED")
 SESSION_STATES = ("SUBMITTED", "STARTING", "STARTED", "IDLE", "BUSY", "FAILED", "TERMINATING", "TERMINATED")
@@ -442,7 +442,7 @@ def _read_text(path: Path) -> str:
 
 def parse_config(text: str) -> Config:
     """Validate a configuration text; raises ConfigError naming the key. Its secrets are redacted from
-    then on (``exporter.redaction``)."""
+    then on (``exporter.common.redaction``)."""
     data = _load_yaml(text)
     config: Config = Config() if data is None else _build(Config, data, "")
     for secret in config.secrets():

@@ -183,7 +183,7 @@ CapacityText = Annotated[str, Meta(min_length=1, max_length=32)]
 
 class Resources(Struct, gc=False):
     """AWS's MaximumAllowedResources / WorkerResourceConfig: capacities as text, checked and read here in
-    AWS's units (vCPUs, GB; exporter.metrics turns GB into bytes)."""
+    AWS's units (vCPUs, GB; exporter.metrics.families turns GB into bytes)."""
 
     cpu: CapacityText
     memory: CapacityText

@@ -36,7 +36,7 @@ from cheroot import connections, server, wsgi
 from cheroot.makefile import StreamReader, StreamWriter
 from cheroot.ssl import Adapter
 
-from exporter.web_config import client_san_allowed
+from exporter.web.webconfig import client_san_allowed
 
 log = logging.getLogger(__name__)
 

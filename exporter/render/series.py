@@ -14,7 +14,7 @@ served again from memory is the same version whatever object holds it; the clock
 time only where a sample reads it (an IDLE session's idle seconds, ``metrics.session_clock``).
 
 A session's lines are rendered again only when its version changes, through the metric tables
-(``exporter.metrics``, pure: object -> samples) and the direct line formatter (``exporter.lineformat``).
+(``exporter.metrics.families``, pure: object -> samples) and the direct line formatter (``exporter.render.lineformat``).
 Sample lines are the same in every format, so one rendering serves text and OpenMetrics; the
 families' headers are computed once per format.
 
@@ -26,10 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from exporter.collection import TargetIdentity, TargetResult
-from exporter.config import TERMINAL_SESSION_STATES, MetricsConfig
-from exporter.lineformat import KINDS, FamilyWriter, Kind, SharedLabels, format_value, header, label_pairs
-from exporter.metrics import (
+from exporter.collect.target import TargetIdentity, TargetResult
+from exporter.config.schema import TERMINAL_SESSION_STATES, MetricsConfig
+from exporter.metrics.families import (
     SESSION_FAMILIES,
     TAGS_FAMILY_HELP,
     TAGS_FAMILY_NAME,
@@ -39,7 +38,8 @@ from exporter.metrics import (
     application_names,
     session_clock,
 )
-from exporter.model import Session
+from exporter.model.session import Session
+from exporter.render.lineformat import KINDS, FamilyWriter, Kind, SharedLabels, format_value, header, label_pairs
 
 SessionKey = tuple[str, str]  # (target name, session id)
 # Everything a session's samples depend on: its target, its application's name, the session itself

@@ -6,13 +6,13 @@ with ``underscores`` or ``allow-utf-8`` escaping (which leave this exporter's na
 what Prometheus and curl ask for), the body is:
 
 - prometheus-client's own collectors (process, platform, GC) through its encoder;
-- the session families from ``exporter.series.SessionStore``, which renders a session again only
+- the session families from ``exporter.render.series.SessionStore``, which renders a session again only
   when it changed;
-- the application, target and build families, small, written afresh by ``exporter.lineformat``;
+- the application, target and build families, small, written afresh by ``exporter.render.lineformat``;
 - OpenMetrics' ``# EOF``.
 
 It is byte for byte what prometheus-client's ``generate_latest`` writes for the same registry with
-``exporter.metrics.EmrServerlessCollector`` (tests/test_exposition.py). Any other format (``dots`` or
+``exporter.metrics.families.EmrServerlessCollector`` (tests/test_exposition.py). Any other format (``dots`` or
 ``values`` escaping, another OpenMetrics version) is served through that generic path.
 """
 
@@ -29,11 +29,11 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics_format
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.collection import CollectionRunner, TargetResult
-from exporter.config import MetricsConfig
-from exporter.lineformat import OPENMETRICS_EOF, FamilyWriter, Kind, SharedLabels
-from exporter.metrics import EmrServerlessCollector, Group, Labels
-from exporter.series import SessionStore
+from exporter.collect.target import CollectionRunner, TargetResult
+from exporter.config.schema import MetricsConfig
+from exporter.metrics.families import EmrServerlessCollector, Group, Labels
+from exporter.render.lineformat import OPENMETRICS_EOF, FamilyWriter, Kind, SharedLabels
+from exporter.render.series import SessionStore
 
 Encoder = Callable[[Collector], bytes]
 # Escaping schemes under which prometheus-client writes legacy names unchanged.
@@ -41,7 +41,7 @@ DIRECT_ESCAPINGS = ("underscores", "allow-utf-8")
 
 
 def direct_kind(encoder: Encoder) -> Kind | None:
-    """The format ``exporter.lineformat`` writes for an encoder ``choose_encoder`` gave, or None."""
+    """The format ``exporter.render.lineformat`` writes for an encoder ``choose_encoder`` gave, or None."""
     function = getattr(encoder, "func", encoder)  # a functools.partial with the escaping, or the function
     options: dict[str, Any] = getattr(encoder, "keywords", {})
     if options.get("escaping", "underscores") not in DIRECT_ESCAPINGS:

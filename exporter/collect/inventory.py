@@ -19,7 +19,7 @@ unit-tested directly:
   The collector calls ``begin_collection`` once per collection; memory counts the answers itself.
 - An application's capacity (GetApplication) is asked once when it is first discovered and again only when
   its ``updatedAt`` in ListApplications changes: a steady-state collection makes no GetApplication call.
-- What each ListSessions asks for (its states and creation-time window) is ``exporter.discovery``'s.
+- What each ListSessions asks for (its states and creation-time window) is ``exporter.collect.discovery``'s.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from datetime import datetime
 
 import msgspec
 
-from exporter.config import TERMINAL_SESSION_STATES, DiscoveryConfig
-from exporter.model import Application, ApplicationDetail, Session, SessionSummary
+from exporter.config.schema import TERMINAL_SESSION_STATES, DiscoveryConfig
+from exporter.model.session import Application, ApplicationDetail, Session, SessionSummary
 
 
 @dataclass

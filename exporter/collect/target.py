@@ -4,7 +4,7 @@ Per target: ListApplications (filtered), then per application its ListSessions q
 for applications new or changed since their last one), then GetSession for the sessions worth a call, in
 memory's order (new active, due, new ended, changed, stalest), at most ``aws.max_concurrency`` calls in
 flight, within the rate limits, and nothing past the deadline. What a pass could not refresh or list is served as last
-known (``exporter.memory``). This module knows nothing of Prometheus or HTTP: it produces
+known (``exporter.collect.inventory``). This module knows nothing of Prometheus or HTTP: it produces
 ``TargetResult`` values.
 """
 
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.aws import (
+from exporter.aws.calls import (
     NOT_FOUND,
     THROTTLING_CODES,
     ApiError,
@@ -29,11 +29,11 @@ from exporter.aws import (
     EmrServerlessApi,
     account_id_from_arn,
 )
-from exporter.config import DiscoveryConfig
-from exporter.discovery import ApplicationFilter, Listing, ListingWindows, Shard
-from exporter.memory import Refresh, SessionMemory, is_final
-from exporter.model import Application, ApplicationDetail, Session, SessionSummary
-from exporter.workers import Expired, WorkerPool
+from exporter.collect.discovery import ApplicationFilter, Listing, ListingWindows, Shard
+from exporter.collect.inventory import Refresh, SessionMemory, is_final
+from exporter.collect.workers import Expired, WorkerPool
+from exporter.config.schema import DiscoveryConfig
+from exporter.model.session import Application, ApplicationDetail, Session, SessionSummary
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_ACCEPT
 
-from exporter.collection import CollectionRunner
-from exporter.exposition import Exposition, direct_kind, gzip_parts
-from exporter.lineformat import Kind
+from exporter.collect.target import CollectionRunner
+from exporter.render.exposition import Exposition, direct_kind, gzip_parts
+from exporter.render.lineformat import Kind
 
 log = logging.getLogger(__name__)
 

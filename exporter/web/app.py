@@ -1,13 +1,13 @@
 """HTTP serving: the telemetry path, a landing page, /healthz and /readyz, as a WSGI application.
 
 A scrape runs (or joins) one collection bounded by the scrape's own timeout header, then renders it
-(``exporter.exposition``: prometheus-client's encoders, text or OpenMetrics, gzip when asked). AWS
+(``exporter.render.exposition``: prometheus-client's encoders, text or OpenMetrics, gzip when asked). AWS
 failures never turn into an HTTP error: they show in ``emr_serverless_up`` and the API error counters.
 
 With a web configuration (``--web.config.file``), every response carries its headers and everything
 but the probes needs basic auth when users are configured: /healthz and /readyz stay open so that the
 kubelet (or any load balancer) can probe without credentials, and they say nothing but ok or ready.
-``exporter.http_server`` serves this application.
+``exporter.web.server`` serves this application.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter import __version__
-from exporter.collection import CollectionRunner
-from exporter.exposition import Exposition, chunks, gzip_parts
-from exporter.snapshot import Snapshots
-from exporter.web_config import LoadedWebConfig, RateLimit
+from exporter.collect.target import CollectionRunner
+from exporter.render.background import Snapshots
+from exporter.render.exposition import Exposition, chunks, gzip_parts
+from exporter.web.webconfig import LoadedWebConfig, RateLimit
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 AWS prices vCPU-hours, GB-hours of memory and GB-hours of storage (ephemeral storage beyond the
 20 GB each worker gets free), by region and architecture (X86_64, ARM64 "Graviton"). They change, and
 contracts differ: they come from the configuration (``metrics.prices``), whose default is a dated
-estimate for common regions (``exporter.config.DEFAULT_PRICES``). ``exporter.metrics`` exposes them
+estimate for common regions (``exporter.config.schema.DEFAULT_PRICES``). ``exporter.metrics.families`` exposes them
 per application (its target's region, its architecture) in the units of the usage counters.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from exporter.config import PricesConfig
+from exporter.config.schema import PricesConfig
 
 # An application without an architecture runs on AWS's default.
 DEFAULT_ARCHITECTURE = "X86_64"

@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from exporter.config import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
-from exporter.model import Application
+from exporter.config.schema import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
+from exporter.model.session import Application
 
 # Known states that are not final: listed every collection.
 ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in TERMINAL_SESSION_STATES)

@@ -1,7 +1,7 @@
 """Structured logs on standard error: logfmt or JSON, one record per line, never a secret.
 
 Call sites pass key/value context as ``extra={"fields": {...}}`` so both formats carry it as fields.
-Every record, the AWS libraries' included, goes through ``exporter.redaction.redact``: message, fields
+Every record, the AWS libraries' included, goes through ``exporter.common.redaction.redact``: message, fields
 and error text.
 """
 
@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any, TextIO
 
-from exporter.redaction import add_secret, redact
+from exporter.common.redaction import add_secret, redact
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 FORMATS = ("logfmt", "json")
