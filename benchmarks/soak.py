@@ -4,7 +4,7 @@
 
 The exporter runs as its own process with two targets: ``sim``, the EMR Serverless simulator (in this
 process, so its faults and rate limits can be switched while it serves), and ``hostile``, the hostile
-endpoint of ``tests/hostile_endpoint.py`` (baseline data, or a listing whose pages never end). It is
+endpoint of ``tests/helpers/hostile_endpoint.py`` (baseline data, or a listing whose pages never end). It is
 scraped about once a second, as Prometheus would. Each phase switches faults on for its duration:
 
 - ``calm``      no faults;
@@ -43,8 +43,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's tests package
 
 from emr_serverless_simulator import Fault, Simulator, Store, build_scenario
-from tests.hostile_endpoint import BAD_APP, HostileEndpoint
-from tests.support import free_port, wait_until_serving
+from tests.helpers.hostile_endpoint import BAD_APP, HostileEndpoint
+from tests.helpers.support import free_port, wait_until_serving
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "soak", "AWS_SECRET_ACCESS_KEY": "soak", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,

@@ -1,4 +1,4 @@
-"""HTTP plumbing the simulator shares with other test endpoints (tests/hostile_endpoint.py): a threading
+"""HTTP plumbing the simulator shares with other test endpoints (tests/helpers/hostile_endpoint.py): a threading
 server whose keep-alive connections can be closed on stop, served on a background thread, and a
 response written in one piece."""
 

@@ -38,7 +38,7 @@ DEFAULT_CONFIG = "config.yaml"
 DEMO_REGION = "us-east-1"
 # For tests, read only with --demo and not product options: the simulator's seed, and a fixed instant
 # (Unix seconds) that the simulator and the exporter both read as "now", so that `--demo --once` writes
-# the same bytes every time (tests/test_golden.py). With a fixed instant, prometheus-client's process
+# the same bytes every time (tests/e2e/test_golden.py). With a fixed instant, prometheus-client's process
 # and Python collectors, which describe the machine, are left out.
 DEMO_SEED_ENV = "EMR_SERVERLESS_EXPORTER_DEMO_SEED"
 DEMO_TIME_ENV = "EMR_SERVERLESS_EXPORTER_DEMO_TIME"

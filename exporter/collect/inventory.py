@@ -224,7 +224,7 @@ class SessionMemory:
     def sessions(self, now: float) -> list[Known]:
         """What to export: every known session of a known application that has not aged out (and
         forget the ones that have), in an order GetSession's answers, which arrive in any order, do not
-        decide (tests/test_golden.py): applications by id; in each, its sessions as the last call gave them,
+        decide (tests/e2e/test_golden.py): applications by id; in each, its sessions as the last call gave them,
         then the ones new since, by id. Only the new ones are sorted."""
         if self._added:
             for app_id, sid in sorted({(s.application_id, s.session_id) for s in self._added}):

@@ -452,7 +452,7 @@ BUILD_FAMILIES: tuple[Family[LabelValues], ...] = (
 def session_clock(session: Session, now: float) -> float | None:
     """The collection time as far as a session's samples read it: ``now`` for an IDLE session with
     ``idleSince`` (its idle seconds grow), None for every other, whose samples do not read the time.
-    A new family that reads ``now`` must say so here (tests/test_metrics.py checks the tables)."""
+    A new family that reads ``now`` must say so here (tests/unit/test_metrics.py checks the tables)."""
     return now if session.state == "IDLE" and session.idle_since is not None else None
 
 

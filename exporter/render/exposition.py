@@ -12,8 +12,8 @@ what Prometheus and curl ask for), the body is:
 - OpenMetrics' ``# EOF``.
 
 It is byte for byte what prometheus-client's ``generate_latest`` writes for the same registry with
-``exporter.metrics.families.EmrServerlessCollector`` (tests/test_exposition.py). Any other format (``dots`` or
-``values`` escaping, another OpenMetrics version) is served through that generic path.
+``exporter.metrics.families.EmrServerlessCollector`` (tests/integration/test_exposition.py). Any other format
+(``dots`` or ``values`` escaping, another OpenMetrics version) is served through that generic path.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ rendering of a session serves every format; only headers are per format.
 Names are legacy Prometheus names without colons (``[a-zA-Z_][a-zA-Z0-9_]*``): the escaping schemes
 ``underscores`` and ``allow-utf-8`` leave them as they are in both formats. Other schemes rename them
 (``dots``, ``values``): ``exporter.render.exposition`` sends those to prometheus-client's generic path.
-tests/test_lineformat.py compares this module with prometheus-client on generated families.
+tests/unit/test_lineformat.py compares this module with prometheus-client on generated families.
 """
 
 from __future__ import annotations

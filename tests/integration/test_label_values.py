@@ -1,0 +1,231 @@
+"""Any string AWS returns makes a valid exposition (issue 7, SPEC section 4).
+
+Session names, tag keys and tag values are drawn from all of Unicode: C0 and C1 controls, DEL, lone
+surrogates (sent as JSON ``\\udc80`` escapes, which are valid JSON), quotes, backslashes, braces and very
+long strings. They go through the exporter (the real boto3 client against ``tests.helpers.hostile_endpoint``,
+then the exporter's own exposition, text and OpenMetrics) and the result must:
+
+- pass ``promtool check metrics`` with no finding, parse with prometheus-client's parsers, and hold no
+  raw control character and no invalid UTF-8;
+- carry every label value in its sanitized form: Cc characters and lone surrogates replaced by U+FFFD,
+  truncated to 1,024 characters; tag keys named ``tag_`` + every character outside ``[a-zA-Z0-9_]`` -> ``_``.
+
+A real Prometheus scraping such an exporter sees the target up and the sessions with those labels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+from exporter.config.schema import parse_config, tag_label_name
+from exporter.wiring import build_exposition, build_runner
+from tests.helpers.hostile_endpoint import HostileEndpoint, JsonObject, World, make_application, make_session
+from tests.helpers.prometheus_server import PrometheusServer
+from tests.helpers.support import MAX_LABEL_LENGTH, sanitized, serving
+
+APP = "00labelapplication01"
+TAG_LABELS = ("team", "cost center")  # configured as tag_team and tag_cost_center
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+CAMEL_CASE = re.compile("[a-z][A-Z]")  # promtool's lint rule for metric and label names
+CAMEL_CASE_FINDING = "label names should be written in 'snake_case' not 'camelCase'"
+SPECIALS = "\r\n\t\x00\x1b\x7f\x85\x9f\u2028\ufeff\"\\{}=,# \udc80\ud800"
+
+_ids = itertools.count(1)
+
+
+
+# --- strategies -----------------------------------------------------------------------------------------
+
+any_char = st.one_of(
+    st.characters(exclude_categories=()),  # all of Unicode but surrogates, controls included
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"]),  # lone surrogates
+    st.sampled_from(SPECIALS),
+)
+short_text = st.text(any_char, max_size=24)
+anything = st.one_of(short_text, short_text, st.text(any_char, min_size=1000, max_size=1300))
+tag_keys = st.one_of(st.sampled_from(TAG_LABELS), st.text(any_char, min_size=1, max_size=20))
+tags = st.dictionaries(tag_keys, anything, max_size=4)
+
+
+@st.composite
+def sessions(draw: st.DrawFn) -> list[JsonObject]:
+    """One exposition's worth: several sessions of one application, each with random strings."""
+    now = time.time()
+    out = []
+    for _ in range(draw(st.integers(min_value=1, max_value=6))):
+        session_id = f"00label{next(_ids):013d}"
+        name = draw(st.one_of(st.none(), anything))
+        out.append(make_session(APP, session_id, name, "IDLE", now - 60, idleSince=now - 30, tags=draw(tags)))
+    return out
+
+
+# --- what the exporter must make of them ----------------------------------------------------------------
+
+
+def expected_info_labels(session: JsonObject) -> dict[str, str]:
+    session_tags = session.get("tags") or {}
+    labels = {"session_name": sanitized(session.get("name") or "")}
+    for key in TAG_LABELS:
+        labels[tag_label_name(key)] = sanitized(session_tags.get(key, ""))
+    return labels
+
+
+def expected_tag_labels(session: JsonObject) -> dict[str, str]:
+    """The tags info metric: every tag as tag_<key>; of keys that collide, the first in sorted order wins."""
+    labels: dict[str, str] = {}
+    session_tags = session.get("tags") or {}
+    for key in sorted(session_tags):
+        labels.setdefault(tag_label_name(key), sanitized(session_tags[key]))
+    return labels
+
+
+def samples_by_session(families: Any, name: str) -> dict[str, dict[str, str]]:
+    found: dict[str, dict[str, str]] = {}
+    for family in families:
+        for sample in family.samples:
+            if sample.name == name:
+                assert sample.labels["session_id"] not in found, f"duplicate {name} series"
+                found[sample.labels["session_id"]] = dict(sample.labels)
+    return found
+
+
+def promtool(text: str) -> str:
+    result = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True,
+                            timeout=30, check=False)
+    findings = (result.stdout + result.stderr).decode("utf-8", "replace").strip()
+    return findings if findings or result.returncode == 0 else f"exit {result.returncode}"
+
+
+def check_exposition(body: bytes, content_type: str, world: list[JsonObject]) -> None:
+    text = body.decode("utf-8")  # strict: invalid UTF-8 in the exposition is a failure
+    raw = RAW_CONTROL.search(text)
+    assert raw is None, f"raw control character: {text[max(0, raw.start() - 60):raw.end() + 20]!r}"
+    if content_type.startswith("application/openmetrics-text"):
+        families = list(parse_openmetrics(text))  # type: ignore[no-untyped-call]
+    else:
+        families = list(parse_text(text))
+        findings = promtool(text)
+        if any(CAMEL_CASE.search(tag_label_name(key)) for session in world for key in session.get("tags") or {}):
+            # SPEC section 3 names a tag key's label tag_<key> as it is, so a key such as "costCenter"
+            # gives a label promtool's lint calls camelCase: test_camel_case_tag_key_and_promtool.
+            findings = "\n".join(line for line in findings.splitlines() if CAMEL_CASE_FINDING not in line)
+        assert not findings, findings[:2000]
+    info = samples_by_session(families, "emr_serverless_session_info")
+    tag_series = samples_by_session(families, "emr_serverless_session_tags")
+    assert set(info) == {s["sessionId"] for s in world}, "every session is exported, once"
+    for session in world:
+        labels = info[session["sessionId"]]
+        for label, value in expected_info_labels(session).items():
+            assert labels.get(label) == value, (label, labels.get(label), value)
+        for label, value in labels.items():
+            assert len(value) <= MAX_LABEL_LENGTH and not RAW_CONTROL.search(value), label
+        got = {k: v for k, v in tag_series[session["sessionId"]].items() if k.startswith("tag_")}
+        assert got == expected_tag_labels(session)
+
+
+# --- the property ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[HostileEndpoint]:
+    with HostileEndpoint(World([], {})) as served:
+        yield served
+
+
+def exporter_config(url: str) -> str:
+    return yaml.safe_dump({
+        "targets": [{"region": "us-east-1", "endpoint_url": url, "name": "labels"}],
+        "metrics": {"tag_labels": list(TAG_LABELS)},
+        "aws": {"max_attempts": 1, "connect_timeout_seconds": 1, "read_timeout_seconds": 5},
+        "collection": {"timeout_seconds": 10},
+    })
+
+
+# No shrinking: each example is a collection over HTTP, and a failure's example already names the
+# offending label and value; a failing example is replayed first from Hypothesis' database next time.
+@settings(max_examples=20, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(world=sessions())
+def test_any_string_from_aws_gives_a_valid_exposition(endpoint: HostileEndpoint, world: list[JsonObject]) -> None:
+    endpoint.world = World([make_application(APP, "labels", time.time() - 3600)], {APP: world})
+    config = parse_config(exporter_config(endpoint.url))
+    runner = build_runner(config)
+    try:
+        results = runner.collect()
+        assert results[0].up, results[0].errors
+        exposition = build_exposition(runner, config)
+        for accept in ("", OPENMETRICS):
+            body, content_type = exposition.render(accept)
+            check_exposition(body, content_type, world)
+    finally:
+        runner.close()
+
+
+# --- a real Prometheus -----------------------------------------------------------------------------------
+
+NASTY_NAMES = [
+    "carriage\rreturn", "new\nline", "nul\x00byte", "tab\tdel\x7fnel\x85", "lone \udc80 surrogate",
+    'quote " backslash \\ brace } comma , equals =', "emoji 🚀 and 東京", "x" * 3000,
+]
+NASTY_TAGS = [
+    {"team": "data\r\nops", "cost center": "\x00"},
+    {"team": "\ud800", "weird key\n\x01": "v\x9f"},
+    {"team": "é" * 1500},
+    {},
+]
+
+
+def test_a_real_prometheus_scrapes_nasty_labels(tmp_path: Path) -> None:
+    now = time.time()
+    world = [
+        make_session(APP, f"00nasty{index:013d}", name, "IDLE", now - 60, idleSince=now - 30,
+                     tags=NASTY_TAGS[index % len(NASTY_TAGS)])
+        for index, name in enumerate(NASTY_NAMES)
+    ]
+    with HostileEndpoint(World([make_application(APP, "app\r\nname", now - 3600)], {APP: world})) as endpoint:
+        config_path = tmp_path / "config.yaml"
+        config_path.write_text(exporter_config(endpoint.url))
+        with serving("--config.file", str(config_path), "--log.format", "json") as exporter, \
+                PrometheusServer(targets=[exporter.address]) as prometheus:
+            up = prometheus.wait_for('up{job="emr-serverless-exporter"} == 1 and on() emr_serverless_up == 1', 15)
+            assert up
+            series = prometheus.wait_for(f"count(emr_serverless_session_info) == {len(world)}", 15)
+            assert series
+            info = {s["metric"]["session_id"]: s["metric"] for s in prometheus.query("emr_serverless_session_info")}
+            tag_series = {s["metric"]["session_id"]: s["metric"]
+                          for s in prometheus.query("emr_serverless_session_tags")}
+            health = prometheus.targets_status()
+    assert [target["health"] for target in health] == ["up"], health
+    for session in world:
+        labels = info[session["sessionId"]]
+        for label, value in expected_info_labels(session).items():
+            # Prometheus stores no empty label: a session without the tag has no tag_ label there.
+            assert labels.get(label, "") == value, (label, labels.get(label), value)
+        assert labels["application_name"] == sanitized("app\r\nname")
+        got = {k: v for k, v in tag_series[session["sessionId"]].items() if k.startswith("tag_")}
+        assert got == expected_tag_labels(session)
+
+
+@pytest.mark.xfail(reason="SPEC section 3 (tag_<key> keeps a key's case) and section 4 (promtool finds nothing) "
+                          "disagree for a tag key such as costCenter: a contract decision, not a bug", strict=False)
+def test_camel_case_tag_key_and_promtool() -> None:
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+    registry = CollectorRegistry()
+    Gauge("emr_serverless_session_tags", "tags", [tag_label_name("costCenter")], registry=registry).labels("x").set(1)
+    assert promtool(generate_latest(registry).decode()) == ""

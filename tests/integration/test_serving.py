@@ -1,0 +1,449 @@
+"""The HTTP server as clients meet it, well-behaved and not: HEAD, encodings, auth, TLS and mutual TLS
+(with a real Prometheus), silent and slow clients, many idle connections, and shutdown.
+
+Bounds on time here are generous limits that separate "bounded" from "stuck", never benchmarks."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+import yaml
+
+from emr_serverless_simulator import Fault, Simulator, Store
+from exporter.config.schema import parse_config
+from exporter.web.app import ExporterApp, WebContext, gzip_wanted
+from exporter.web.server import HardenedServer, ServerLimits
+from exporter.web.webconfig import WebConfigWatcher
+from exporter.wiring import build_exposition, build_runner
+from tests.helpers.certs import KeyPair, make_authority, self_signed
+from tests.helpers.prometheus_server import PrometheusServer
+from tests.helpers.support import get, serving_simulator, simulator_config
+
+PASSWORD = "scrape-me"
+HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+SMALL = ServerLimits(threads=2, max_connections=20, idle_timeout_seconds=10, header_timeout_seconds=1)
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+def hello(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+    return [b"hi\n"]
+
+
+@contextlib.contextmanager
+def running(app: Any = hello, limits: ServerLimits = SMALL, tls: Any = None) -> Iterator[HardenedServer]:
+    server = HardenedServer(("127.0.0.1", 0), app, limits=limits, tls_settings=tls)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(grace=1)
+
+
+def port_of(server: HardenedServer) -> int:
+    port: int = server.bind_addr[1]
+    return port
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def raw_exchange(port: int, request: bytes, timeout: float = 10) -> bytes:
+    """Send ``request`` and read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def thread_count(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+@dataclass
+class Pki:
+    directory: Path
+    ca: Path
+    server: KeyPair
+    client: KeyPair
+    rogue: KeyPair
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = make_authority(directory, "ca")
+    return Pki(directory, ca.cert_file, ca.issue("server", server=True), ca.issue("client", server=False),
+               self_signed(directory, "rogue"))
+
+
+def client_context(pki: Pki, cert: KeyPair | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    if cert is not None:
+        context.load_cert_chain(str(cert.cert), str(cert.key))
+    return context
+
+
+@pytest.fixture
+def store() -> Store:
+    store = Store(account_id="123456789012", region="us-east-1")
+    app = store.add_application(name="analytics")
+    store.add_session(app, name="nb", state="IDLE")
+    return store
+
+
+@pytest.fixture
+def simulator(store: Store) -> Iterator[Simulator]:
+    with Simulator(store, host="127.0.0.1", port=0) as sim:
+        yield sim
+
+
+@contextlib.contextmanager
+def exporter_app(simulator: Simulator, web_config: str | None = None) -> Iterator[ExporterApp]:
+    config = parse_config(simulator_config(simulator.url))
+    runner = build_runner(config)
+    watcher = WebConfigWatcher(web_config) if web_config else None
+    try:
+        yield ExporterApp(WebContext(runner, build_exposition(runner, config), "/metrics"),
+                          watcher.current if watcher else None)
+    finally:
+        runner.close()
+
+
+# --- HEAD, methods, encodings ---------------------------------------------------------------------------
+
+
+def test_head_answers_the_headers_of_a_get_without_a_body(simulator: Simulator) -> None:
+    with exporter_app(simulator) as app, running(app) as server:
+        port = port_of(server)
+        app.context.runner.collect()
+        for path in ("/metrics", "/", "/healthz"):
+            answer = raw_exchange(port, f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK"), head
+            assert body == b"", (path, body[:100])
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            assert length == len(get(f"http://127.0.0.1:{port}{path}")[2]) or path == "/metrics"
+        status, headers, _ = get(f"http://127.0.0.1:{port}/metrics", method="POST")
+        assert status == 405 and headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzipped"),
+    [
+        ("", False),
+        ("gzip", True),
+        ("GZIP", True),
+        ("x-gzip", True),
+        ("gzip, deflate, br", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.000", False),
+        ("gzip;q=0, identity", False),
+        ("identity", False),
+        ("*", True),
+        ("*;q=0", False),
+        ("*;q=0, gzip;q=0.5", True),
+        ("gzip;q=0.5, identity;q=1", False),
+        ("gzip;q=1, identity;q=0.5", True),
+        ("identity;q=0, gzip;q=0.1", True),
+        ("deflate", False),
+        ("gzip;q=banana", False),
+    ],
+)
+def test_accept_encoding_negotiation(accept_encoding: str, gzipped: bool) -> None:
+    assert gzip_wanted(accept_encoding) is gzipped
+
+
+def test_gzip_over_http(simulator: Simulator) -> None:
+    with exporter_app(simulator) as app, running(app) as server:
+        url = f"http://127.0.0.1:{port_of(server)}/metrics"
+        status, headers, body = get(url, headers={"Accept-Encoding": "gzip"})
+        assert status == 200 and headers["Content-Encoding"] == "gzip" and headers["Vary"] == "Accept, Accept-Encoding"
+        assert b"emr_serverless_up" in gzip.decompress(body)
+        status, headers, body = get(url, headers={"Accept-Encoding": "gzip;q=0"})
+        assert "Content-Encoding" not in headers and body.startswith(b"# HELP")
+        assert int(headers["Content-Length"]) == len(body)
+
+
+# --- auth, headers, rate limit --------------------------------------------------------------------------
+
+
+def test_basic_auth_guards_everything_but_the_probes(tmp_path: Path, simulator: Simulator) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  prometheus: {HASH}\n"
+                   "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n")
+    with exporter_app(simulator, str(web)) as app, running(app) as server:
+        base = f"http://127.0.0.1:{port_of(server)}"
+        for path in ("/metrics", "/", "/nope"):
+            status, headers, _ = get(base + path)
+            assert status == 401 and headers["WWW-Authenticate"].startswith("Basic"), path
+            assert headers["X-Content-Type-Options"] == "nosniff"
+            assert get(base + path, headers={"Authorization": basic("prometheus", "wrong")})[0] == 401
+        status, headers, body = get(base + "/metrics", headers={"Authorization": basic("prometheus", PASSWORD)})
+        assert status == 200 and b"emr_serverless_up" in body and headers["X-Content-Type-Options"] == "nosniff"
+        assert get(base + "/nope", headers={"Authorization": basic("prometheus", PASSWORD)})[0] == 404
+        assert get(base + "/healthz")[0] == 200
+        assert get(base + "/readyz")[0] == 200
+
+
+def test_rate_limit_answers_429_past_the_burst(tmp_path: Path, simulator: Simulator) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text("rate_limit:\n  interval: 1h\n  burst: 2\n")
+    with exporter_app(simulator, str(web)) as app, running(app) as server:
+        base = f"http://127.0.0.1:{port_of(server)}"
+        assert [get(base + "/")[0] for _ in range(3)] == [200, 200, 429]
+        assert get(base + "/healthz")[0] == 200  # probes are never limited
+
+
+# --- TLS --------------------------------------------------------------------------------------------------
+
+
+def tls_web_config(directory: Path, pki: Pki, **tls: Any) -> Path:
+    web = directory / "web.yml"
+    web.write_text(yaml.safe_dump({
+        "tls_server_config": {"cert_file": str(pki.server.cert), "key_file": str(pki.server.key), **tls},
+        "basic_auth_users": {"prometheus": HASH},
+    }))
+    return web
+
+
+def test_a_real_prometheus_scrapes_over_mutual_tls_with_basic_auth(
+    tmp_path: Path, simulator: Simulator, pki: Pki
+) -> None:
+    web = tls_web_config(tmp_path, pki, client_auth_type="RequireAndVerifyClientCert", client_ca_file=str(pki.ca))
+    tls_config = {"ca_file": str(pki.ca), "cert_file": str(pki.client.cert), "key_file": str(pki.client.key)}
+    good = {"scheme": "https", "tls_config": tls_config, "basic_auth": {"username": "prometheus", "password": PASSWORD}}
+    with serving_simulator(tmp_path, simulator.url, "--web.config.file", str(web),
+                           scheme="https", context=client_context(pki, pki.client)) as served:
+        url = served.url
+        target = url.removeprefix("https://")
+
+        def job(name: str, **settings: Any) -> dict[str, Any]:
+            return {"job_name": name, "static_configs": [{"targets": [target]}], **settings}
+
+        jobs = [
+            job("wrong-password", **{**good, "basic_auth": {"username": "prometheus", "password": "nope"}}),
+            job("no-client-cert", **{**good, "tls_config": {"ca_file": str(pki.ca)}}),
+            job("plain-http", basic_auth=good["basic_auth"]),
+        ]
+        with PrometheusServer([target], scrape=good, extra_jobs=jobs) as prometheus:
+            prometheus.wait_for('up{job="emr-serverless-exporter"} == 1')
+            assert prometheus.wait_for('emr_serverless_up{job="emr-serverless-exporter",target="sim"} == 1')
+            for name in ("wrong-password", "no-client-cert", "plain-http"):
+                prometheus.wait_for(f'up{{job="{name}"}} == 0')
+            errors = {t["labels"]["job"]: t["lastError"] for t in prometheus.targets_status()}
+        assert "401" in errors["wrong-password"], errors
+        assert errors["no-client-cert"] and errors["plain-http"], errors
+
+
+def test_tls_clients_with_and_without_the_right_certificate(tmp_path: Path, simulator: Simulator, pki: Pki) -> None:
+    web = tls_web_config(tmp_path, pki, client_auth_type="RequireAndVerifyClientCert", client_ca_file=str(pki.ca))
+    auth = {"Authorization": basic("prometheus", PASSWORD)}
+    with serving_simulator(tmp_path, simulator.url, "--web.config.file", str(web),
+                           scheme="https", context=client_context(pki, pki.client)) as served:
+        url = served.url
+        assert get(url + "/metrics", context=client_context(pki, pki.client), headers=auth)[0] == 200
+        assert get(url + "/metrics", context=client_context(pki, pki.client))[0] == 401
+        for refused in (None, pki.rogue):  # no certificate; a certificate no trusted CA signed
+            with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)):
+                get(url + "/healthz", context=client_context(pki, refused), timeout=5)
+        # Plain HTTP to the TLS port: a 400 that says so, as Go's servers answer.
+        status, _, body = get(url.replace("https", "http") + "/metrics")
+        assert status == 400 and b"HTTP request to an HTTPS server" in body
+
+
+def test_client_allowed_sans(tmp_path: Path, simulator: Simulator, pki: Pki) -> None:
+    ca = make_authority(tmp_path, "sans-ca")
+    allowed = ca.issue("allowed", server=False, sans=("prometheus.example.com",))
+    other = ca.issue("other", server=False, sans=("intruder.example.com",))
+    web = tls_web_config(tmp_path, pki, client_auth_type="RequireAndVerifyClientCert", client_ca_file=str(ca.cert_file),
+                         client_allowed_sans=["prometheus.example.com"])
+    with serving_simulator(tmp_path, simulator.url, "--web.config.file", str(web),
+                           scheme="https", context=client_context(pki, allowed)) as served:
+        url = served.url
+        assert get(url + "/healthz", context=client_context(pki, allowed))[0] == 200
+        with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError, http.client.HTTPException)):
+            get(url + "/healthz", context=client_context(pki, other), timeout=5)
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path, simulator: Simulator, pki: Pki) -> None:
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(pki.server.cert, served / "tls.crt")
+    shutil.copy(pki.server.key, served / "tls.key")
+    (tmp_path / "web.yml").write_text("tls_server_config:\n  cert_file: served/tls.crt\n  key_file: served/tls.key\n")
+    renewed_ca = make_authority(tmp_path, "renewed-ca")
+    renewed = renewed_ca.issue("renewed", server=True)
+    renewed_client = ssl.create_default_context(cafile=str(renewed_ca.cert_file))
+    with serving_simulator(tmp_path, simulator.url, "--web.config.file", "web.yml",
+                           scheme="https", context=client_context(pki)) as exporter:
+        process, url = exporter.process, exporter.url
+        with pytest.raises(urllib.error.URLError):
+            get(url + "/healthz", context=renewed_client)
+        os.replace(renewed.key, served / "tls.key.new")
+        os.replace(renewed.cert, served / "tls.crt")
+        os.replace(served / "tls.key.new", served / "tls.key")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert get(url + "/healthz", context=renewed_client)[0] == 200
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline, "the renewed certificate was not picked up"
+                time.sleep(0.3)
+        assert process.poll() is None
+
+
+# --- silent, slow and many clients ------------------------------------------------------------------------
+
+
+def test_silent_connections_take_no_worker() -> None:
+    limits = ServerLimits(threads=2, max_connections=400, idle_timeout_seconds=30)
+    with running(limits=limits) as server:
+        threads_before = threading.active_count()
+        silent = [socket.create_connection(("127.0.0.1", port_of(server))) for _ in range(300)]
+        try:
+            # With a worker per connection, two workers would sit 30 s on each silent one before this.
+            assert get(f"http://127.0.0.1:{port_of(server)}/", timeout=10)[0] == 200
+            assert threading.active_count() <= threads_before + 2
+        finally:
+            for sock in silent:
+                sock.close()
+
+
+def test_a_silent_tls_client_does_not_stall_the_server(pki: Pki) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server.cert), str(pki.server.key))
+    with running(tls=lambda: (context, ())) as server:
+        silent = [socket.create_connection(("127.0.0.1", port_of(server))) for _ in range(5)]
+        try:  # cheroot alone handshakes in its accept loop: 5 silent clients would stall it 5 x 10 s
+            assert get(f"https://127.0.0.1:{port_of(server)}/", context=client_context(pki), timeout=5)[0] == 200
+        finally:
+            for sock in silent:
+                sock.close()
+
+
+def test_a_client_that_stops_mid_request_is_cut_at_the_header_deadline() -> None:
+    with running() as server:  # header deadline 1 s; each socket read may wait 10 s
+        stalled = []
+        for _ in range(4):  # twice the workers
+            sock = socket.create_connection(("127.0.0.1", port_of(server)), timeout=8)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            stalled.append(sock)
+        try:
+            assert get(f"http://127.0.0.1:{port_of(server)}/", timeout=8)[0] == 200
+            for sock in stalled:
+                with contextlib.suppress(ConnectionResetError):
+                    assert sock.recv(1024) == b""  # closed by the server well before the 8 s socket timeout
+        finally:
+            for sock in stalled:
+                sock.close()
+
+
+def test_at_the_connection_limit_the_longest_idle_connection_makes_room() -> None:
+    with running() as server:  # at most 20 connections
+        idle = [socket.create_connection(("127.0.0.1", port_of(server))) for _ in range(40)]
+        try:
+            assert get(f"http://127.0.0.1:{port_of(server)}/", timeout=10)[0] == 200
+            assert server.open_connections <= SMALL.max_connections
+            assert idle[0].recv(1) == b""  # the oldest were closed to make room
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_a_thousand_idle_connections_add_no_threads_and_a_scrape_still_works(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    with serving_simulator(tmp_path, simulator.url) as served:
+        process, url = served.process, served.url
+        get(url + "/metrics")  # the collection's own threads exist from now on
+        before = thread_count(process.pid)
+        port = int(url.rsplit(":", 1)[1])
+        idle = []
+        try:
+            for _ in range(1000):
+                idle.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            during = thread_count(process.pid)
+            status, _, body = get(url + "/metrics", timeout=20)
+            after = thread_count(process.pid)
+        finally:
+            for sock in idle:
+                sock.close()
+    assert status == 200 and b"emr_serverless_up" in body
+    print(f"threads: {before} before, {during} with 1,000 idle connections, {after} after a scrape")
+    assert during <= before + 2 and after <= before + 2
+
+
+# --- shutdown ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_shutdown_during_a_40_second_aws_call(
+    tmp_path: Path, store: Store, simulator: Simulator, signum: signal.Signals
+) -> None:
+    store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=40_000))
+    with serving_simulator(tmp_path, simulator.url, "--log.format", "json", ready="/healthz") as served:
+        process, url = served.process, served.url
+        assert get(url + "/readyz")[0] == 503  # the first collection is stuck in ListApplications
+        answers: list[object] = []
+        scrape = threading.Thread(target=lambda: answers.append(_scrape_or_error(url + "/metrics")))
+        scrape.start()
+        time.sleep(1.0)  # the scrape has joined the collection stuck in ListApplications
+        sent = time.monotonic()
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+        took = time.monotonic() - sent
+        scrape.join(timeout=30)
+    print(f"{signum.name}: exit {process.returncode} after {took:.2f}s; scrape: {answers}")
+    assert process.returncode == 0, stderr
+    assert took < 5.0, stderr
+    assert "Traceback" not in stderr
+    for line in stderr.splitlines():
+        json.loads(line)  # nothing but log records
+    assert answers == [200], answers  # the scrape in flight gets what is known
+
+
+def _scrape_or_error(url: str) -> object:
+    try:
+        return get(url, timeout=30)[0]
+    except (ConnectionError, http.client.HTTPException, urllib.error.URLError):
+        return "connection closed"
+
+
+def test_the_default_listen_address_form_serves_every_interface(tmp_path: Path, simulator: Simulator) -> None:
+    """`:PORT` (the default is `:9865`) binds every interface, IPv4 and IPv6 where the host has it."""
+    with serving_simulator(tmp_path, simulator.url, host="", ready="/healthz") as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        if socket.has_ipv6:
+            with contextlib.suppress(OSError):  # a host without an IPv6 loopback has nothing to check
+                socket.create_connection(("::1", port), timeout=2).close()
+                assert get(f"http://[::1]:{port}/healthz", timeout=5)[0] == 200

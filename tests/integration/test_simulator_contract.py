@@ -1,0 +1,307 @@
+"""Every response of the simulator holds to botocore's service model for emr-serverless.
+
+The real boto3 client drives each operation; a ``before-parse`` hook captures the raw bodies, which are
+then checked recursively against the operation's output shape (or the error's shape)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from emr_serverless_simulator import Fault, Simulator, Store, build_scenario
+from tests.helpers.service_model import MADE_UP_STATE, MODEL, validate
+from tests.helpers.support import simulator_client
+
+ALL_OPERATIONS = {
+    "ListApplications",
+    "GetApplication",
+    "ListSessions",
+    "GetSession",
+    "StartSession",
+    "TerminateSession",
+    "ListTagsForResource",
+}
+UTIL = {"vCPUHour": 1.5, "memoryGBHour": 6.0, "storageGBHour": 20.0}
+
+
+class Recorder:
+    """Raw responses, as they came over the wire, by operation."""
+
+    def __init__(self) -> None:
+        self.responses: list[tuple[str, int, dict[str, str], bytes]] = []
+
+    def __call__(self, operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
+        self.responses.append(
+            (operation_model.name, response_dict["status_code"], dict(response_dict["headers"]), response_dict["body"])
+        )
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        for operation, status, headers, body in self.responses:
+            document = json.loads(body)
+            if status < 300:
+                shape = MODEL.operation_model(operation).output_shape
+                assert shape is not None
+                found += [f"{operation}: {p}" for p in validate(shape, document)]
+            else:
+                code = headers.get("x-amzn-errortype", "")
+                if code in MODEL.shape_names:
+                    found += [f"{operation} {code}: {p}" for p in validate(MODEL.shape_for(code), document)]
+                elif set(document) != {"message"} or not isinstance(document["message"], str):
+                    found.append(f"{operation} {code}: unexpected error body {document!r}")
+        return found
+
+    def operations(self) -> set[str]:
+        return {operation for operation, status, _, _ in self.responses if status == 200}
+
+
+def make_client(url: str, recorder: Recorder | None = None, attempts: int = 1) -> Any:
+    client = simulator_client(url, attempts)
+    if recorder is not None:
+        client.meta.events.register("before-parse.emr-serverless", recorder)
+    return client
+
+
+def full_store() -> tuple[Store, str, str, str]:
+    """An application with a session in each state, one with every optional field and one with none."""
+    store = Store(account_id="123456789012", region="us-east-1", clock=time.time)
+    now = time.time()
+    app = store.add_application(
+        name="contract", tags={"team": "x"},
+        maximum_capacity={"cpu": "400 vCPU", "memory": "3000 GB", "disk": "20000 GB"},
+        initial_capacity={"Driver": {"workerCount": 1, "workerConfiguration": {
+            "cpu": "4 vCPU", "memory": "16 GB", "disk": "200 GB", "diskType": "SHUFFLE_OPTIMIZED"}}},
+    )
+    store.add_application(name=None, state="CREATING", architecture=None, tags=None, auto_start=False,
+                          auto_stop_minutes=None)
+    full = store.add_session(
+        app,
+        name="every field",
+        state="IDLE",
+        created_at=now - 600,
+        started_at=now - 550,
+        idle_since=now - 60.123456,
+        idle_timeout_minutes=120,
+        tags={"aws:cloudformation:stack-name": "s", "k.e-y": 'q"uote\\back ünï ✓', "empty": ""},
+        total_utilization=UTIL,
+        billed_utilization=UTIL,
+        execution_duration_seconds=550,
+        created_by="arn:aws:sts::123456789012:assumed-role/Role/bob",
+        execution_role_arn="arn:aws:iam::123456789012:role/custom",
+        release_label="emr-7.1.0",
+    )
+    bare = store.add_session(app, state="SUBMITTED", idle_timeout_minutes=None)
+    for state in ("STARTING", "STARTED", "BUSY", "FAILED", "TERMINATING", "TERMINATED", MADE_UP_STATE):
+        store.add_session(app, name=f"in {state}", state=state, created_at=now - 300, total_utilization=UTIL)
+    return store, app, full, bare
+
+
+def drive(client: Any, store: Store) -> None:
+    """Call every read operation over everything in the store, following every page."""
+    apps = [a for page in client.get_paginator("list_applications").paginate(PaginationConfig={"PageSize": 1})
+            for a in page["applications"]]
+    assert {a["id"] for a in apps} == set(store.application_ids())
+    client.list_applications(states=["STARTED", "STOPPED"])
+    for app in apps:
+        assert client.get_application(applicationId=app["id"])["application"]["applicationId"] == app["id"]
+        client.list_tags_for_resource(resourceArn=app["arn"])
+        sessions = [s for page in client.get_paginator("list_sessions").paginate(
+            applicationId=app["id"], PaginationConfig={"PageSize": 7}) for s in page["sessions"]]
+        client.list_sessions(applicationId=app["id"], states=["IDLE", "BUSY", "TERMINATED"], maxResults=50)
+        for summary in sessions[:60]:
+            session = client.get_session(applicationId=app["id"], sessionId=summary["sessionId"])["session"]
+            assert session["sessionId"] == summary["sessionId"]
+        for summary in sessions[:3]:
+            client.list_tags_for_resource(resourceArn=summary["arn"])
+
+
+@pytest.fixture
+def full() -> Iterator[tuple[Simulator, Store, str, str, str]]:
+    store, app, full_id, bare_id = full_store()
+    with Simulator(store) as sim:
+        yield sim, store, app, full_id, bare_id
+
+
+def test_validator_catches_what_it_should() -> None:
+    # The contract below is only as good as this checker: it must reject each kind of mistake.
+    session = MODEL.shape_for("Session")
+    good = {
+        "applicationId": "00abc", "sessionId": "00def",
+        "arn": "arn:aws:emr-serverless:us-east-1:123456789012:/applications/00abc/sessions/00def",
+        "state": "IDLE", "stateDetails": "idle", "releaseLabel": "emr-7.2.0",
+        "executionRoleArn": "arn:aws:iam::123456789012:role/r", "createdBy": "arn:aws:iam::123456789012:user/a",
+        "createdAt": 1.5, "updatedAt": 2, "tags": {"k": "v"}, "idleTimeoutMinutes": 3,
+        "totalResourceUtilization": {"vCPUHour": 1.0},
+    }
+    assert validate(session, good) == []
+    bad_cases = [
+        {k: v for k, v in good.items() if k != "stateDetails"},  # required member missing
+        {**good, "surprise": 1},  # unknown member
+        {**good, "state": "SLEEPING"},  # not in the enum
+        {**good, "createdAt": "2024-01-01T00:00:00Z"},  # timestamp not a number
+        {**good, "idleTimeoutMinutes": 1.5},  # long not an integer
+        {**good, "idleTimeoutMinutes": True},
+        {**good, "totalResourceUtilization": {"vCPUHour": "1"}},  # double as a string
+        {**good, "tags": {"k": 1}},
+        {**good, "tags": {"": "v"}},  # key shorter than min 1
+        {**good, "stateDetails": ""},
+        {**good, "arn": "arn:too-short"},
+        {**good, "tags": ["k"]},
+    ]
+    for case in bad_cases:
+        assert validate(session, case), case
+
+
+def test_every_operation_matches_the_model(full: tuple[Simulator, Store, str, str, str]) -> None:
+    sim, store, app, full_id, _bare_id = full
+    recorder = Recorder()
+    client = make_client(sim.url, recorder)
+    drive(client, store)
+    started = client.start_session(
+        applicationId=app, executionRoleArn="arn:aws:iam::123456789012:role/r", name="new", tags={"a": "b"},
+        idleTimeoutMinutes=30,
+    )
+    client.get_session(applicationId=app, sessionId=started["sessionId"])
+    client.terminate_session(applicationId=app, sessionId=started["sessionId"])
+    client.terminate_session(applicationId=app, sessionId=full_id)
+    assert recorder.operations() == ALL_OPERATIONS
+    assert recorder.problems() == []
+
+
+def test_optional_fields_present_when_set_and_absent_when_not(
+    full: tuple[Simulator, Store, str, str, str],
+) -> None:
+    sim, _store, app, full_id, bare_id = full
+    recorder = Recorder()
+    client = make_client(sim.url, recorder)
+    client.get_session(applicationId=app, sessionId=full_id)
+    client.get_session(applicationId=app, sessionId=bare_id)
+    client.list_sessions(applicationId=app)
+    full_body = json.loads(recorder.responses[0][3])["session"]
+    bare_body = json.loads(recorder.responses[1][3])["session"]
+    optional = {
+        "name", "startedAt", "idleSince", "idleTimeoutMinutes", "tags", "totalResourceUtilization",
+        "billedResourceUtilization", "totalExecutionDurationSeconds",
+    }
+    assert optional <= set(full_body)
+    assert "endedAt" not in full_body  # IDLE: not ended
+    assert not (optional | {"endedAt"}) & set(bare_body)
+    assert full_body["idleSince"] == pytest.approx(time.time() - 60.123, abs=5)
+    assert full_body["totalResourceUtilization"] == UTIL
+    assert full_body["tags"]["k.e-y"] == 'q"uote\\back ünï ✓'
+    summaries = json.loads(recorder.responses[2][3])["sessions"]
+    assert all("tags" not in s and "totalResourceUtilization" not in s for s in summaries)
+    assert {s["state"] for s in summaries} >= {MADE_UP_STATE, "SUBMITTED", "TERMINATED"}
+    assert recorder.problems() == []
+
+
+def test_application_capacity_present_when_set_and_absent_when_not(
+    full: tuple[Simulator, Store, str, str, str],
+) -> None:
+    sim, store, app, _full_id, _bare_id = full
+    recorder = Recorder()
+    client = make_client(sim.url, recorder)
+    bare = next(other for other in store.application_ids() if other != app)
+    before = client.get_application(applicationId=app)["application"]["updatedAt"]
+    client.get_application(applicationId=bare)
+    store.configure_application(app, maximum_capacity={"cpu": "8", "memory": "32"})
+    after = client.get_application(applicationId=app)["application"]
+    full_body, bare_body, changed = (json.loads(body)["application"] for *_, body in recorder.responses)
+    assert full_body["maximumCapacity"] == {"cpu": "400 vCPU", "memory": "3000 GB", "disk": "20000 GB"}
+    assert full_body["initialCapacity"]["Driver"]["workerCount"] == 1
+    assert full_body["autoStopConfiguration"] == {"enabled": True, "idleTimeoutMinutes": 15}
+    assert "maximumCapacity" not in bare_body and "initialCapacity" not in bare_body
+    assert bare_body["autoStartConfiguration"] == {"enabled": False}
+    assert bare_body["autoStopConfiguration"] == {"enabled": False}
+    assert changed["maximumCapacity"] == {"cpu": "8", "memory": "32"}
+    assert after["updatedAt"] > before  # UpdateApplication's effect: ListApplications shows the change
+    assert recorder.problems() == []
+
+
+@pytest.mark.parametrize("scenario", ["demo", "scale"])
+def test_scenarios_match_the_model(scenario: str) -> None:
+    store = build_scenario(scenario, applications=3, sessions_per_application=30, active_fraction=0.3, seed=7)
+    recorder = Recorder()
+    with Simulator(store) as sim:
+        drive(make_client(sim.url, recorder), store)
+    assert recorder.operations() >= {"ListApplications", "GetApplication", "ListSessions", "GetSession"}
+    assert len(recorder.responses) > 20
+    assert recorder.problems() == []
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "modeled"),
+    [
+        ("ResourceNotFoundException", 404, True),
+        ("ValidationException", 400, True),
+        ("InternalServerException", 500, True),
+        ("ConflictException", 409, True),
+        ("ThrottlingException", 400, False),
+        ("AccessDeniedException", 403, False),
+    ],
+)
+def test_injected_errors_parse_in_boto3(code: str, status: int, modeled: bool) -> None:
+    store, app, full_id, _ = full_store()
+    store.add_fault(Fault(operation="GetSession", error_code=code))
+    recorder = Recorder()
+    with Simulator(store) as sim:
+        client = make_client(sim.url, recorder)
+        with pytest.raises(ClientError) as caught:
+            client.get_session(applicationId=app, sessionId=full_id)
+    error = caught.value.response
+    assert error["Error"]["Code"] == code
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert error["Error"]["Message"]
+    if modeled:
+        assert isinstance(caught.value, getattr(client.exceptions, code))
+    assert recorder.problems() == []
+
+
+def test_real_errors_parse_in_boto3(full: tuple[Simulator, Store, str, str, str]) -> None:
+    sim, store, app, _full_id, _ = full
+    recorder = Recorder()
+    client = make_client(sim.url, recorder)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_session(applicationId=app, sessionId="00nosuchsession")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_application(applicationId="00nosuchapp")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.list_sessions(applicationId="00nosuchapp")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.list_tags_for_resource(resourceArn=store.session_arn(app, "00nosuchsession"))
+    with pytest.raises(client.exceptions.ValidationException):
+        client.get_session(applicationId=app, sessionId="UPPER-case")
+    with pytest.raises(client.exceptions.ValidationException):
+        client.list_sessions(applicationId=app, states=["NAPPING"])
+    store.set_application_state(app, "TERMINATED")
+    with pytest.raises(client.exceptions.ConflictException):
+        client.start_session(applicationId=app, executionRoleArn="arn:aws:iam::123456789012:role/r")
+    assert len(recorder.responses) == 7
+    assert recorder.problems() == []
+
+
+def test_unknown_path_and_missing_authentication() -> None:
+    store, _app, _, _ = full_store()
+    with Simulator(store, require_auth=True) as sim:
+        connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=5)
+        connection.request("GET", "/applications", headers={"Authorization": "AWS4-HMAC-SHA256 x"})
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read())["applications"]
+        connection.request("GET", "/no/such/thing", headers={"Authorization": "x"})
+        response = connection.getresponse()
+        assert (response.status, response.getheader("x-amzn-ErrorType")) == (404, "UnknownOperationException")
+        assert set(json.loads(response.read())) == {"message"}
+        connection.request("GET", "/applications")  # same keep-alive connection, no Authorization
+        response = connection.getresponse()
+        assert (response.status, response.getheader("x-amzn-ErrorType")) == (
+            403, "MissingAuthenticationTokenException")
+        response.read()
+        connection.close()
+        # boto3 always signs, even with dummy credentials, so it gets through.
+        assert make_client(sim.url).list_applications()["applications"]
