@@ -19,6 +19,7 @@ import yaml
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.config.schema import parse_config
+from exporter.model.kinds import SESSIONS
 from exporter.wiring import build_runner
 
 
@@ -57,8 +58,9 @@ def main() -> None:
                 result = runner.collect(timeout=args.timeout)[0]
                 seen |= set(fetched[before:])
                 collections += 1
+                stats = result.stats[SESSIONS]
                 print(f"collection {collections}: up={int(result.up)} fetched={len(fetched) - before} "
-                      f"ever={len(seen)} stale={result.stale_sessions} oldest_age={result.oldest_data_age:.0f}s "
+                      f"ever={len(seen)} stale={stats.stale} oldest_age={stats.oldest_data_age:.0f}s "
                       f"throttled_by_aws={store.throttled['GetSession']}")
                 time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
         finally:

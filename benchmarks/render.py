@@ -131,9 +131,15 @@ class Scenario:
 
         self.now += 30
         sessions = [self._final.get(i) or self._active(wire) for i, wire in enumerate(self._wires)]
+        if "objects" in TargetResult.__dataclass_fields__:  # the tree measured may predate kinds (--compare)
+            from exporter.model.kinds import SESSIONS
+
+            objects: dict[str, Any] = {"objects": {SESSIONS: sessions}}
+        else:
+            objects = {"sessions": sessions}
         return [TargetResult(
             identity=TargetIdentity("prod", "us-east-1", ACCOUNT), applications=self.applications,
-            sessions=sessions, errors=[], started_at=self.now - 2, finished_at=self.now, last_success=self.now,
+            **objects, errors=[], started_at=self.now - 2, finished_at=self.now, last_success=self.now,
             api_calls={("GetSession", "ok"): len(self._wires), ("ListSessions", "ok"): len(self.applications)},
         )]
 
@@ -173,7 +179,7 @@ def worker(path: str, sessions: int, active: int, steps: int) -> dict[str, Any]:
     from prometheus_client.exposition import generate_latest
     from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 
-    from exporter.collect.target import CollectionRunner
+    from exporter.collect.runner import CollectionRunner
     from exporter.config.schema import parse_config
 
     try:

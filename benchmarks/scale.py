@@ -73,7 +73,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from emr_serverless_simulator import Fault, Simulator, Store, build_scenario  # noqa: E402
-from exporter.config.schema import TERMINAL_SESSION_STATES, parse_config  # noqa: E402
+from exporter.config.schema import parse_config  # noqa: E402
+from exporter.model.kinds import SESSIONS  # noqa: E402
 from exporter.wiring import build_exposition, build_registry, build_runner  # noqa: E402
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
@@ -199,7 +200,7 @@ class Bench:
         for app_id in self.store.application_ids():
             for session_id in self.store.session_ids(app_id):
                 session = self.store.session(app_id, session_id)
-                if session is not None and session.state not in TERMINAL_SESSION_STATES:
+                if session is not None and not SESSIONS.is_final(session.state):
                     found[session_id] = (app_id, session.state)
         return found
 

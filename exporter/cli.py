@@ -22,7 +22,8 @@ import boto3
 
 from exporter import __version__
 from exporter.collect.discovery import Shard
-from exporter.collect.target import Clock, CollectionRunner
+from exporter.collect.runner import CollectionRunner
+from exporter.collect.target import Clock
 from exporter.common.logs import FORMATS, LEVELS, setup_logging
 from exporter.common.malloc import limit_arenas
 from exporter.config.schema import Config, ConfigError, TargetConfig, load_config

@@ -13,9 +13,10 @@ from prometheus_client.registry import CollectorRegistry
 
 from exporter.aws.calls import connect
 from exporter.collect.discovery import Shard
-from exporter.collect.target import Clock, CollectionRunner, TargetCollector
+from exporter.collect.runner import CollectionRunner
+from exporter.collect.target import Clock, TargetCollector
 from exporter.config.schema import Config, ConfigError, duplicate_target, region_problem
-from exporter.metrics.families import EmrServerlessCollector
+from exporter.metrics.collector import EmrServerlessCollector
 from exporter.render.exposition import Exposition
 
 

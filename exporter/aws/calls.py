@@ -13,12 +13,12 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import botocore
 import botocore.config
 import botocore.handlers
 import botocore.session
@@ -33,19 +33,13 @@ from botocore.credentials import (
 from botocore.exceptions import BotoCoreError, ClientError
 
 from exporter import __version__
+from exporter.common.deadline import Deadline
 from exporter.common.logs import warn_once
 from exporter.common.redaction import redact
 from exporter.common.tokenbucket import RateLimits, TokenBucket
 from exporter.config.schema import AwsConfig, RateLimitConfig, TargetConfig
-from exporter.model.session import (
-    Application,
-    ApplicationDetail,
-    InvalidObject,
-    Session,
-    SessionSummary,
-    convert,
-    object_id,
-)
+from exporter.model.kinds import DetailT, ObjectKind, SummaryT
+from exporter.model.session import Application, ApplicationDetail, InvalidObject, convert, object_id
 
 if TYPE_CHECKING:
     from mypy_boto3_emr_serverless import EMRServerlessClient
@@ -90,26 +84,8 @@ BACKOFF_CAP_SECONDS = 5.0
 # A rate-limit slot is only taken if it leaves the call this long to finish before the deadline.
 CALL_ROOM_SECONDS = 0.5
 
-T = TypeVar("T", Application, SessionSummary, Session, ApplicationDetail)
+T = TypeVar("T")
 Problem = tuple[str, str]  # (outcome, reason) of a response that is not what the model says
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """An instant on the monotonic clock past which no call starts and no wait lasts."""
-
-    at: float
-
-    @classmethod
-    def after(cls, seconds: float) -> Deadline:
-        return cls(time.monotonic() + seconds)
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    @property
-    def passed(self) -> bool:
-        return self.remaining() <= 0
 
 
 class ApiError(Exception):
@@ -364,40 +340,48 @@ class EmrServerlessApi:
         return self._list("ListApplications", self._client.list_applications, params, deadline,
                           "applications", Application, "application")
 
-    def list_sessions(
+    def list_objects(
         self,
+        kind: ObjectKind[SummaryT, Any],
         application_id: str,
         deadline: Deadline,
         *,
         states: tuple[str, ...] = (),
         created_at_after: datetime | None = None,
-    ) -> list[SessionSummary]:
-        params: dict[str, Any] = {"applicationId": application_id, "maxResults": 50}
+        extra: Mapping[str, Any] | None = None,
+    ) -> list[SummaryT]:
+        """Every page of one application's listing of ``kind`` (ListSessions, ListJobRuns); ``extra``: more
+        request members the kind's operation takes (a job-run ``mode``)."""
+        params: dict[str, Any] = {"applicationId": application_id, "maxResults": 50, **(extra or {})}
         if states:
             params["states"] = list(states)
         if created_at_after is not None:
             params["createdAtAfter"] = created_at_after
-        summaries = self._list("ListSessions", self._client.list_sessions, params, deadline,
-                               "sessions", SessionSummary, "session")
-        return [s for s in summaries if self._belongs(s.application_id, application_id, s.session_id)]
+        method = getattr(self._client, botocore.xform_name(kind.list_operation))
+        summaries = self._list(kind.list_operation, method, params, deadline, kind.list_key, kind.summary, kind.name)
+        return [s for s in summaries if self._belongs(kind, s.application_id, application_id, s.id)]
 
-    def get_session(self, application_id: str, session_id: str, deadline: Deadline) -> Session | None:
-        """The session, or None when AWS answered with an invalid one (dropped, counted, logged once).
-        Raises Deferred when the rate limit has no token for it before the deadline."""
-        params = {"applicationId": application_id, "sessionId": session_id}
-        session = self._get_one("GetSession", self._client.get_session, params, deadline, "session", Session,
-                                session_id)
-        if session is not None and (session.application_id, session.session_id) != (application_id, session_id):
-            self._drop("session", session_id, f"GetSession answered for {session.application_id}/{session.session_id}")
+    def get_object(
+        self, kind: ObjectKind[Any, DetailT], application_id: str, object_id: str, deadline: Deadline
+    ) -> DetailT | None:
+        """One object of ``kind`` (GetSession, GetJobRun), or None when AWS answered with an invalid one
+        (dropped, counted, logged once). Raises Deferred when the rate limit has no token for it before the
+        deadline."""
+        params = {"applicationId": application_id, kind.get_id_param: object_id}
+        method = getattr(self._client, botocore.xform_name(kind.get_operation))
+        found = self._get_one(kind.get_operation, method, params, deadline, kind.get_key, kind.detail, object_id,
+                              kind.name)
+        if found is not None and (found.application_id, found.id) != (application_id, object_id):
+            self._drop(kind.name, object_id, f"{kind.get_operation} answered for {found.application_id}/{found.id}")
             return None
-        return session
+        return found
 
     def get_application(self, application_id: str, deadline: Deadline) -> ApplicationDetail | None:
         """The application's capacity and auto-start/stop configuration, or None when AWS answered with an
         invalid one (dropped, counted, logged once). Raises Deferred as get_session does."""
         params = {"applicationId": application_id}
         detail = self._get_one("GetApplication", self._client.get_application, params, deadline, "application",
-                               ApplicationDetail, application_id)
+                               ApplicationDetail, application_id, "application")
         if detail is not None and detail.application_id != application_id:
             self._drop("application", application_id, f"GetApplication answered for {detail.application_id}")
             return None
@@ -405,18 +389,18 @@ class EmrServerlessApi:
 
     # --- plumbing ------------------------------------------------------------------------------------
 
-    def _belongs(self, found: str, asked: str, session_id: str) -> bool:
+    def _belongs(self, kind: ObjectKind[Any, Any], found: str, asked: str, object_id: str) -> bool:
         if found == asked:
             return True
-        self._drop("session", session_id, f"listed under application {asked} but belongs to {found}")
+        self._drop(kind.name, object_id, f"listed under application {asked} but belongs to {found}")
         return False
 
     def _get_one(
         self, operation: str, method: Any, params: dict[str, Any], deadline: Deadline, key: str, kind: type[T],
-        asked: str,
+        asked: str, kind_name: str,
     ) -> T | None:
         """The one object a Get* call returns under ``key``, or None when it is invalid (dropped and counted
-        as ``key``, e.g. "session")."""
+        as ``kind_name``, e.g. "session")."""
         try:
             response = self._call(operation, method, params, deadline, _has(key, dict))
         except ApiError as err:
@@ -424,9 +408,9 @@ class EmrServerlessApi:
                 raise
             # The response is the one object: botocore's parser failing on it (tags as a list, a number
             # as text) is one malformed object, not a reason to call the whole target down.
-            self._drop(key, asked, err.message)
+            self._drop(kind_name, asked, err.message)
             return None
-        found = self._valid([response[key]], kind, key)
+        found = self._valid([response[key]], kind, kind_name)
         return found[0] if found else None
 
     def _valid(self, items: list[Any], kind: type[T], kind_name: str) -> list[T]:

@@ -1,15 +1,15 @@
 """What a target lists: which applications (a filter around ListApplications: ids, name, this replica's
-shard), and what each application's ListSessions ask for (states and a creation-time window).
+shard), and what each application's listings of a kind ask for (states and a creation-time window).
 
 Filtering happens on the listing, before anything else is asked about an application, so an application
-another replica owns or the configuration leaves out costs no ListSessions, GetSession or GetApplication.
+another replica owns or the configuration leaves out costs no listing, detail call or GetApplication.
 
-Every collection lists each application's active sessions, with no date bound (a session can stay active
-for days), so that states are fresh however little GetSession budget there is; and the sessions created
-since the last complete listing, of any state, which finds those that started and ended between two
-collections. The first listing of an application looks back ``session_lookback_seconds`` (at least
-``terminated_session_max_age_seconds``) with no state filter, so a restart finds what ended meanwhile and
-a state AWS adds later is listed too.
+Every listing of a kind asks for the application's active objects, with no date bound (a session or a
+streaming run can stay active for days), so that states are fresh however little detail-call budget
+there is; and for the objects created since the last complete listing, of any state, which finds those
+that started and ended between two collections. The first listing of an application looks back the
+kind's look-back (at least its max age) with no state filter, so a restart finds what ended meanwhile
+and a state AWS adds later is listed too.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
-from exporter.config.schema import SESSION_STATES, TERMINAL_SESSION_STATES, DiscoveryConfig
+from exporter.config.schema import DiscoveryConfig
+from exporter.model.kinds import ObjectKind
 from exporter.model.session import Application
 
-# Known states that are not final: listed every collection.
-ACTIVE_SESSION_STATES = tuple(state for state in SESSION_STATES if state not in TERMINAL_SESSION_STATES)
 # Steady-state listings reach this far before the last one, for clock skew between us and AWS's
 # createdAt and for sessions that became visible to ListSessions late.
 LISTING_OVERLAP_SECONDS = 300.0
@@ -60,29 +60,37 @@ class ApplicationFilter:
 
 @dataclass(frozen=True)
 class Listing:
-    """One ListSessions query: ``states`` (empty: all) and sessions created after ``created_after``."""
+    """One listing of a kind: ``states`` (empty: all) and objects created after ``created_after``."""
 
+    kind: ObjectKind[Any, Any]
     application_id: str
     states: tuple[str, ...] = ()
     created_after: datetime | None = None
 
 
 class ListingWindows:
-    """Per application, when its last complete listing started: where the next one's window begins."""
+    """Per application, when its last complete listing of one kind started: where the next one's window
+    begins."""
 
-    def __init__(self, discovery: DiscoveryConfig) -> None:
-        self._lookback = max(discovery.session_lookback_seconds, discovery.terminated_session_max_age_seconds)
+    def __init__(self, kind: ObjectKind[Any, Any], discovery: DiscoveryConfig) -> None:
+        self.kind = kind
+        self._lookback = discovery.lookback_seconds(kind)
         self._listed_at: dict[str, float] = {}
 
     def listings(self, application_id: str, now: float) -> list[Listing]:
-        """The active sessions, and those created since the last complete listing (the first time, since
+        """The active objects, and those created since the last complete listing (the first time, since
         the look-back), of any state."""
         listed_before = self._listed_at.get(application_id)
         since = now - self._lookback if listed_before is None else listed_before - LISTING_OVERLAP_SECONDS
         return [
-            Listing(application_id, states=ACTIVE_SESSION_STATES),
-            Listing(application_id, created_after=datetime.fromtimestamp(since, timezone.utc)),
+            Listing(self.kind, application_id, states=self.kind.active_states),
+            Listing(self.kind, application_id, created_after=datetime.fromtimestamp(since, timezone.utc)),
         ]
+
+    def oldest_listing(self, application_ids: Iterable[str], now: float) -> float:
+        """Seconds since the least recently listed of ``application_ids`` was last listed completely (an
+        application never listed counts from ``now``: nothing is behind yet)."""
+        return max((now - self._listed_at.get(app, now) for app in application_ids), default=0.0)
 
     def listed(self, application_id: str, started: float) -> None:
         """Every listing of the application succeeded: what was created before ``started`` is known."""

@@ -1,21 +1,28 @@
-"""Discovery and collection: what the exporter knows about each target after one pass over the API.
+"""One pass over one target: what the exporter knows about it afterwards.
 
-Per target: ListApplications (filtered), then per application its ListSessions queries (and GetApplication
-for applications new or changed since their last one), then GetSession for the sessions worth a call, in
-memory's order (new active, due, new ended, changed, stalest), at most ``aws.max_concurrency`` calls in
-flight, within the rate limits, and nothing past the deadline. What a pass could not refresh or list is served as last
-known (``exporter.collect.inventory``). This module knows nothing of Prometheus or HTTP: it produces
-``TargetResult`` values.
+Per target: ListApplications (filtered), then per application and per kind collected (sessions, job
+runs) its listings (and GetApplication for applications new or changed since their last one), then the
+detail calls for the objects worth one, in the inventory's order (new active, due, new ended, changed,
+stalest), at most ``aws.max_concurrency`` calls in flight, within the rate limits, and nothing past the
+deadline. What a pass could not refresh or list is served as last known (``exporter.collect.inventory``).
+
+One rule for ``up``: a call AWS throttles, or that the client-side budget defers (a rate limit with no
+token before the deadline, a queued call the deadline overtook), is no error: its objects are served as
+last known and counted stale. Any other failure (access denied, 5xx after the retries, a malformed
+answer, a call still running at the deadline) makes the target's ``up`` 0 for that collection. A
+ListApplications that fails so makes the target back off: no call at all until the backoff ends.
+
+This module knows nothing of Prometheus or HTTP: it produces ``TargetResult`` values.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,32 +30,36 @@ from exporter.aws.calls import (
     NOT_FOUND,
     THROTTLING_CODES,
     ApiError,
-    Deadline,
     DeadlineReached,
     Deferred,
     EmrServerlessApi,
     account_id_from_arn,
 )
 from exporter.collect.discovery import ApplicationFilter, Listing, ListingWindows, Shard
-from exporter.collect.inventory import Refresh, SessionMemory, is_final
+from exporter.collect.inventory import Applications, Inventory, Refresh
 from exporter.collect.workers import Expired, WorkerPool
+from exporter.common.deadline import Deadline
 from exporter.config.schema import DiscoveryConfig
-from exporter.model.session import Application, ApplicationDetail, Session, SessionSummary
+from exporter.model.kinds import KINDS, ObjectKind
+from exporter.model.session import Application, ApplicationDetail
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-# How long past the deadline the runner waits for a target to hand in what it has.
-DEADLINE_GRACE_SECONDS = 0.5
+AnyKind = ObjectKind[Any, Any]
 # How often a waiting collection looks up to see whether the exporter is shutting down.
 SHUTDOWN_POLL_SECONDS = 0.25
-# Less urgent GetSessions wait for the last listing (``_refresh``), but no longer than this share of the
-# time to the deadline: one slow or hanging ListSessions must not hold back every other application's.
+# Less urgent detail calls wait for the last listing (``_refresh``), but no longer than this share of the
+# time to the deadline: one slow or hanging listing must not hold back every other application's.
 HOLD_SHARE = 0.5
-# Work order: listings first (they say what to fetch), then GetSessions by their Refresh priority.
+# Work order: listings first (they say what to fetch), then detail calls by their Refresh priority.
 LISTING_PRIORITY = (0.0,)
 GET_PRIORITY = 1.0
+# After a ListApplications that failed (not throttled), no call until this backoff ends: twice as long
+# after each failure in a row, from the first to the cap, less up to a quarter of jitter (pods of one
+# deployment that failed together do not retry together). A scrape meanwhile gets the last result, up 0.
+FAILURE_BACKOFF_FIRST_SECONDS = 10.0
+FAILURE_BACKOFF_CAP_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -60,20 +71,28 @@ class TargetIdentity:
     account_id: str
 
 
+@dataclass(frozen=True)
+class KindStats:
+    """How fresh one kind's objects are after a collection."""
+
+    cache_hits: int = 0  # cumulative detail calls saved by remembering final objects
+    stale: int = 0  # active objects served as last known or listed and not fetched yet
+    oldest_data_age: float = 0.0  # seconds since the least recently refreshed active object was fetched
+    oldest_listing_age: float = 0.0  # seconds since the least recently listed application's last complete listing
+
+
 @dataclass
 class TargetResult:
     identity: TargetIdentity
     applications: list[Application]
-    sessions: list[Session]
+    objects: dict[AnyKind, list[Any]]  # per kind collected, the objects to export (its detail struct)
     errors: list[ApiError]
     started_at: float
     finished_at: float
     last_success: float | None
     api_calls: dict[tuple[str, str], int] = field(default_factory=dict)
-    cache_hits: int = 0  # cumulative GetSession calls saved by remembering final sessions
     invalid_objects: dict[str, int] = field(default_factory=dict)  # cumulative, by kind
-    stale_sessions: int = 0  # active sessions served as last known: not refreshed in this collection
-    oldest_data_age: float = 0.0  # seconds since the least recently refreshed active session was fetched
+    stats: dict[AnyKind, KindStats] = field(default_factory=dict)  # per kind collected
     # Per application id: GetApplication's answer (capacity, auto-start/stop); absent: none valid yet.
     application_details: dict[str, ApplicationDetail] = field(default_factory=dict)
 
@@ -93,7 +112,7 @@ class CollectionTimeout(ApiError):
 
 
 # The calls of a collection, as the worker pool runs them. A listing's failure (or deadline) leaves the
-# target's picture incomplete; a GetSession or GetApplication out of budget only waits for the next one.
+# target's picture incomplete; a detail call or GetApplication out of budget only waits for the next one.
 
 
 @dataclass(frozen=True)
@@ -102,7 +121,7 @@ class ListApplications:
 
 
 @dataclass(frozen=True)
-class ListSessions:
+class ListObjects:
     listing: Listing
 
 
@@ -112,12 +131,14 @@ class GetApplication:
 
 
 @dataclass(frozen=True)
-class GetSession:
+class GetObject:
     refresh: Refresh
 
 
-Call = ListApplications | ListSessions | GetApplication | GetSession
-LISTING_CALLS = (ListApplications, ListSessions)
+Call = ListApplications | ListObjects | GetApplication | GetObject
+LISTING_CALLS = (ListApplications, ListObjects)
+# What one pass keeps per (kind, application) or (kind, object id): kinds share no ids, keys are kept apart.
+KindKey = tuple[AnyKind, str]
 
 
 @dataclass
@@ -130,15 +151,16 @@ class _Pass:
     pending: int = 0
     pending_listings: int = 0  # of ``pending``: ListApplications and ListSessions calls
     errors: list[ApiError] = field(default_factory=list)
-    listings_left: dict[str, int] = field(default_factory=dict)  # per application
-    listing_failed: set[str] = field(default_factory=set)
-    listed: dict[str, list[SessionSummary]] = field(default_factory=dict)  # per application, so far
-    asked: set[str] = field(default_factory=set)  # session ids given to GetSession
+    listings_left: dict[KindKey, int] = field(default_factory=dict)  # per kind and application
+    listing_failed: set[KindKey] = field(default_factory=set)
+    listed: dict[KindKey, list[Any]] = field(default_factory=dict)  # summaries per kind and application, so far
+    asked: set[KindKey] = field(default_factory=set)  # objects given to a detail call
     held: list[Refresh] = field(default_factory=list)  # not urgent: submitted once every listing is in
     hold_until: float = 0.0  # on the monotonic clock: past it, nothing more is held
-    refreshed: set[str] = field(default_factory=set)
+    refreshed: set[KindKey] = field(default_factory=set)
     running: set[int] = field(default_factory=set)  # calls a worker has started (set ops are atomic)
     applications: list[Application] | None = None  # ListApplications' answer, if it came
+    discovery_failed: bool = False  # ListApplications failed for another reason than the budget
 
 
 def _deferred(error: BaseException) -> bool:
@@ -173,9 +195,15 @@ class TargetCollector:
         self._last_result: TargetResult | None = None
         self._busy = threading.Lock()
         self._closing = threading.Event()
-        self.memory = SessionMemory(discovery)
-        self.windows = ListingWindows(discovery)
-        self._cache_hits = 0
+        self.applications = Applications()
+        # Per kind collected: what is known of its objects, and where each application's next listing starts.
+        self.kinds: tuple[AnyKind, ...] = tuple(kind for kind in KINDS if discovery.collects(kind))
+        self.inventories: dict[AnyKind, Inventory[Any, Any]] = {k: Inventory(k, discovery) for k in self.kinds}
+        self.windows: dict[AnyKind, ListingWindows] = {k: ListingWindows(k, discovery) for k in self.kinds}
+        self._cache_hits: dict[AnyKind, int] = dict.fromkeys(self.kinds, 0)
+        self._failures = 0  # ListApplications failed (not throttled) this many collections in a row
+        self._backoff_until = 0.0  # on the monotonic clock: no call before it
+        self._random = random.Random()
 
     @property
     def identity(self) -> TargetIdentity:
@@ -193,11 +221,15 @@ class TargetCollector:
 
     def unfinished(self, error: ApiError) -> TargetResult:
         """What is known when a collection did not finish in time: the last result, with up 0."""
+        return self._last_known([error])
+
+    def _last_known(self, errors: list[ApiError]) -> TargetResult:
+        """The last result with these errors, at this instant (with no result yet, nothing known)."""
         last = self._last_result
         now = self._clock()
         if last is None:
-            return self._result([], [], [error], now, now)
-        return TargetResult(**{**last.__dict__, "errors": [error], "started_at": now, "finished_at": now,
+            return self._result([], {}, errors, now, now)
+        return TargetResult(**{**last.__dict__, "errors": errors, "started_at": now, "finished_at": now,
                                "api_calls": self._api.calls.snapshot(),
                                "invalid_objects": self._api.calls.invalid_snapshot()})
 
@@ -209,57 +241,78 @@ class TargetCollector:
     # --- one pass ------------------------------------------------------------------------------------
 
     def _collect(self, deadline: Deadline) -> TargetResult:
+        if time.monotonic() < self._backoff_until and self._last_result is not None:
+            return self._last_known(self._last_result.errors)  # backing off: no call, up stays 0
         run = _Pass(started=self._clock(), deadline=deadline)
         run.hold_until = time.monotonic() + HOLD_SHARE * max(0.0, deadline.remaining())
-        self.memory.begin_collection()
+        for inventory in self.inventories.values():
+            inventory.begin_collection()
         applications = self._discover_applications(run)
-        if run.deadline.passed or self._closing.is_set():
-            applications_to_list: list[Application] = []  # no time left: serve what is known
+        if run.deadline.passed or self._closing.is_set() or run.discovery_failed:
+            applications_to_list: list[Application] = []  # serve what is known
         else:
             applications_to_list = applications
         for app in applications_to_list:
-            listings = self.windows.listings(app.id, run.started)
-            run.listings_left[app.id] = len(listings)
-            for listing in listings:
-                self._submit(run, ListSessions(listing), LISTING_PRIORITY)
+            for kind in self.kinds:
+                listings = self.windows[kind].listings(app.id, run.started)
+                run.listings_left[kind, app.id] = len(listings)
+                for listing in listings:
+                    self._submit(run, ListObjects(listing), LISTING_PRIORITY)
         if applications_to_list:
-            for app in self.memory.to_describe():  # new or changed applications only
+            for app in self.applications.to_describe():  # new or changed applications only
                 self._submit(run, GetApplication(app), LISTING_PRIORITY)
-        # An application's new active and due GetSessions start as soon as its listings are in, while other
+        # An application's new active detail calls start as soon as its listings are in, while other
         # listings go on; the rest wait for the last listing, or for HOLD_SHARE of the time (``_refresh``).
         self._drain(run)
 
         now = self._clock()
-        known = self.memory.sessions(now)
-        active_stale = [k for k in known if not is_final(k.session.state) and k.session.session_id not in run.refreshed]
-        self._cache_hits += sum(
-            1 for k in known
-            if is_final(k.session.state) and not k.final_from_listing and k.session.session_id not in run.refreshed
-        )
-        oldest = min((k.refreshed_at for k in known if not is_final(k.session.state)), default=now)
+        objects: dict[AnyKind, list[Any]] = {}
+        stats: dict[AnyKind, KindStats] = {}
+        for kind, inventory in self.inventories.items():
+            known = inventory.objects(now)
+            active = [k for k in known if not kind.is_final(k.obj.state)]
+            self._cache_hits[kind] += sum(
+                1 for k in known
+                if kind.is_final(k.obj.state) and not k.final_from_listing and (kind, k.obj.id) not in run.refreshed
+            )
+            oldest = min((k.refreshed_at for k in active), default=now)
+            stats[kind] = KindStats(
+                cache_hits=self._cache_hits[kind],
+                stale=sum((kind, k.obj.id) not in run.refreshed for k in active) + inventory.unfetched,
+                oldest_data_age=max(0.0, now - oldest),
+                oldest_listing_age=self.windows[kind].oldest_listing(self.applications.by_id, now),
+            )
+            objects[kind] = [k.obj for k in known]
         finished = self._clock()
         if run.errors:
             self._log_errors(run.errors)
         else:
             self._last_success = finished
         self._last_result = self._result(
-            applications, [k.session for k in known], run.errors, run.started, finished,
-            stale=len(active_stale) + self.memory.unfetched, oldest_age=max(0.0, now - oldest),
-            details={app: d for app, d in self.memory.details.items() if d is not None},
+            applications, objects, run.errors, run.started, finished, stats=stats,
+            details={app: d for app, d in self.applications.details.items() if d is not None},
         )
         return self._last_result
 
     def _discover_applications(self, run: _Pass) -> list[Application]:
-        """ListApplications, filtered; on failure the applications last discovered (up will be 0)."""
+        """ListApplications, filtered; when it fails, the applications last discovered."""
         self._submit(run, ListApplications(self._discovery.application_states), LISTING_PRIORITY)
         self._drain(run)
+        if run.discovery_failed:
+            self._failures += 1
+            backoff = min(FAILURE_BACKOFF_CAP_SECONDS, FAILURE_BACKOFF_FIRST_SECONDS * 2 ** (self._failures - 1))
+            self._backoff_until = time.monotonic() + backoff * self._random.uniform(0.75, 1.0)
+        elif run.applications is not None:
+            self._failures = 0
         if run.applications is None:
-            return list(self.memory.applications.values())
+            return list(self.applications.by_id.values())
         for app in run.applications:
             self._account_id = account_id_from_arn(app.arn) or self._account_id
-        self.memory.discovered(app for app in run.applications if self._filter.wanted(app))
-        self.windows.keep(self.memory.applications)
-        return list(self.memory.applications.values())
+        self.applications.discovered(app for app in run.applications if self._filter.wanted(app))
+        for kind in self.kinds:
+            self.inventories[kind].keep_applications(self.applications.by_id)
+            self.windows[kind].keep(self.applications.by_id)
+        return list(self.applications.by_id.values())
 
     def _call(self, call: Call, deadline: Deadline) -> Any:
         """One call, as a worker runs it (bounded by the pass's deadline)."""
@@ -267,19 +320,19 @@ class TargetCollector:
         match call:
             case ListApplications(states):
                 return api.list_applications(deadline, states)
-            case ListSessions(listing):
-                return api.list_sessions(
-                    listing.application_id, deadline, states=listing.states, created_at_after=listing.created_after
-                )
+            case ListObjects(listing):
+                return api.list_objects(listing.kind, listing.application_id, deadline, states=listing.states,
+                                        created_at_after=listing.created_after)
             case GetApplication(app):
                 return api.get_application(app.id, deadline)
-            case GetSession(refresh):
-                return api.get_session(refresh.application_id, refresh.session_id, deadline)
+            case GetObject(refresh):
+                return api.get_object(refresh.kind, refresh.application_id, refresh.object_id, deadline)
 
     def _refresh(self, run: _Pass, refresh: Refresh) -> None:
-        if refresh.session_id in run.asked:
+        key = (refresh.kind, refresh.object_id)
+        if key in run.asked:
             return
-        run.asked.add(refresh.session_id)
+        run.asked.add(key)
         if not refresh.urgent and run.pending_listings and time.monotonic() < run.hold_until:
             # A worker reserves its rate-limit slot when it takes a job: the first applications listed
             # would commit the budget to their own less urgent sessions before the others' are planned.
@@ -288,12 +341,13 @@ class TargetCollector:
         self._submit_get(run, refresh)
 
     def _release_held(self, run: _Pass) -> None:
-        for refresh in run.held:
+        # Most urgent first: an idle worker takes each job as it is submitted, before the queue can order it.
+        for refresh in sorted(run.held, key=lambda r: r.priority):
             self._submit_get(run, refresh)
         run.held.clear()
 
     def _submit_get(self, run: _Pass, refresh: Refresh) -> None:
-        self._submit(run, GetSession(refresh), (GET_PRIORITY, *refresh.priority))
+        self._submit(run, GetObject(refresh), (GET_PRIORITY, *refresh.priority))
 
     def _submit(self, run: _Pass, call: Call, priority: tuple[float, ...]) -> None:
         run.pending += 1
@@ -334,11 +388,11 @@ class TargetCollector:
             self._handle(run, call, result, error)
 
     def _give_up(self, run: _Pass) -> None:
-        """At the deadline: a listing not finished, or a call that started and did not finish, fails the
-        collection; GetSessions not started (no worker or no rate-limit token in time) are deferred:
-        served as last known, first in line next time. Nothing left runs later."""
+        """At the deadline: a call that started and did not finish fails the collection; calls not started
+        (no worker or no rate-limit token in time), listings too, are deferred: served as last known,
+        first in line next time. Nothing left runs later."""
         timed_out = any(isinstance(err, CollectionTimeout) for err in run.errors)
-        if (run.pending_listings or run.running) and not timed_out:
+        if run.running and not timed_out:
             run.errors.append(CollectionTimeout(max(0.0, self._clock() - run.started)))
         # The pool drops queued jobs whose deadline passed; results of calls still running are ignored.
         run.pending = run.pending_listings = 0
@@ -349,49 +403,52 @@ class TargetCollector:
             case ListApplications():
                 if error is None:
                     run.applications = result
-                else:
+                elif not _deferred(error):  # throttled or deferred: the last discovery stands, up stays 1
+                    run.discovery_failed = True
                     self._failed(run, error)
-            case ListSessions(listing):
+            case ListObjects(listing):
                 if error is None:
                     self._listed(run, listing, result)
                 elif not_found:
                     self._listed(run, listing, [])  # the application was deleted after it was listed
                 else:
-                    run.listing_failed.add(listing.application_id)
-                    self._failed(run, error)
+                    run.listing_failed.add((listing.kind, listing.application_id))
+                    if not _deferred(error):
+                        self._failed(run, error)
                     self._listed(run, listing, [])
             case GetApplication(app):
                 if error is None:
-                    self.memory.described(app, result)
+                    self.applications.described(app, result)
                 elif not (not_found or _deferred(error)):
                     # Not: deleted since it was listed (the next listing drops it), or out of budget (the last
                     # answer is served and the application is asked again next collection).
                     self._failed(run, error)
-            case GetSession(refresh):
+            case GetObject(refresh):
+                inventory = self.inventories[refresh.kind]
                 if error is None:
-                    session: Session | None = result
-                    if session is not None:  # None: AWS sent an invalid one, dropped; the last known stays
-                        self.memory.refreshed(session, self._clock())
-                        run.refreshed.add(session.session_id)
+                    if result is not None:  # None: AWS sent an invalid one, dropped; the last known stays
+                        inventory.refreshed(result, self._clock())
+                        run.refreshed.add((refresh.kind, result.id))
                 elif not_found:
-                    self.memory.vanished(refresh.session_id)  # ended and deleted between list and get: counted
+                    inventory.vanished(refresh.object_id)  # ended and deleted between list and get: counted
                 elif not _deferred(error):
-                    # Not out of budget (ours or AWS's), where the last known copy is served and this session
-                    # is first in line next time (throttling shows in the API counters, staleness in its gauges).
+                    # Not out of budget (ours or AWS's), where the last known copy is served and this object is
+                    # first in line next time (throttling shows in the API counters, staleness in its gauges).
                     self._failed(run, error)
 
-    def _listed(self, run: _Pass, listing: Listing, summaries: Iterable[SessionSummary]) -> None:
-        """One listing is in; once all of the application's are, plan its GetSessions."""
-        app_id = listing.application_id
-        run.listed.setdefault(app_id, []).extend(summaries)
-        run.listings_left[app_id] -= 1
-        if run.listings_left[app_id] > 0:
+    def _listed(self, run: _Pass, listing: Listing, summaries: Iterable[Any]) -> None:
+        """One listing is in; once all of the application's listings of that kind are, plan its detail calls."""
+        key = (listing.kind, listing.application_id)
+        run.listed.setdefault(key, []).extend(summaries)
+        run.listings_left[key] -= 1
+        if run.listings_left[key] > 0:
             return
-        if app_id in run.listing_failed:
-            refreshes = self.memory.fallback(app_id)
+        inventory = self.inventories[listing.kind]
+        if key in run.listing_failed:
+            refreshes = inventory.fallback(listing.application_id)
         else:
-            self.windows.listed(app_id, run.started)
-            refreshes = self.memory.plan(app_id, run.listed.pop(app_id), self._clock())
+            self.windows[listing.kind].listed(listing.application_id, run.started)
+            refreshes = inventory.plan(listing.application_id, run.listed.pop(key), self._clock())
         for refresh in refreshes:
             self._refresh(run, refresh)
         if not run.pending_listings:  # the last listing is in: every application is planned
@@ -409,28 +466,25 @@ class TargetCollector:
     def _result(
         self,
         applications: list[Application],
-        sessions: list[Session],
+        objects: dict[AnyKind, list[Any]],
         errors: list[ApiError],
         started: float,
         finished: float,
         *,
-        stale: int = 0,
-        oldest_age: float = 0.0,
+        stats: dict[AnyKind, KindStats] | None = None,
         details: dict[str, ApplicationDetail] | None = None,
     ) -> TargetResult:
         return TargetResult(
             identity=self.identity,
             applications=applications,
-            sessions=sessions,
+            objects={kind: objects.get(kind, []) for kind in self.kinds},
             errors=errors,
             started_at=started,
             finished_at=finished,
             last_success=self._last_success,
             api_calls=self._api.calls.snapshot(),
-            cache_hits=self._cache_hits,
             invalid_objects=self._api.calls.invalid_snapshot(),
-            stale_sessions=stale,
-            oldest_data_age=oldest_age,
+            stats={kind: (stats or {}).get(kind, KindStats()) for kind in self.kinds},
             application_details=details or {},
         )
 
@@ -451,74 +505,3 @@ class TargetCollector:
                 }
             },
         )
-
-
-class CollectionRunner:
-    """Runs collections of all targets in parallel; concurrent callers share the one in flight."""
-
-    def __init__(
-        self,
-        targets: list[TargetCollector],
-        *,
-        timeout_seconds: float,
-        min_interval_seconds: float = 0.0,
-        clock: Clock = time.time,
-    ) -> None:
-        self.targets = targets
-        self._timeout = timeout_seconds
-        self._min_interval = min_interval_seconds
-        self._clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(targets)), thread_name_prefix="target")
-        self._cond = threading.Condition()
-        self._in_flight = False
-        self._closed = False
-        self.latest: list[TargetResult] | None = None
-        self.ready = threading.Event()
-
-    def collect(self, timeout: float | None = None) -> list[TargetResult]:
-        """One collection, bounded by the configured timeout and ``timeout`` (the scrape's). A caller that
-        joins a collection already running waits at most its own timeout, then gets what is known."""
-        limit = min(self._timeout, timeout or self._timeout)
-        with self._cond:
-            if self._in_flight or self._closed:
-                self._cond.wait_for(lambda: not self._in_flight or self._closed, timeout=limit)
-                return self.latest if self.latest is not None else self._known()
-            if self.latest and self._min_interval:
-                last_end = max(result.finished_at for result in self.latest)
-                if self._clock() - last_end < self._min_interval:
-                    return self.latest
-            self._in_flight = True
-        results: list[TargetResult] | None = None
-        try:
-            results = self._collect_all(limit)
-            return results
-        finally:
-            with self._cond:
-                self._in_flight = False
-                if results is not None:
-                    self.latest = results
-                    self.ready.set()
-                self._cond.notify_all()
-
-    def _known(self) -> list[TargetResult]:
-        """The last results with up 0, or empty ones before the first: for a caller that cannot wait."""
-        return [target.unfinished(CollectionTimeout(0, still_running=True)) for target in self.targets]
-
-    def _collect_all(self, timeout: float) -> list[TargetResult]:
-        deadline = Deadline.after(timeout)
-        futures = [self._pool.submit(target.collect, deadline) for target in self.targets]
-        # A target stuck past the deadline must not hold back the others' series.
-        wait(futures, timeout=timeout + DEADLINE_GRACE_SECONDS)
-        return [
-            future.result() if future.done() else target.unfinished(CollectionTimeout(timeout))
-            for target, future in zip(self.targets, futures, strict=True)
-        ]
-
-    def close(self) -> None:
-        """Shut down: collections under way and callers waiting for them return within a second."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        for target in self.targets:
-            target.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.aws.calls import Deadline
+from exporter.common.deadline import Deadline
 
 
 @dataclass(order=True)

@@ -25,10 +25,7 @@ import botocore.utils
 import yaml
 
 from exporter.common.redaction import add_secret
-
-APPLICATION_STATES = ("CREATING", "CREATED", "STARTING", "STARTED", "STOPPING", "STOPPED", "TERMINATED")
-SESSION_STATES = ("SUBMITTED", "STARTING", "STARTED", "IDLE", "BUSY", "FAILED", "TERMINATING", "TERMINATED")
-TERMINAL_SESSION_STATES = ("FAILED", "TERMINATED")
+from exporter.model.kinds import APPLICATION_STATES, ObjectKind
 
 
 class ConfigError(Exception):
@@ -274,6 +271,18 @@ class DiscoveryConfig:
     # The first listing after a start looks back this far on creation time: how long a session can live.
     session_lookback_seconds: float = field(default=86400, metadata=_check(
         _between(0, 30 * 86400, unit=" (30 days)")))
+    sessions: bool = True  # collect interactive sessions (false: no ListSessions or GetSession call at all)
+
+    # A kind's keys, as its declaration (exporter.model.kinds) names them.
+    def collects(self, kind: ObjectKind[Any, Any]) -> bool:
+        return bool(getattr(self, kind.enabled_key))
+
+    def max_age_seconds(self, kind: ObjectKind[Any, Any]) -> float:
+        return float(getattr(self, kind.max_age_key))
+
+    def lookback_seconds(self, kind: ObjectKind[Any, Any]) -> float:
+        """At least the max age: a restart must find every final object still to be exported."""
+        return max(float(getattr(self, kind.lookback_key)), self.max_age_seconds(kind))
 
 
 ARCHITECTURES = ("X86_64", "ARM64")

@@ -52,7 +52,7 @@ def label_safe(text: str) -> str:
     return _UNSAFE.sub(REPLACEMENT, text) if _UNSAFE.search(text) else text
 
 
-def _check_time(value: datetime | None, name: str) -> None:
+def check_time(value: datetime | None, name: str) -> None:
     if value is None:
         return
     if value.tzinfo is None:
@@ -89,8 +89,8 @@ class Application(Struct, gc=False):
     architecture: Text = ""
 
     def __post_init__(self) -> None:
-        _check_time(self.created_at, "createdAt")
-        _check_time(self.updated_at, "updatedAt")
+        check_time(self.created_at, "createdAt")
+        check_time(self.updated_at, "updatedAt")
         for attr in ("arn", "state", "name", "type", "release_label", "architecture"):
             setattr(self, attr, label_safe(getattr(self, attr)))
 
@@ -105,9 +105,13 @@ class SessionSummary(Struct, gc=False):
     updated_at: datetime = field(name="updatedAt")
 
     def __post_init__(self) -> None:
-        _check_time(self.created_at, "createdAt")
-        _check_time(self.updated_at, "updatedAt")
+        check_time(self.created_at, "createdAt")
+        check_time(self.updated_at, "updatedAt")
         self.state = label_safe(self.state)
+
+    @property
+    def id(self) -> str:
+        return self.session_id
 
     @property
     def updated(self) -> float:
@@ -140,7 +144,7 @@ class Session(Struct, gc=False):
         for name, value in (("createdAt", self.created_at), ("updatedAt", self.updated_at),
                             ("startedAt", self.started_at), ("endedAt", self.ended_at),
                             ("idleSince", self.idle_since)):
-            _check_time(value, name)
+            check_time(value, name)
         for attr in ("arn", "state", "name", "release_label", "execution_role_arn", "created_by"):
             setattr(self, attr, label_safe(getattr(self, attr)))
         if self.tags:
@@ -150,6 +154,10 @@ class Session(Struct, gc=False):
             for key in sorted(self.tags):
                 safe.setdefault(label_safe(key), label_safe(self.tags[key]))
             self.tags = safe
+
+    @property
+    def id(self) -> str:
+        return self.session_id
 
     @property
     def created(self) -> float:
@@ -241,7 +249,7 @@ class ApplicationDetail(Struct, gc=False):
     auto_stop: AutoStop | None = field(default=None, name="autoStopConfiguration")
 
     def __post_init__(self) -> None:
-        _check_time(self.updated_at, "updatedAt")
+        check_time(self.updated_at, "updatedAt")
         if self.initial_capacity:
             safe: dict[str, InitialCapacity] = {}
             for worker_type in sorted(self.initial_capacity):
@@ -249,7 +257,7 @@ class ApplicationDetail(Struct, gc=False):
             self.initial_capacity = safe
 
 
-Obj = TypeVar("Obj", Application, SessionSummary, Session, ApplicationDetail)
+Obj = TypeVar("Obj")
 
 
 def convert(raw: Any, kind: type[Obj]) -> Obj:
@@ -263,7 +271,7 @@ def convert(raw: Any, kind: type[Obj]) -> Obj:
 def object_id(raw: Any) -> str:
     """A printable id for a log line about an object that failed validation (it may have none)."""
     if isinstance(raw, dict):
-        for key in ("sessionId", "id", "applicationId"):
+        for key in ("sessionId", "jobRunId", "id", "applicationId"):
             value = raw.get(key)
             if isinstance(value, str):
                 return label_safe(value)[:64]

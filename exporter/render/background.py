@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_ACCEPT
 
-from exporter.collect.target import CollectionRunner
+from exporter.collect.runner import CollectionRunner
 from exporter.render.exposition import Exposition, direct_kind, gzip_parts
 from exporter.render.lineformat import Kind
 

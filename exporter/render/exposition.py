@@ -6,13 +6,13 @@ with ``underscores`` or ``allow-utf-8`` escaping (which leave this exporter's na
 what Prometheus and curl ask for), the body is:
 
 - prometheus-client's own collectors (process, platform, GC) through its encoder;
-- the session families from ``exporter.render.series.SessionStore``, which renders a session again only
-  when it changed;
+- each kind's families (sessions, job runs) from its ``exporter.render.series.SeriesStore``, which
+  renders an object again only when it changed;
 - the application, target and build families, small, written afresh by ``exporter.render.lineformat``;
 - OpenMetrics' ``# EOF``.
 
 It is byte for byte what prometheus-client's ``generate_latest`` writes for the same registry with
-``exporter.metrics.families.EmrServerlessCollector`` (tests/integration/test_exposition.py). Any other format
+``exporter.metrics.collector.EmrServerlessCollector`` (tests/integration/test_exposition.py). Any other format
 (``dots`` or ``values`` escaping, another OpenMetrics version) is served through that generic path.
 """
 
@@ -29,11 +29,14 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics_format
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.collect.target import CollectionRunner, TargetResult
+from exporter.collect.runner import CollectionRunner
+from exporter.collect.target import TargetResult
 from exporter.config.schema import MetricsConfig
-from exporter.metrics.families import EmrServerlessCollector, Group, Labels
+from exporter.metrics.collector import EmrServerlessCollector
+from exporter.metrics.labels import Group, Labels
+from exporter.metrics.tables import KIND_TABLES
 from exporter.render.lineformat import OPENMETRICS_EOF, FamilyWriter, Kind, SharedLabels
-from exporter.render.series import SessionStore
+from exporter.render.series import SeriesStore
 
 Encoder = Callable[[Collector], bytes]
 # Escaping schemes under which prometheus-client writes legacy names unchanged.
@@ -87,7 +90,7 @@ class Exposition:
         self._registry = registry
         self._labels = Labels(metrics_config)
         self._lock = threading.Lock()
-        self.sessions = SessionStore(metrics_config)
+        self.stores = [SeriesStore(table, metrics_config) for table in KIND_TABLES]
         self._group_writers = [_GroupWriter(group) for group in self._labels.other_groups([])]
         self._generic = _Chain(registry, EmrServerlessCollector(runner, metrics_config))
 
@@ -98,20 +101,22 @@ class Exposition:
 
     def render_parts(self, accept_header: str = "") -> tuple[list[bytes], str]:
         """The body as a list of pieces, to be written (or compressed) one by one: at 10,000 sessions
-        the body is ~55 MB, which need not exist in one piece beside the store it is made of."""
+        the body is ~55 MB, which need not exist in one piece beside the stores it is made of."""
         encoder, content_type = choose_encoder(accept_header)
         kind = direct_kind(encoder)
         if kind is None:
             return [encoder(self._generic)], content_type
         results = self._runner.latest or []
         with self._lock:
-            self.sessions.update(results)
-            session_parts = self.sessions.parts(kind)
+            object_parts: list[bytes] = []
+            for store in self.stores:
+                store.update(results)
+                object_parts += store.parts(kind)
         body = encoder(self._registry)
         eof = body.endswith(OPENMETRICS_EOF)
         if eof:  # OpenMetrics ends with one EOF marker, after everything
             body = body[: -len(OPENMETRICS_EOF)]
-        parts = [body, *session_parts, self._others(kind, results)]
+        parts = [body, *object_parts, self._others(kind, results)]
         return ([*parts, OPENMETRICS_EOF] if eof else parts), content_type
 
     def _others(self, kind: Kind, results: Sequence[TargetResult]) -> bytes:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter import __version__
-from exporter.collect.target import CollectionRunner
+from exporter.collect.runner import CollectionRunner
+from exporter.model.kinds import KINDS
 from exporter.render.background import Snapshots
 from exporter.render.exposition import Exposition, chunks, gzip_parts
 from exporter.web.webconfig import LoadedWebConfig, RateLimit
@@ -203,17 +204,19 @@ def landing_page(context: WebContext) -> str:
         outcome = "ok" if result.up else "; ".join(html.escape(str(err)) for err in result.errors[:3])
         rows.append(
             f"<tr><td>{html.escape(result.identity.name)}</td><td>{html.escape(result.identity.region)}</td>"
-            f"<td>{len(result.applications)}</td><td>{len(result.sessions)}</td>"
-            f"<td>{result.duration_seconds:.2f}s</td><td>{outcome}</td></tr>"
+            f"<td>{len(result.applications)}</td>"
+            + "".join(f"<td>{len(result.objects.get(kind, ()))}</td>" for kind in KINDS)
+            + f"<td>{result.duration_seconds:.2f}s</td><td>{outcome}</td></tr>"
         )
     if not rows:
-        rows.append('<tr><td colspan="6">no collection has finished yet</td></tr>')
+        rows.append(f'<tr><td colspan="{5 + len(KINDS)}">no collection has finished yet</td></tr>')
     demo = (
         "<p><strong>Demo mode:</strong> this data comes from the built-in EMR Serverless simulator, not AWS.</p>"
         if context.demo
         else ""
     )
     path = html.escape(context.telemetry_path)
+    kind_headers = "".join(f"<th>{kind.name.replace('_', ' ')}s</th>" for kind in KINDS)
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>EMR Serverless Exporter</title></head>
 <body>
@@ -223,7 +226,7 @@ def landing_page(context: WebContext) -> str:
 <p><a href="{path}">Metrics</a></p>
 <h2>Targets</h2>
 <table border="1" cellpadding="4">
-<tr><th>target</th><th>region</th><th>applications</th><th>sessions</th><th>last collection</th><th>result</th></tr>
+<tr><th>target</th><th>region</th><th>applications</th>{kind_headers}<th>last collection</th><th>result</th></tr>
 {"".join(rows)}
 </table>
 </body></html>

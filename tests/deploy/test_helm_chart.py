@@ -21,6 +21,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from emr_serverless_simulator import Simulator, build_scenario
+from exporter.model.kinds import KINDS
 from tests.helpers.support import aws_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -885,9 +886,11 @@ def test_extra_objects_are_rendered_with_tpl(all_on: Rendered) -> None:
 
 
 def test_both_readmes_name_the_actions_the_exporter_calls() -> None:
-    # Every boto3 emr-serverless operation the exporter calls, by its IAM action name.
+    # Every boto3 emr-serverless operation the exporter calls, by its IAM action name: those called by name
+    # in exporter/aws/calls.py, and each kind's listing and detail call.
     source = (ROOT / "exporter/aws/calls.py").read_text()
     called = {"".join(part.title() for part in op.split("_")) for op in re.findall(r"self\._client\.([a-z_]+)", source)}
+    called |= {operation for kind in KINDS for operation in (kind.list_operation, kind.get_operation)}
     assert called >= {"ListApplications", "ListSessions", "GetSession"}
     main = (ROOT / "README.md").read_text()
     policy = main[main.index("### IAM permissions") :]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from exporter.metrics.families import metric_table
+from exporter.metrics.collector import metric_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -28,7 +28,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collect.target import CollectionRunner
+from exporter.collect.runner import CollectionRunner
 from exporter.config.schema import parse_config
 from exporter.wiring import build_registry, build_runner
 

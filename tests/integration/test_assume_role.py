@@ -17,11 +17,11 @@ from emr_serverless_simulator import Simulator, Store
 from exporter.aws.calls import (
     ROLE_SESSION_NAME,
     ApiCallCounter,
-    Deadline,
     EmrServerlessApi,
     assume_role_session,
     make_client,
 )
+from exporter.common.deadline import Deadline
 from exporter.config.schema import AwsConfig, parse_config
 from exporter.wiring import build_registry, build_runner
 from tests.helpers.support import free_port, samples_of, session_ids, value

@@ -22,10 +22,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.collect.inventory import SessionMemory
-from exporter.collect.target import CollectionRunner, TargetIdentity, TargetResult
-from exporter.config.schema import DiscoveryConfig, MetricsConfig, parse_config
-from exporter.metrics.families import APPLICATION_FAMILIES, BYTES_PER_GB, ApplicationView, EmrServerlessCollector
+from exporter.collect.inventory import Applications
+from exporter.collect.runner import CollectionRunner
+from exporter.collect.target import TargetIdentity, TargetResult
+from exporter.config.schema import MetricsConfig, parse_config
+from exporter.metrics.applications import APPLICATION_FAMILIES, ApplicationView
+from exporter.metrics.collector import EmrServerlessCollector
+from exporter.metrics.families import BYTES_PER_GB
 from exporter.model.session import Application, ApplicationDetail, InvalidObject, Resources, convert, quantity
 from exporter.render.exposition import Exposition
 from tests.helpers.support import collecting
@@ -156,7 +159,7 @@ def test_both_writers_agree_and_promtool_finds_nothing() -> None:
     app = summary()
     result = TargetResult(
         identity=TargetIdentity(name="prod", region="us-east-1", account_id="123456789012"),
-        applications=[app, summary(app_id="00bare")], sessions=[], errors=[], started_at=NOW - 1, finished_at=NOW,
+        applications=[app, summary(app_id="00bare")], objects={}, errors=[], started_at=NOW - 1, finished_at=NOW,
         last_success=NOW, application_details={app.id: detail()},
     )
     runner = CollectionRunner([], timeout_seconds=1)
@@ -174,7 +177,7 @@ def test_both_writers_agree_and_promtool_finds_nothing() -> None:
 
 
 def test_an_application_is_described_when_new_or_changed_only() -> None:
-    memory = SessionMemory(DiscoveryConfig())
+    memory = Applications()
     memory.discovered([summary()])
     assert [app.id for app in memory.to_describe()] == ["00fabc"]  # new
     memory.described(summary(), detail())

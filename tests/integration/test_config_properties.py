@@ -28,7 +28,6 @@ from hypothesis import strategies as st
 
 from emr_serverless_simulator import Simulator, Store
 from exporter.config.schema import (
-    APPLICATION_STATES,
     Config,
     ConfigError,
     TargetConfig,
@@ -36,6 +35,7 @@ from exporter.config.schema import (
     _SafeLoader,
     load_config,
 )
+from exporter.model.kinds import APPLICATION_STATES
 from exporter.wiring import build_exposition, build_runner
 from tests.helpers.support import aws_env, free_port
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from prometheus_client.exposition import generate_latest
 
 from emr_serverless_simulator import Fault, Simulator, Store
-from exporter.collect.inventory import SessionMemory
+from exporter.collect import target
+from exporter.collect.inventory import Inventory
+from exporter.model.kinds import SESSIONS
 from tests.helpers.support import Samples, collecting, samples_of, session_ids, value
 
 
@@ -34,7 +37,10 @@ def test_a_restart_loses_no_session_that_spec_says_is_exported(store: Store, sim
         runner.close()
 
 
-def test_failed_listings_serve_what_is_known_and_nothing_flaps(store: Store, simulator: Simulator) -> None:
+def test_failed_listings_serve_what_is_known_and_nothing_flaps(
+    store: Store, simulator: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(target, "FAILURE_BACKOFF_FIRST_SECONDS", 0.0)  # the backoff has its own test below
     apps = [store.add_application(name=f"app{i}") for i in range(2)]
     sessions = {store.add_session(app, state="BUSY") for app in apps for _ in range(3)}
     runner, registry = collecting(simulator.url, aws={"max_attempts": 1})
@@ -62,6 +68,49 @@ def test_failed_listings_serve_what_is_known_and_nothing_flaps(store: Store, sim
         assert session_ids(scrape(registry)) == set(store.session_ids(apps[1]))
     finally:
         runner.close()
+
+
+def test_a_failing_list_applications_backs_off_and_lists_nothing_else(store: Store, simulator: Simulator) -> None:
+    # AccessDenied on ListApplications: listing the last known applications' sessions anyway cost ~70 calls a
+    # scrape into a quota the account shares; now one call, then none until the backoff ends.
+    apps = [store.add_application(name=f"app{i}") for i in range(3)]
+    sessions = {store.add_session(app, state="BUSY") for app in apps for _ in range(2)}
+    runner, registry = collecting(simulator.url, aws={"max_attempts": 1})
+    try:
+        assert runner.collect()[0].up
+        store.add_fault(Fault(operation="ListApplications", error_code="AccessDeniedException"))
+        store.reset_calls()
+        results = [runner.collect()[0] for _ in range(20)]  # a scrape storm, inside the first backoff
+        samples = scrape(registry)
+    finally:
+        runner.close()
+    assert dict(store.calls) == {"ListApplications": 1}
+    assert not any(result.up for result in results)
+    assert session_ids(samples) == sessions  # served as last known
+    assert value(samples, "emr_serverless_up") == 0
+    assert [e.code for e in results[-1].errors] == ["AccessDeniedException"]
+
+
+def test_throttled_listings_keep_the_target_up_and_serve_the_last_known(store: Store, simulator: Simulator) -> None:
+    # One rule for up: a call AWS throttles is no error, whichever operation it is; the objects it concerns
+    # are served as last known and counted stale.
+    app = store.add_application(name="throttled")
+    sessions = {store.add_session(app, state="BUSY") for _ in range(3)}
+    runner, registry = collecting(simulator.url, aws={"max_attempts": 1})
+    try:
+        assert runner.collect()[0].up
+        for operation in ("ListSessions", "ListApplications", "GetSession", "GetApplication"):
+            store.add_fault(Fault(operation=operation, error_code="ThrottlingException"))
+        assert runner.collect()[0].up
+        samples = scrape(registry)
+    finally:
+        runner.close()
+    assert session_ids(samples) == sessions
+    assert value(samples, "emr_serverless_up") == 1
+    assert value(samples, "emr_serverless_stale_sessions") == 3
+    requests = samples["emr_serverless_api_requests_total"]
+    throttled = [s for s in requests if s.labels["outcome"] == "ThrottlingException"]
+    assert {s.labels["operation"] for s in throttled} == {"ListApplications", "ListSessions", "GetSession"}
 
 
 def test_random_throttling_of_get_session_keeps_the_target_up(store: Store, simulator: Simulator) -> None:
@@ -143,12 +192,12 @@ def early_and_late(store: Store, late_sessions: int) -> tuple[str, str, set[str]
     return early, late, late_ids, sent
 
 
-def refresh_only(memory: SessionMemory, application_id: str) -> None:
+def refresh_only(memory: Inventory[Any, Any], application_id: str) -> None:
     """As if the next collection's tight budget had refreshed this application's sessions only."""
     memory.begin_collection()
-    for known in memory.sessions(time.time()):
-        if known.session.application_id == application_id:
-            memory.refreshed(known.session, time.time())
+    for known in memory.objects(time.time()):
+        if known.obj.application_id == application_id:
+            memory.refreshed(known.obj, time.time())
 
 
 def test_due_sessions_of_a_late_listing_go_before_an_early_listings_unchanged_ones(
@@ -162,7 +211,7 @@ def test_due_sessions_of_a_late_listing_go_before_an_early_listings_unchanged_on
         "GetSession": {"requests_per_second": 20, "burst": 1}}})
     try:
         assert runner.collect()[0].up  # collection 1: every session fetched
-        memory = runner.targets[0].memory
+        memory = runner.targets[0].inventories[SESSIONS]
         refresh_only(memory, early)  # collection 2
         store.add_fault(Fault(operation="ListSessions", error_code=None, delay_ms=300,
                               match={"applicationId": late}))
@@ -172,6 +221,26 @@ def test_due_sessions_of_a_late_listing_go_before_an_early_listings_unchanged_on
     finally:
         runner.close()
     assert set(sent[:2]) == due and len(sent) == 8
+
+
+def test_after_a_quota_drop_new_active_sessions_still_go_before_every_due_one(
+    store: Store, simulator: Simulator
+) -> None:
+    # With P = 1 (a budget that just dropped), every known session is due. Due ones sent as soon as their
+    # own application's listing is in would spend the budget before a later listing's new sessions are seen.
+    early, late, _, sent = early_and_late(store, 0)
+    runner, _ = collecting(simulator.url, aws={"max_concurrency": 4, "rate_limits": {
+        "GetSession": {"requests_per_second": 20, "burst": 1}}})
+    try:
+        assert runner.collect()[0].up  # collection 1: the six early sessions fetched, P = 1 from now on
+        new = store.add_session(late, state="BUSY")
+        store.add_fault(Fault(operation="ListSessions", error_code=None, delay_ms=300, match={"applicationId": late}))
+        sent.clear()
+        assert runner.collect()[0].up  # collection 2: six due, one new behind a late listing
+        assert runner.targets[0].inventories[SESSIONS].period == 1
+    finally:
+        runner.close()
+    assert sent[0] == new and len(sent) == 7
 
 
 def test_a_hanging_listing_holds_back_the_other_applications_refreshes_for_half_the_time_only(
@@ -184,14 +253,14 @@ def test_a_hanging_listing_holds_back_the_other_applications_refreshes_for_half_
                            aws={"rate_limits": {"GetSession": {"requests_per_second": 100, "burst": 1}}})
     try:
         assert runner.collect()[0].up  # collection 1: every session fetched
-        refresh_only(runner.targets[0].memory, early)  # collection 2: P = ceil(7 / 6) = 2
+        refresh_only(runner.targets[0].inventories[SESSIONS], early)  # collection 2: P = ceil(7 / 6) = 2
         store.add_fault(Fault(operation="ListSessions", error_code=None, delay_ms=3000, match={"applicationId": late}))
         sent.clear()
         result = runner.collect()[0]  # collection 3: the early ones are not due, so held; the late listing hangs
     finally:
         runner.close()
     assert not result.up  # the late application's listing did not finish: the picture is incomplete
-    early_sessions = {s.session_id for s in result.sessions if s.application_id == early}
+    early_sessions = {s.session_id for s in result.objects[SESSIONS] if s.application_id == early}
     assert len(early_sessions) == 6 and early_sessions <= set(sent)
 
 

@@ -12,8 +12,9 @@ from prometheus_client.exposition import generate_latest
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.collect.discovery import Shard
-from exporter.collect.target import CollectionRunner
+from exporter.collect.runner import CollectionRunner
 from exporter.config.schema import parse_config
+from exporter.model.kinds import SESSIONS
 from exporter.wiring import build_registry, build_runner
 from tests.helpers.support import run_exporter, samples_of, session_ids, value
 
@@ -96,7 +97,7 @@ def test_sessions_not_fetched_by_the_deadline_are_served_as_last_known(two_simul
     assert [e.code for e in results[0].errors] == ["Timeout"]
     assert value(after, "emr_serverless_up", target="t0") == 0
     assert session_ids(after) == session_ids(before)  # the slow one as last known, the others fresh
-    assert len(results[0].sessions) == 3
+    assert len(results[0].objects[SESSIONS]) == 3
 
 
 def test_concurrent_scrapes_share_one_collection(two_simulators: Any) -> None:

@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 
 from exporter.aws.calls import account_id_from_arn
 from exporter.collect.discovery import (
-    ACTIVE_SESSION_STATES,
     LISTING_OVERLAP_SECONDS,
     ApplicationFilter,
     ListingWindows,
     Shard,
 )
 from exporter.config.schema import DiscoveryConfig
+from exporter.model.kinds import SESSIONS
 from exporter.model.session import Application, convert
 
 ARN = "arn:aws:emr-serverless:us-east-1:123456789012:/applications/"
@@ -65,32 +65,43 @@ def at(seconds: float) -> datetime:
 
 
 def test_first_listing_looks_back_for_restarts_and_every_state() -> None:
-    windows = ListingWindows(DiscoveryConfig(terminated_session_max_age_seconds=3600, session_lookback_seconds=86400))
+    config = DiscoveryConfig(terminated_session_max_age_seconds=3600, session_lookback_seconds=86400)
+    windows = ListingWindows(SESSIONS, config)
     active, windowed = windows.listings("app1", NOW)
-    assert active.states == ACTIVE_SESSION_STATES and active.created_after is None
+    assert active.states == SESSIONS.active_states and active.created_after is None
     # No state filter: a state AWS adds later is listed too; a day back: a session that ran 3 hours and
     # ended 10 minutes before a restart is found although it was created before the 1-hour window.
     assert windowed.states == () and windowed.created_after == at(NOW - 86400)
 
 
 def test_the_lookback_is_never_shorter_than_the_terminated_window() -> None:
-    windows = ListingWindows(DiscoveryConfig(terminated_session_max_age_seconds=7200, session_lookback_seconds=60))
+    windows = ListingWindows(SESSIONS, DiscoveryConfig(terminated_session_max_age_seconds=7200,
+                                                       session_lookback_seconds=60))
     assert windows.listings("app1", NOW)[1].created_after == at(NOW - 7200)
 
 
 def test_after_a_complete_listing_only_active_ones_and_what_is_new_are_listed() -> None:
-    windows = ListingWindows(DiscoveryConfig())
+    windows = ListingWindows(SESSIONS, DiscoveryConfig())
     windows.listed("app1", NOW)
     active, new = windows.listings("app1", NOW + 30)
-    assert active.states == ACTIVE_SESSION_STATES and active.created_after is None  # fresh states, always
+    assert active.states == SESSIONS.active_states and active.created_after is None  # fresh states, always
     assert new.states == () and new.created_after == at(NOW - LISTING_OVERLAP_SECONDS)
     assert windows.listings("app2", NOW + 30)[1].created_after == at(NOW + 30 - 86400)  # never completed
 
 
 def test_an_application_discovered_again_looks_back_again() -> None:
-    windows = ListingWindows(DiscoveryConfig())
+    windows = ListingWindows(SESSIONS, DiscoveryConfig())
     windows.listed("app1", NOW)
     windows.listed("app2", NOW)
     windows.keep(["app2"])  # app1 left the discovery (deleted, or another shard's now)
     assert windows.listings("app1", NOW + 30)[1].created_after == at(NOW + 30 - 86400)
     assert windows.listings("app2", NOW + 30)[1].created_after == at(NOW - LISTING_OVERLAP_SECONDS)
+
+
+def test_the_oldest_listing_age_counts_from_each_applications_last_complete_listing() -> None:
+    windows = ListingWindows(SESSIONS, DiscoveryConfig())
+    windows.listed("app1", NOW)
+    windows.listed("app2", NOW + 40)
+    assert windows.oldest_listing(["app1", "app2"], NOW + 60) == 60
+    assert windows.oldest_listing(["app3"], NOW + 60) == 0  # never listed: nothing is behind yet
+    assert windows.oldest_listing([], NOW) == 0

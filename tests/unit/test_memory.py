@@ -1,4 +1,5 @@
-"""Session memory, unit by unit: no threads, no sleeps, no AWS; every method is given ``now``."""
+"""The inventory of one kind (sessions here), unit by unit: no threads, no sleeps, no AWS; every method is
+given ``now``."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from exporter.collect.inventory import (
     NEW,
     NEW_FINAL,
     STALEST,
+    Inventory,
     Refresh,
-    SessionMemory,
 )
 from exporter.config.schema import DiscoveryConfig
+from exporter.model.kinds import SESSIONS
 from exporter.model.session import Application, Session, SessionSummary, convert
 
 NOW = 1_764_000_000.0
@@ -47,14 +49,14 @@ def summary(sid: str, state: str, updated: float, app_id: str = "app1") -> Sessi
                     "updatedAt": at(updated)}, SessionSummary)
 
 
-def memory(**discovery: Any) -> SessionMemory:
-    mem = SessionMemory(DiscoveryConfig(**discovery))
-    mem.discovered([app("app1"), app("app2")])
+def memory(**discovery: Any) -> Inventory[SessionSummary, Session]:
+    mem = Inventory(SESSIONS, DiscoveryConfig(**discovery))
+    mem.keep_applications(["app1", "app2"])
     return mem
 
 
 def ids(refreshes: list[Refresh]) -> list[str]:
-    return [r.session_id for r in refreshes]
+    return [r.object_id for r in refreshes]
 
 
 def test_listed_sessions_worth_a_call() -> None:
@@ -81,7 +83,7 @@ def test_a_changed_state_is_exported_from_the_listing_and_fetched_before_the_unc
     # "ended" left the active listing: its final state is worth a call as much as "busy"'s new one.
     assert ids(plan) == ["busy", "ended", "quiet"] or ids(plan) == ["ended", "busy", "quiet"]
     assert [r.priority[0] for r in plan] == [CHANGED, CHANGED, STALEST]
-    states = {k.session.session_id: k.session.state for k in mem.sessions(NOW)}
+    states = {k.obj.session_id: k.obj.state for k in mem.objects(NOW)}
     assert states["busy"] == "BUSY"  # fresh from the listing before any GetSession
 
 
@@ -101,21 +103,21 @@ def test_nothing_is_forgotten_until_a_complete_answer_says_so() -> None:
     mem.refreshed(session("a"), NOW)
     mem.refreshed(session("b", app_id="app2"), NOW)
     mem.refreshed(session("ended", state="FAILED", endedAt=at(NOW - 100)), NOW)
-    assert {k.session.session_id for k in mem.sessions(NOW)} == {"a", "b", "ended"}
+    assert {k.obj.session_id for k in mem.objects(NOW)} == {"a", "b", "ended"}
     # Time passes: the final session ages out one hour after it ended, the others stay.
-    assert {k.session.session_id for k in mem.sessions(NOW + 3600)} == {"a", "b"}
+    assert {k.obj.session_id for k in mem.objects(NOW + 3600)} == {"a", "b"}
     mem.vanished("a")  # GetSession: ResourceNotFoundException
-    mem.discovered([app("app1")])  # a complete ListApplications without app2
-    assert mem.sessions(NOW + 3600) == []
+    mem.keep_applications(["app1"])  # a complete ListApplications without app2
+    assert mem.objects(NOW + 3600) == []
     mem.refreshed(session("c", app_id="app2"), NOW)  # a late answer for an undiscovered application
-    assert mem.sessions(NOW) == []
+    assert mem.objects(NOW) == []
 
 
 def test_a_final_session_without_ended_at_ages_out_by_updated_at() -> None:
     mem = memory(terminated_session_max_age_seconds=3600)
     mem.refreshed(session("t", state="TERMINATED", updatedAt=at(NOW - 3000)), NOW)
-    assert mem.sessions(NOW)
-    assert not mem.sessions(NOW + 700)
+    assert mem.objects(NOW)
+    assert not mem.objects(NOW + 700)
 
 
 def test_listed_but_not_fetched_sessions_stay_first_in_line_until_fetched() -> None:
@@ -130,7 +132,7 @@ def test_listed_but_not_fetched_sessions_stay_first_in_line_until_fetched() -> N
     assert mem.unfetched == 0
     mem.plan("app1", [summary("ended", "TERMINATED", NOW)], NOW)
     assert mem.unfetched == 1
-    mem.sessions(NOW + 3601)  # a final one never fetched ages out of memory as well
+    mem.objects(NOW + 3601)  # a final one never fetched ages out of memory as well
     assert mem.unfetched == 0
 
 
@@ -139,14 +141,14 @@ def test_the_export_order_does_not_depend_on_the_order_answers_came_in() -> None
     order = [("app2", "s5"), ("app1", "s3"), ("app1", "s1"), ("app2", "s4"), ("app1", "s2")]
     for app_id, sid in order:
         mem.refreshed(session(sid, app_id=app_id), NOW)
-    first = [(k.session.application_id, k.session.session_id) for k in mem.sessions(NOW)]
+    first = [(k.obj.application_id, k.obj.session_id) for k in mem.objects(NOW)]
     assert first == sorted(order)
     mem.refreshed(session("s9", app_id="app2"), NOW + 1)  # new ones: after the others, in order
     mem.refreshed(session("s0", app_id="app1"), NOW + 1)
     mem.refreshed(session("s3", "BUSY", app_id="app1"), NOW + 1)  # a known one: where it was
     mem.refreshed(session("s8", app_id="app1"), NOW + 1)
     mem.vanished("s8")  # gone before it was exported
-    assert [(k.session.application_id, k.session.session_id) for k in mem.sessions(NOW + 1)] == [
+    assert [(k.obj.application_id, k.obj.session_id) for k in mem.objects(NOW + 1)] == [
         *first[:3], ("app1", "s0"), *first[3:], ("app2", "s9")]
 
 
@@ -161,9 +163,9 @@ def test_each_application_plans_its_own_sessions_only() -> None:
     assert mem.unfetched == 2
     mem.vanished("b2")  # deleted between list and get
     assert mem.unfetched == 1 and ids(mem.fallback("app2")) == ["b1"]
-    mem.discovered([app("app1")])  # app2 is gone, with its sessions
+    mem.keep_applications(["app1"])  # app2 is gone, with its sessions
     assert mem.unfetched == 1 and ids(mem.fallback("app2")) == []
-    assert [k.session.session_id for k in mem.sessions(NOW)] == ["a1"]
+    assert [k.obj.session_id for k in mem.objects(NOW)] == ["a1"]
 
 
 def test_new_active_sessions_go_before_new_final_ones() -> None:
@@ -196,9 +198,11 @@ def test_due_sessions_go_before_changed_ones_and_changed_before_the_other_stales
     plan = mem.plan("app1", listed, NOW)
     assert ids(plan) == ["started", "old", "ended", "changed", "quiet"]
     assert [r.priority[0] for r in plan] == [NEW, DUE, NEW_FINAL, CHANGED, STALEST]
-    assert [r.urgent for r in plan] == [True, True, False, False, False]
+    # Only new active sessions go out before every listing is in: after a quota drop every session is due,
+    # and due ones sent early would spend the budget before the other applications' new ones are known.
+    assert [r.urgent for r in plan] == [True, False, False, False, False]
     # Without a listing nothing is known to have changed; the deadline still holds.
-    assert [(r.session_id, r.priority[0]) for r in mem.fallback("app1")] == [
+    assert [(r.object_id, r.priority[0]) for r in mem.fallback("app1")] == [
         ("started", NEW), ("old", DUE), ("ended", NEW_FINAL), ("changed", STALEST), ("quiet", STALEST)]
 
 
@@ -244,7 +248,7 @@ def simulate(sessions: int, budget: int, churn: float, seed: int, *, deadline: b
                  for r in mem.plan(a, [summary(sid, "IDLE", u, app_id=app_of[sid]) for sid, u in updated.items()
                                        if app_of[sid] == a], now)]
         for refresh in sorted(plans, key=lambda r: r.priority)[:budget]:
-            sid = refresh.session_id
+            sid = refresh.object_id
             mem.refreshed(session(sid, app_id=app_of[sid], updatedAt=at(updated[sid])), now)
             fetched[sid].append(collection)
     covered = max(seen[0] for seen in fetched.values())
@@ -288,7 +292,7 @@ def test_a_session_the_listing_shows_ended_is_fetched_once_even_when_the_budget_
     mem.begin_collection()
     plan = mem.plan("app1", [summary("short", "TERMINATED", NOW - 5)], NOW)
     assert ids(plan) == ["short"]  # not answered in this collection: out of budget
-    assert [k.session.state for k in mem.sessions(NOW)] == ["TERMINATED"]
+    assert [k.obj.state for k in mem.objects(NOW)] == ["TERMINATED"]
     mem.begin_collection()
     assert ids(mem.plan("app1", [summary("short", "TERMINATED", NOW - 5)], NOW + 60)) == ["short"]
     assert ids(mem.fallback("app1")) == ["short"]

@@ -16,16 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from exporter.aws.calls import ApiError
-from exporter.collect.target import CollectionRunner, TargetIdentity, TargetResult
-from exporter.config.schema import SESSION_STATES, MetricsConfig, parse_config
-from exporter.metrics.families import (
-    APPLICATION_FAMILIES,
-    SESSION_FAMILIES,
-    SESSION_LABELS,
-    TARGET_FAMILIES,
-    EmrServerlessCollector,
-    session_clock,
-)
+from exporter.collect.runner import CollectionRunner
+from exporter.collect.target import TargetIdentity, TargetResult
+from exporter.config.schema import MetricsConfig, parse_config
+from exporter.metrics.applications import APPLICATION_FAMILIES
+from exporter.metrics.collector import EmrServerlessCollector
+from exporter.metrics.sessions import SESSION_FAMILIES, SESSION_TABLE, session_clock
+from exporter.metrics.targets import TARGET_FAMILIES
+from exporter.model.kinds import SESSIONS
 from exporter.model.session import Application, Session, convert, label_safe
 from exporter.render.exposition import Exposition
 
@@ -91,7 +89,7 @@ def result(sessions: list[Any], *, errors: list[ApiError] | None = None, apps: l
     return TargetResult(
         identity=TargetIdentity(name="prod", region="us-east-1", account_id=ACCOUNT),
         applications=[application()] if apps is None else apps,
-        sessions=sessions,
+        objects={SESSIONS: sessions},
         errors=errors or [],
         started_at=NOW - 2,
         finished_at=NOW,
@@ -137,7 +135,7 @@ def test_every_session_metric_from_a_full_get_session_payload() -> None:
                            "created_by": FULL_SESSION_WIRE["createdBy"]}
     assert info.value == 1
     states = {s.labels["state"]: s.value for s in samples["emr_serverless_session_state"]}
-    assert states == {state: (1.0 if state == "IDLE" else 0.0) for state in SESSION_STATES}
+    assert states == {state: (1.0 if state == "IDLE" else 0.0) for state in SESSIONS.states}
     assert one(samples, "emr_serverless_session_idle_seconds") == 300
     assert one(samples, "emr_serverless_session_idle_timeout_seconds") == 30 * 60
     assert one(samples, "emr_serverless_session_created_timestamp_seconds") == NOW - 3600
@@ -187,7 +185,7 @@ def test_unknown_future_state_is_exported_as_is_and_warned_once(caplog: pytest.L
     exposition(results)
     states = [(s.labels["session_id"], s.labels["state"], s.value) for s in samples["emr_serverless_session_state"]]
     assert ("00sess1", "HIBERNATING", 1.0) in states
-    assert len([s for s in states if s[0] == "00sess1"]) == len(SESSION_STATES) + 1
+    assert len([s for s in states if s[0] == "00sess1"]) == len(SESSIONS.states) + 1
     assert sum(1 for s in states if s[0] == "00sess1" and s[2] == 1.0) == 1
     counts = {s.labels["state"]: s.value for s in samples["emr_serverless_application_sessions"]}
     assert counts["HIBERNATING"] == 2 and counts["IDLE"] == 0
@@ -203,8 +201,8 @@ def test_application_metrics_count_sessions_by_state_with_zeros() -> None:
               for s in samples["emr_serverless_application_sessions"]}
     assert counts[("00fabc", "BUSY")] == 2 and counts[("00fabc", "IDLE")] == 1
     assert counts[("00fabc", "FAILED")] == 0
-    assert all(counts[("00empty", state)] == 0 for state in SESSION_STATES)
-    assert len(counts) == 2 * len(SESSION_STATES)
+    assert all(counts[("00empty", state)] == 0 for state in SESSIONS.states)
+    assert len(counts) == 2 * len(SESSIONS.states)
     info = one(samples, "emr_serverless_application_info", application_id="00fabc", type="Spark",
                release_label="emr-7.2.0", architecture="ARM64", application_name="analytics")
     assert info == 1
@@ -238,7 +236,7 @@ def test_tag_labels_and_the_tags_info_metric(caplog: pytest.LogCaptureFixture) -
     assert idle["00sess1"]["tag_team"] == "data"
     assert idle["00sess1"]["tag_aws_cloudformation_stack_name"] == "s"
     assert idle["s2"]["tag_team"] == ""  # SPEC: an empty value where the session lacks the tag
-    assert set(idle["00sess1"]) == {*SESSION_LABELS, "tag_team", "tag_aws_cloudformation_stack_name"}
+    assert set(idle["00sess1"]) == {*SESSION_TABLE.label_names, "tag_team", "tag_aws_cloudformation_stack_name"}
     tags = {s.labels["session_id"]: s.labels for s in samples["emr_serverless_session_tags"]}
     assert tags["00sess1"]["tag_a_b"] == "first"  # "a-b" sorts before "a.b": first wins
     assert tags["00sess1"]["tag_team"] == "data"
@@ -271,7 +269,7 @@ def test_no_stale_series_for_sessions_no_longer_discovered() -> None:
     assert {s.labels["session_id"] for s in second["emr_serverless_session_info"]} == {"00sess1"}
 
 
-@pytest.mark.parametrize("state", [*SESSION_STATES, "HIBERNATING"])
+@pytest.mark.parametrize("state", [*SESSIONS.states, "HIBERNATING"])
 @pytest.mark.parametrize("idle_since", [None, NOW - 300])
 def test_samples_read_the_time_only_where_session_clock_says(state: str, idle_since: float | None) -> None:
     """The session store renders a session again only when its version changes, and the version holds

@@ -9,12 +9,15 @@ import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collect.target import CollectionRunner, TargetIdentity, TargetResult
+from exporter.collect.runner import CollectionRunner
+from exporter.collect.target import TargetIdentity, TargetResult
 from exporter.config.schema import MetricsConfig
-from exporter.metrics.families import EmrServerlessCollector
+from exporter.metrics.collector import EmrServerlessCollector
+from exporter.metrics.sessions import SESSION_TABLE
+from exporter.model.kinds import SESSIONS
 from exporter.model.session import Application, Session, convert
 from exporter.render.exposition import Exposition
-from exporter.render.series import SessionStore
+from exporter.render.series import SeriesStore
 
 NOW = 1_764_000_000.0
 IDENTITY = TargetIdentity(name="prod", region="us-east-1", account_id="123456789012")
@@ -38,7 +41,7 @@ def session(session_id: str = "00s1", **fields: Any) -> Session:
 def result(sessions: list[Session], now: float = NOW, app_name: str = "analytics") -> TargetResult:
     app = convert({"id": "00app", "arn": "arn:app", "state": "STARTED", "name": app_name,
                    "createdAt": at(NOW - 86400), "updatedAt": at(NOW - 86400)}, Application)
-    return TargetResult(identity=IDENTITY, applications=[app], sessions=sessions, errors=[],
+    return TargetResult(identity=IDENTITY, applications=[app], objects={SESSIONS: sessions}, errors=[],
                         started_at=now - 1, finished_at=now, last_success=now)
 
 
@@ -65,16 +68,18 @@ def serve(served: tuple[FixedRunner, Exposition, CollectorRegistry], results: li
 
 
 def test_a_session_is_rendered_again_only_when_its_version_changes(served: Any) -> None:
-    store = served[1].sessions
+    store = served[1].stores[0]
     final = session("00f1", state="TERMINATED", idleSince=None, endedAt=at(NOW - 30))
     busy = session("00b1", state="BUSY", idleSince=None)
     idle = session("00i1")
     serve(served, [result([final, busy, idle])])
-    assert store.rendered == 3
-    # A collection later: equal sessions as new objects, the time moved on. Only the IDLE one reads it.
+    before = store.parts("text")
+    # A collection later: equal sessions as new objects, the time moved on. Only the IDLE one reads it, and
+    # of its lines only its idle seconds change: every other line is the very bytes object kept from before.
     body = serve(served, [result([session("00f1", state="TERMINATED", idleSince=None, endedAt=at(NOW - 30)),
                                   session("00b1", state="BUSY", idleSince=None), session("00i1")], NOW + 30)])
-    assert store.rendered == 4
+    rendered = [line for line, old in zip(store.parts("text"), before, strict=True) if line is not old]
+    assert len(rendered) == 1 and rendered[0].startswith(b"emr_serverless_session_idle_seconds{")
     assert b'emr_serverless_session_idle_seconds{account_id="123456789012",application_id="00app"' in body
     assert b'session_id="00i1",session_name="notebook",tag_team="data",target="prod"} 90.0\n' in body
 
@@ -103,7 +108,7 @@ def test_labels_from_outside_the_session_are_part_of_the_version(served: Any) ->
 
 
 def test_unchanged_families_of_a_changed_session_keep_their_lines() -> None:
-    store = SessionStore(CONFIG)
+    store = SeriesStore(SESSION_TABLE, CONFIG)
     store.update([result([session(state="BUSY", idleSince=None)])])
     before = store.parts("text")
     store.update([result([session(state="BUSY", idleSince=None, totalResourceUtilization={"vCPUHour": 3.0})])])
@@ -115,7 +120,7 @@ def test_unchanged_families_of_a_changed_session_keep_their_lines() -> None:
 
 
 def test_sessions_no_longer_exported_leave_the_store(served: Any) -> None:
-    store = served[1].sessions
+    store = served[1].stores[0]
     serve(served, [result([session("00a"), session("00b")])])
     assert len(store) == 2
     body = serve(served, [result([session("00b")])])
@@ -130,4 +135,4 @@ def test_the_same_session_id_in_two_targets_is_two_sessions(served: Any) -> None
     second.identity = other
     body = serve(served, [result([session()]), second])
     assert body.count(b"emr_serverless_session_info{") == 2
-    assert len(served[1].sessions) == 2
+    assert len(served[1].stores[0]) == 2

@@ -1,0 +1,85 @@
+"""The exporter's own metrics: per target, how its last collection went and what it cost; and the build."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+
+import boto3
+
+from exporter import __version__
+from exporter.collect.target import KindStats, TargetResult
+from exporter.metrics.families import Family, LabelValues, info, value
+from exporter.model.kinds import SESSIONS
+
+
+def _session_stat(result: TargetResult, read: Callable[[KindStats], float]) -> float | None:
+    stats = result.stats.get(SESSIONS)
+    return None if stats is None else float(read(stats))
+
+
+TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
+    Family(
+        "emr_serverless_up", "gauge", "1 if the last collection of the target completed without an error.",
+        value(lambda t, now: 1.0 if t.up else 0.0),
+    ),
+    Family(
+        "emr_serverless_collection_duration_seconds", "gauge", "Wall time of the last collection of the target.",
+        value(lambda t, now: t.duration_seconds),
+        unit="seconds",
+    ),
+    Family(
+        "emr_serverless_last_collection_timestamp_seconds", "gauge",
+        "End of the last collection of the target, complete or not, in Unix seconds: how old the data is.",
+        value(lambda t, now: t.finished_at),
+        unit="seconds",
+    ),
+    Family(
+        "emr_serverless_last_success_timestamp_seconds", "gauge",
+        "End of the last complete collection of the target, in Unix seconds.",
+        value(lambda t, now: t.last_success),
+        unit="seconds",
+    ),
+    Family(
+        "emr_serverless_api_requests_total", "counter",
+        "EMR Serverless API calls made, by operation and outcome (ok or the AWS error code).",
+        lambda t, now: (((op, outcome), float(count)) for (op, outcome), count in sorted(t.api_calls.items())),
+        ("operation", "outcome"),
+    ),
+    Family(
+        "emr_serverless_session_cache_hits_total", "counter",
+        "GetSession calls saved by serving FAILED/TERMINATED sessions, which never change, from memory.",
+        value(lambda t, now: _session_stat(t, lambda s: s.cache_hits)),
+    ),
+    Family(
+        "emr_serverless_invalid_objects_total", "counter",
+        "Applications (or their GetApplication answer) and sessions dropped because the API returned them "
+        "malformed, by kind.",
+        # Both kinds from the start, so that the first dropped object is an increase() alerts can see.
+        lambda t, now: (((kind,), float(t.invalid_objects.get(kind, 0))) for kind in ("application", "session")),
+        ("kind",),
+    ),
+    Family(
+        "emr_serverless_stale_sessions", "gauge",
+        "Active sessions the last collection did not refresh (the rate limit, the deadline or a failed call): "
+        "served as last known, or not yet at all when never fetched.",
+        value(lambda t, now: _session_stat(t, lambda s: s.stale)),
+    ),
+    Family(
+        "emr_serverless_oldest_session_data_age_seconds", "gauge",
+        "Age of the oldest active session data exported: seconds since it was last fetched.",
+        value(lambda t, now: _session_stat(t, lambda s: s.oldest_data_age)),
+        unit="seconds",
+    ),
+)
+
+BUILD_INFO_NAME = "emr_serverless_build_info"
+BUILD_INFO_HELP = "Version of the exporter and its main libraries; always 1."
+BUILD_FAMILIES: tuple[Family[LabelValues], ...] = (
+    Family(BUILD_INFO_NAME, "gauge", BUILD_INFO_HELP, info(lambda versions: versions),
+           ("version", "python_version", "boto3_version")),
+)
+
+
+def build_versions() -> LabelValues:
+    return (__version__, platform.python_version(), boto3.__version__)
