@@ -27,7 +27,7 @@ and mode it prints:
   (OpenMetrics, gzip) rendered and gzipped, the scrapes served) and per refreshed session (GetSession answered);
 - render time of a steady-state collection (OpenMetrics, incremental) beside prometheus-client's
   generic generate_latest, CPU time in this process over the same simulator;
-- peak RSS, and emr_serverless_oldest_session_data_age_seconds (median and max over the scrapes);
+- peak RSS, and emr_serverless_oldest_object_data_age_seconds of sessions (median and max over the scrapes);
 - under a quota: how many collections until every active session was fetched once (the cold start),
   then the longest any went between two refreshes (in collections), beside the bound
   ceil(active / (rate x interval)) + 1; states fresh from listings (50 active sessions change state
@@ -293,7 +293,7 @@ class Exporter:
                  for op, outcome, value in API_LINE.findall(section(body, b"emr_serverless_api_requests_total"))}
         return Scrape(
             wall=wall, cpu=spent, calls=calls, up=sample(body, b"emr_serverless_up") == 1.0,
-            oldest=sample(body, b"emr_serverless_oldest_session_data_age_seconds"),
+            oldest=sample(body, b"emr_serverless_oldest_object_data_age_seconds"),  # sessions: the first kind
             duration=sample(body, b"emr_serverless_collection_duration_seconds"),
             finished=sample(body, b"emr_serverless_last_collection_timestamp_seconds"),
             states={sid.decode(): state.decode()

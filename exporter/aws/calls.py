@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -340,6 +340,10 @@ class EmrServerlessApi:
         return self._list("ListApplications", self._client.list_applications, params, deadline,
                           "applications", Application, "application")
 
+    def affordable(self, operation: str, seconds: float) -> float:
+        """How many calls of ``operation`` the rate limit allows within ``seconds`` (infinite: no limit)."""
+        return self._limits.affordable(operation, seconds)
+
     def list_objects(
         self,
         kind: ObjectKind[SummaryT, Any],
@@ -348,11 +352,11 @@ class EmrServerlessApi:
         *,
         states: tuple[str, ...] = (),
         created_at_after: datetime | None = None,
-        extra: Mapping[str, Any] | None = None,
+        extra: Iterable[tuple[str, str]] = (),
     ) -> list[SummaryT]:
         """Every page of one application's listing of ``kind`` (ListSessions, ListJobRuns); ``extra``: more
         request members the kind's operation takes (a job-run ``mode``)."""
-        params: dict[str, Any] = {"applicationId": application_id, "maxResults": 50, **(extra or {})}
+        params: dict[str, Any] = {"applicationId": application_id, "maxResults": 50, **dict(extra)}
         if states:
             params["states"] = list(states)
         if created_at_after is not None:

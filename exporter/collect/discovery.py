@@ -10,19 +10,24 @@ there is; and for the objects created since the last complete listing, of any st
 that started and ended between two collections. The first listing of an application looks back the
 kind's look-back (at least its max age) with no state filter, so a restart finds what ended meanwhile
 and a state AWS adds later is listed too.
+
+Where the listing has a quota (ListJobRuns: 1 request/s per account and region), not every application
+can be listed every collection: the least recently listed go first, the busiest first among equals,
+and an application that runs nothing (CREATED or STOPPED, unchanged since its last complete listing) is
+not listed again until ListApplications shows it changed.
 """
 
 from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from exporter.config.schema import DiscoveryConfig
-from exporter.model.kinds import ObjectKind
+from exporter.model.kinds import QUIET_APPLICATION_STATES, ObjectKind
 from exporter.model.session import Application
 
 # Steady-state listings reach this far before the last one, for clock skew between us and AWS's
@@ -66,6 +71,7 @@ class Listing:
     application_id: str
     states: tuple[str, ...] = ()
     created_after: datetime | None = None
+    extra: tuple[tuple[str, str], ...] = ()  # more request members (a job-run mode)
 
 
 class ListingWindows:
@@ -75,7 +81,10 @@ class ListingWindows:
     def __init__(self, kind: ObjectKind[Any, Any], discovery: DiscoveryConfig) -> None:
         self.kind = kind
         self._lookback = discovery.lookback_seconds(kind)
+        self._extra = discovery.listing_filter(kind)
         self._listed_at: dict[str, float] = {}
+        # Per application, its state and updatedAt as ListApplications showed them at its last complete listing.
+        self._listed_as: dict[str, tuple[str, datetime]] = {}
 
     def listings(self, application_id: str, now: float) -> list[Listing]:
         """The active objects, and those created since the last complete listing (the first time, since
@@ -83,20 +92,33 @@ class ListingWindows:
         listed_before = self._listed_at.get(application_id)
         since = now - self._lookback if listed_before is None else listed_before - LISTING_OVERLAP_SECONDS
         return [
-            Listing(self.kind, application_id, states=self.kind.active_states),
-            Listing(self.kind, application_id, created_after=datetime.fromtimestamp(since, timezone.utc)),
+            Listing(self.kind, application_id, states=self.kind.active_states, extra=self._extra),
+            Listing(self.kind, application_id, created_after=datetime.fromtimestamp(since, timezone.utc),
+                    extra=self._extra),
         ]
+
+    def quiet(self, app: Application) -> bool:
+        """The application runs nothing and nothing changed since its last complete listing: no need to
+        list it (a run submitted to it starts it, which changes its state)."""
+        return app.state in QUIET_APPLICATION_STATES and self._listed_as.get(app.id) == (app.state, app.updated_at)
+
+    def order(self, apps: Iterable[Application], busy: Mapping[str, int]) -> list[Application]:
+        """Who goes first when not every application can be listed: never listed, then the least recently
+        listed, the busiest (``busy``: active objects known) first among equals."""
+        return sorted(apps, key=lambda app: (self._listed_at.get(app.id, -1.0), -busy.get(app.id, 0), app.id))
 
     def oldest_listing(self, application_ids: Iterable[str], now: float) -> float:
         """Seconds since the least recently listed of ``application_ids`` was last listed completely (an
         application never listed counts from ``now``: nothing is behind yet)."""
         return max((now - self._listed_at.get(app, now) for app in application_ids), default=0.0)
 
-    def listed(self, application_id: str, started: float) -> None:
+    def listed(self, app: Application, started: float) -> None:
         """Every listing of the application succeeded: what was created before ``started`` is known."""
-        self._listed_at[application_id] = started
+        self._listed_at[app.id] = started
+        self._listed_as[app.id] = (app.state, app.updated_at)
 
     def keep(self, application_ids: Iterable[str]) -> None:
         """Forget every other application (a complete discovery no longer has it)."""
         wanted = set(application_ids)
         self._listed_at = {app: t for app, t in self._listed_at.items() if app in wanted}
+        self._listed_as = {app: v for app, v in self._listed_as.items() if app in wanted}

@@ -12,6 +12,8 @@ runs: ``exporter.model.kinds``); ``Applications`` holds the applications and the
   however little detail-call budget there is, and detail calls go where they buy most: new active
   objects, then the ones *due*, new final ones, objects whose state or updatedAt changed, then the
   stalest (docs/design.md: the refresh order and its period P).
+- Objects seen reaching a final state are counted once each, by application and state, from each
+  application's first complete listing on: never one already final at that listing, never twice.
 - An application's capacity (GetApplication) is asked once when it is first discovered and again only when
   its ``updatedAt`` in ListApplications changes: a steady-state collection makes no GetApplication call.
 - What each listing asks for (its states and creation-time window) is ``exporter.collect.discovery``'s.
@@ -20,6 +22,7 @@ runs: ``exporter.model.kinds``); ``Applications`` holds the applications and the
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,9 +116,30 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._answered = 0  # detail calls answered in this collection
         self._budget = 0  # detail calls answered by the last collection that had any answered
         self.period = math.inf  # P: collections in which every active object can be refreshed once
+        # Per application with a complete listing: objects seen reaching each final state since, cumulative.
+        self.ended: dict[str, Counter[str]] = {}
+        # Per application, the objects whose end was counted, or that were already final when first seen.
+        self._final_seen: dict[str, set[str]] = {}
 
     def is_final(self, state: str) -> bool:
         return self.kind.is_final(state)
+
+    def active_by_application(self) -> dict[str, int]:
+        """Known active objects per application: how busy each is."""
+        return {
+            app: sum(not self.is_final(k.obj.state) for k in known.values()) for app, known in self._objects.items()
+        }
+
+    def _seen_final(self, application_id: str, object_id: str, state: str, *, count: bool) -> bool:
+        """An object seen in a final state: counted once if ``count`` (it ended since the exporter started);
+        True the first time it is seen so."""
+        seen = self._final_seen.setdefault(application_id, set())
+        if object_id in seen:
+            return False
+        seen.add(object_id)
+        if count and application_id in self.ended:
+            self.ended[application_id][state] += 1
+        return True
 
     def begin_collection(self) -> None:
         """A collection of the target starts: count it and set the period P from the last budget:
@@ -137,6 +161,8 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._applications = set(application_ids)
         self._objects = {app: known for app, known in self._objects.items() if app in self._applications}
         self._unfetched = {app: listed for app, listed in self._unfetched.items() if app in self._applications}
+        self.ended = {app: counts for app, counts in self.ended.items() if app in self._applications}
+        self._final_seen = {app: seen for app, seen in self._final_seen.items() if app in self._applications}
 
     def plan(self, application_id: str, summaries: Iterable[SummaryT], now: float) -> list[Refresh]:
         """What to fetch of an application whose listings all succeeded, most useful first:
@@ -152,10 +178,13 @@ class Inventory(Generic[SummaryT, DetailT]):
         listed = {s.id: s for s in summaries if s.application_id == application_id}
         known_here = self._objects.get(application_id, {})
         unfetched = self._unfetched.get(application_id, {})
+        first_listing = application_id not in self.ended
         for oid, summary in listed.items():
             if oid in known_here or self.aged_out(summary, now):
                 continue
             if application_id in self._applications:
+                if self.is_final(summary.state):  # ended before it was ever seen: counted unless at the first listing
+                    self._seen_final(application_id, oid, summary.state, count=not first_listing)
                 unfetched[oid] = summary
         if unfetched:
             self._unfetched[application_id] = unfetched
@@ -172,12 +201,16 @@ class Inventory(Generic[SummaryT, DetailT]):
                     obj, state=now_listed.state, updated_at=now_listed.updated_at
                 )
                 known.final_from_listing = self.is_final(now_listed.state)  # exported now, fetched until fetched
+                if known.final_from_listing:
+                    self._seen_final(application_id, oid, now_listed.state, count=True)
                 rank = CHANGED
             else:
                 rank = STALEST
             if self._due(known):
                 rank = DUE
             refreshes.append(self._refresh(application_id, oid, (rank, known.refreshed_at)))
+        if application_id in self._applications:
+            self.ended.setdefault(application_id, Counter())  # listed completely: ends count from here on
         return sorted(refreshes, key=lambda r: r.priority)
 
     def fallback(self, application_id: str) -> list[Refresh]:
@@ -205,15 +238,30 @@ class Inventory(Generic[SummaryT, DetailT]):
 
     # --- answers ---------------------------------------------------------------------------------------
 
-    def refreshed(self, obj: DetailT, now: float) -> None:
-        """The detail call answered (in the collection begun last)."""
+    def refreshed(self, obj: DetailT, now: float) -> bool:
+        """The detail call answered (in the collection begun last). True when this is the first time the
+        object is seen in a final state (the caller logs a failure's reason once)."""
         self._answered += 1
-        self._unfetched.get(obj.application_id, {}).pop(obj.id, None)
-        if obj.application_id in self._applications:
-            known = self._objects.setdefault(obj.application_id, {})
-            if obj.id not in known:
-                self._added.append(obj)
-            known[obj.id] = Known(obj, now, self.collection)
+        app = obj.application_id
+        listed = self._unfetched.get(app, {}).pop(obj.id, None)
+        if app not in self._applications:
+            return False
+        known = self._objects.setdefault(app, {})
+        previous = known.get(obj.id)
+        carried_from = listed if listed is not None else (previous.obj if previous is not None else None)
+        if self.kind.from_listing and carried_from is not None:
+            missing = {attr: getattr(carried_from, attr) for attr in self.kind.from_listing if not getattr(obj, attr)}
+            if any(missing.values()):
+                obj = msgspec.structs.replace(obj, **missing)  # type: ignore[type-var]
+        if previous is None:
+            self._added.append(obj)
+        known[obj.id] = Known(obj, now, self.collection)
+        if not self.is_final(obj.state):
+            return False
+        # Counted here when it ended after it was seen active (its listing did not show it final).
+        self._seen_final(app, obj.id, obj.state, count=True)
+        # A final object is fetched once: this answer is its first final one unless one came before.
+        return previous is None or previous.final_from_listing or not self.is_final(previous.obj.state)
 
     def vanished(self, object_id: str) -> None:
         """The detail call said ResourceNotFoundException: an answer too (it spent the budget)."""
@@ -252,5 +300,10 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._unfetched = {
             app: {oid: s for oid, s in listed.items() if not self.aged_out(s, now)}
             for app, listed in self._unfetched.items()
+        }
+        # What aged out is never listed again (``plan`` passes it over): no need to remember it was counted.
+        self._final_seen = {
+            app: {oid for oid in seen if oid in self._objects.get(app, {}) or oid in self._unfetched.get(app, {})}
+            for app, seen in self._final_seen.items()
         }
         return [k for known in self._objects.values() for k in known.values()]

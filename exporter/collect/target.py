@@ -18,6 +18,7 @@ This module knows nothing of Prometheus or HTTP: it produces ``TargetResult`` va
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import random
 import threading
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.aws.calls import (
+    CALL_ROOM_SECONDS,
     NOT_FOUND,
     THROTTLING_CODES,
     ApiError,
@@ -93,6 +95,8 @@ class TargetResult:
     api_calls: dict[tuple[str, str], int] = field(default_factory=dict)
     invalid_objects: dict[str, int] = field(default_factory=dict)  # cumulative, by kind
     stats: dict[AnyKind, KindStats] = field(default_factory=dict)  # per kind collected
+    # Per kind, per application listed completely since the start: objects seen reaching each final state.
+    ended: dict[AnyKind, dict[str, dict[str, int]]] = field(default_factory=dict)
     # Per application id: GetApplication's answer (capacity, auto-start/stop); absent: none valid yet.
     application_details: dict[str, ApplicationDetail] = field(default_factory=dict)
 
@@ -252,8 +256,8 @@ class TargetCollector:
             applications_to_list: list[Application] = []  # serve what is known
         else:
             applications_to_list = applications
-        for app in applications_to_list:
-            for kind in self.kinds:
+        for kind in self.kinds:
+            for app in self._to_list(kind, applications_to_list, run.deadline):
                 listings = self.windows[kind].listings(app.id, run.started)
                 run.listings_left[kind, app.id] = len(listings)
                 for listing in listings:
@@ -268,6 +272,7 @@ class TargetCollector:
         now = self._clock()
         objects: dict[AnyKind, list[Any]] = {}
         stats: dict[AnyKind, KindStats] = {}
+        ended: dict[AnyKind, dict[str, dict[str, int]]] = {}
         for kind, inventory in self.inventories.items():
             known = inventory.objects(now)
             active = [k for k in known if not kind.is_final(k.obj.state)]
@@ -280,19 +285,33 @@ class TargetCollector:
                 cache_hits=self._cache_hits[kind],
                 stale=sum((kind, k.obj.id) not in run.refreshed for k in active) + inventory.unfetched,
                 oldest_data_age=max(0.0, now - oldest),
-                oldest_listing_age=self.windows[kind].oldest_listing(self.applications.by_id, now),
+                oldest_listing_age=self.windows[kind].oldest_listing(
+                    [app.id for app in self.applications.by_id.values() if not self.windows[kind].quiet(app)], now),
             )
             objects[kind] = [k.obj for k in known]
+            ended[kind] = {app: dict(counts) for app, counts in inventory.ended.items()}
         finished = self._clock()
         if run.errors:
             self._log_errors(run.errors)
         else:
             self._last_success = finished
         self._last_result = self._result(
-            applications, objects, run.errors, run.started, finished, stats=stats,
+            applications, objects, run.errors, run.started, finished, stats=stats, ended=ended,
             details={app: d for app, d in self.applications.details.items() if d is not None},
         )
         return self._last_result
+
+    def _to_list(self, kind: AnyKind, applications: list[Application], deadline: Deadline) -> list[Application]:
+        """The applications whose objects of ``kind`` this collection lists: not the quiet ones, and only as
+        many as the rate limit affords before the deadline, least recently listed first (the others wait
+        for a later collection: planned, not failed). With R listings a second and A applications, each is
+        listed at least every ceil(2A / R) seconds and one collection."""
+        windows = self.windows[kind]
+        wanted = windows.order((app for app in applications if not windows.quiet(app)),
+                               self.inventories[kind].active_by_application())
+        per_application = len(windows.listings("", 0.0))
+        affordable = self._api.affordable(kind.list_operation, max(0.0, deadline.remaining() - CALL_ROOM_SECONDS))
+        return wanted[: max(0, int(affordable // per_application))] if affordable < math.inf else wanted
 
     def _discover_applications(self, run: _Pass) -> list[Application]:
         """ListApplications, filtered; when it fails, the applications last discovered."""
@@ -322,7 +341,7 @@ class TargetCollector:
                 return api.list_applications(deadline, states)
             case ListObjects(listing):
                 return api.list_objects(listing.kind, listing.application_id, deadline, states=listing.states,
-                                        created_at_after=listing.created_after)
+                                        created_at_after=listing.created_after, extra=listing.extra)
             case GetApplication(app):
                 return api.get_application(app.id, deadline)
             case GetObject(refresh):
@@ -427,8 +446,10 @@ class TargetCollector:
                 inventory = self.inventories[refresh.kind]
                 if error is None:
                     if result is not None:  # None: AWS sent an invalid one, dropped; the last known stays
-                        inventory.refreshed(result, self._clock())
+                        first_final = inventory.refreshed(result, self._clock())
                         run.refreshed.add((refresh.kind, result.id))
+                        if first_final and result.state in refresh.kind.failed_states:
+                            self._log_failure(refresh.kind, result)
                 elif not_found:
                     inventory.vanished(refresh.object_id)  # ended and deleted between list and get: counted
                 elif not _deferred(error):
@@ -444,10 +465,11 @@ class TargetCollector:
         if run.listings_left[key] > 0:
             return
         inventory = self.inventories[listing.kind]
-        if key in run.listing_failed:
+        app = self.applications.by_id.get(listing.application_id)
+        if key in run.listing_failed or app is None:
             refreshes = inventory.fallback(listing.application_id)
         else:
-            self.windows[listing.kind].listed(listing.application_id, run.started)
+            self.windows[listing.kind].listed(app, run.started)
             refreshes = inventory.plan(listing.application_id, run.listed.pop(key), self._clock())
         for refresh in refreshes:
             self._refresh(run, refresh)
@@ -472,6 +494,7 @@ class TargetCollector:
         finished: float,
         *,
         stats: dict[AnyKind, KindStats] | None = None,
+        ended: dict[AnyKind, dict[str, dict[str, int]]] | None = None,
         details: dict[str, ApplicationDetail] | None = None,
     ) -> TargetResult:
         return TargetResult(
@@ -485,7 +508,16 @@ class TargetCollector:
             api_calls=self._api.calls.snapshot(),
             invalid_objects=self._api.calls.invalid_snapshot(),
             stats={kind: (stats or {}).get(kind, KindStats()) for kind in self.kinds},
+            ended=ended or {},
             application_details=details or {},
+        )
+
+    def _log_failure(self, kind: AnyKind, obj: Any) -> None:
+        """A failed object's reason (free text, never a label), once, when it is first seen failed."""
+        log.warning(
+            f"{kind.name.replace('_', ' ')} failed",
+            extra={"fields": {"target": self.identity.name, "application": obj.application_id, "id": obj.id,
+                              "name": obj.name, "state_details": obj.state_details}},
         )
 
     def _log_errors(self, errors: Iterable[ApiError]) -> None:

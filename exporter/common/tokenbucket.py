@@ -8,6 +8,7 @@ reserved at all: the call is deferred to a later collection instead of running l
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +44,17 @@ class TokenBucket:
             self._tat = max(self._tat, send_at) + self._interval
             return send_at
 
+    def affordable(self, seconds: float) -> int:
+        """How many requests could be sent from now until ``seconds`` from now, none being reserved meanwhile."""
+        with self._lock:
+            now = self._clock()
+            # The k-th next request may go at max(tat, now) + k x interval - tolerance (an idle bucket holds a
+            # burst, no more).
+            first = max(self._tat, now) - self._tolerance
+        horizon = now + seconds
+        # A request exactly at the horizon may fall either side of it by rounding: off by one at most.
+        return 0 if first > horizon else int((horizon - first) / self._interval) + 1
+
     def acquire(self, latest: float | None = None) -> bool:
         """Wait for a token; False (at once, taking none) when none comes before ``latest``."""
         send_at = self.reserve(latest)
@@ -63,6 +75,11 @@ class RateLimits:
     def acquire(self, operation: str, latest: float | None = None) -> bool:
         bucket = self._buckets.get(operation)
         return bucket.acquire(latest) if bucket is not None else True
+
+    def affordable(self, operation: str, seconds: float) -> float:
+        """How many calls of ``operation`` the limit allows within ``seconds`` (infinite: no limit)."""
+        bucket = self._buckets.get(operation)
+        return bucket.affordable(seconds) if bucket is not None else math.inf
 
     def limited(self, operation: str) -> bool:
         return operation in self._buckets

@@ -25,7 +25,7 @@ import botocore.utils
 import yaml
 
 from exporter.common.redaction import add_secret
-from exporter.model.kinds import APPLICATION_STATES, ObjectKind
+from exporter.model.kinds import APPLICATION_STATES, JOB_RUN_MODES, ObjectKind
 
 
 class ConfigError(Exception):
@@ -272,6 +272,13 @@ class DiscoveryConfig:
     session_lookback_seconds: float = field(default=86400, metadata=_check(
         _between(0, 30 * 86400, unit=" (30 days)")))
     sessions: bool = True  # collect interactive sessions (false: no ListSessions or GetSession call at all)
+    job_runs: bool = True  # collect batch and streaming job runs (false: no ListJobRuns or GetJobRun call at all)
+    job_run_modes: tuple[str, ...] = field(default=(), metadata=_check(_one_of(JOB_RUN_MODES)))  # empty: both
+    terminated_job_run_max_age_seconds: float = field(default=3600, metadata=_check(
+        _between(0, 30 * 86400, unit=" (30 days)")))
+    # How long a job run can live before it ends (a streaming run lives for days: set it longer where they do).
+    job_run_lookback_seconds: float = field(default=86400, metadata=_check(
+        _between(0, 30 * 86400, unit=" (30 days)")))
 
     # A kind's keys, as its declaration (exporter.model.kinds) names them.
     def collects(self, kind: ObjectKind[Any, Any]) -> bool:
@@ -279,6 +286,11 @@ class DiscoveryConfig:
 
     def max_age_seconds(self, kind: ObjectKind[Any, Any]) -> float:
         return float(getattr(self, kind.max_age_key))
+
+    def listing_filter(self, kind: ObjectKind[Any, Any]) -> tuple[tuple[str, str], ...]:
+        """More request members of the kind's listing: the one mode to list, where only one is wanted."""
+        modes = set(getattr(self, kind.modes_key)) if kind.modes_key else set()
+        return (("mode", modes.pop()),) if len(modes) == 1 else ()
 
     def lookback_seconds(self, kind: ObjectKind[Any, Any]) -> float:
         """At least the max age: a restart must find every final object still to be exported."""

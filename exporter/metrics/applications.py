@@ -11,7 +11,13 @@ from exporter.metrics.families import BYTES_PER_GB, Family, ObjSample, info, sta
 from exporter.metrics.prices import Price
 from exporter.metrics.tables import KIND_TABLES
 from exporter.model.kinds import APPLICATION_STATES, ObjectKind
-from exporter.model.session import Application, ApplicationDetail, InitialCapacity, Resources
+from exporter.model.session import (
+    Application,
+    ApplicationDetail,
+    InitialCapacity,
+    Resources,
+    SchedulerConfiguration,
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,8 @@ class ApplicationView:
     summary: Application
     # Per kind collected: its exported objects by state (a kind not collected has no count series).
     states: Mapping[ObjectKind[Any, Any], Mapping[str, int]]
+    # Per kind collected, once the application was listed completely: objects seen ending, by final state.
+    ended: Mapping[ObjectKind[Any, Any], Mapping[str, int]]
     price: Price | None = None  # for the target's region and the application's architecture
     detail: ApplicationDetail | None = None  # GetApplication's answer, None until a valid one came
 
@@ -91,6 +99,29 @@ def _auto_stop_timeout(app: ApplicationView, now: float) -> float | None:
     return minutes * 60.0 if minutes is not None else None
 
 
+def ended_by_state(kind: ObjectKind[Any, Any]) -> Callable[[ApplicationView, float], Iterable[ObjSample]]:
+    """Objects of ``kind`` seen ending, by final state, zeros included from the application's first complete
+    listing on (so that ``increase()`` sees the first one end)."""
+
+    def samples(app: ApplicationView, now: float) -> Iterable[ObjSample]:
+        counts = app.ended.get(kind)
+        if counts is None:
+            return ()
+        states = [*(s for s in kind.states if kind.is_final(s)), *sorted(set(counts) - kind.final_states)]
+        return [((state,), float(counts.get(state, 0))) for state in states]
+
+    return samples
+
+
+def _scheduler(read: Callable[[SchedulerConfiguration], float | None]) -> Callable[
+        [ApplicationView, float], float | None]:
+    def sample(app: ApplicationView, now: float) -> float | None:
+        scheduler = app.detail.scheduler if app.detail else None
+        return read(scheduler) if scheduler else None
+
+    return sample
+
+
 def count_by_state(kind: ObjectKind[Any, Any]) -> Callable[[ApplicationView, float], Iterable[ObjSample]]:
     """The application's exported objects of ``kind`` by state: every known state, zeros included, then
     any state AWS added later."""
@@ -117,6 +148,8 @@ APPLICATION_FAMILIES: tuple[Family[ApplicationView], ...] = (
     ),
     *(Family(table.count_family, "gauge", table.count_help, count_by_state(table.kind), ("state",))
       for table in KIND_TABLES),
+    *(Family(table.ended_family, "counter", table.ended_help, ended_by_state(table.kind), ("state",))
+      for table in KIND_TABLES if table.ended_family),
     # Prices (metrics.prices): billed use x price is money, e.g. billed_vcpu_seconds_total x this.
     Family(
         "emr_serverless_application_price_per_vcpu_second", "gauge",
@@ -180,6 +213,17 @@ APPLICATION_FAMILIES: tuple[Family[ApplicationView], ...] = (
     Family(
         "emr_serverless_application_auto_stop_enabled", "gauge",
         "1 if the application stops by itself after being idle, else 0.", value(_auto_stop),
+    ),
+    Family(
+        "emr_serverless_application_max_concurrent_runs", "gauge",
+        "Job runs the application runs at once at most; more wait QUEUED (schedulerConfiguration.maxConcurrentRuns).",
+        value(_scheduler(lambda s: s.max_concurrent_runs)),
+    ),
+    Family(
+        "emr_serverless_application_queue_timeout_seconds", "gauge",
+        "Time a job run may wait QUEUED before it fails (schedulerConfiguration.queueTimeoutMinutes x 60).",
+        value(_scheduler(lambda s: s.queue_timeout_minutes * 60 if s.queue_timeout_minutes is not None else None)),
+        unit="seconds",
     ),
     Family(
         "emr_serverless_application_auto_stop_idle_timeout_seconds", "gauge",

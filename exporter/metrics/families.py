@@ -111,6 +111,9 @@ class KindTable(Generic[Obj]):
     tags_help: str
     count_family: str  # per application, exported objects by state
     count_help: str
+    # Per application, objects seen reaching each final state since the start (none: not exported).
+    ended_family: str = ""
+    ended_help: str = ""
     # The collection time as far as an object's samples read it, or None where none does: an object whose
     # samples read the time is rendered again at every collection. A family that reads ``now`` must say
     # so here (tests/unit/test_metrics.py checks the tables).

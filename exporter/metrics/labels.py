@@ -81,7 +81,9 @@ class Labels:
                     by_state = counts.setdefault(obj.application_id, {}).setdefault(kind, {})
                     by_state[obj.state] = by_state.get(obj.state, 0) + 1
             for app in result.applications:
-                view = ApplicationView(app, counts[app.id], self.prices.get(result.identity.region, app.architecture),
+                ended = {kind: by_app[app.id] for kind, by_app in result.ended.items() if app.id in by_app}
+                view = ApplicationView(app, counts[app.id], ended,
+                                       self.prices.get(result.identity.region, app.architecture),
                                        result.application_details.get(app.id))
                 applications.append(((*target, app.id, app.name), view, result.finished_at))
         targets = [(target_values(result.identity), result, result.finished_at) for result in results]

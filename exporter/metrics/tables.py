@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.metrics.families import KindTable
+from exporter.metrics.job_runs import JOB_RUN_TABLE
 from exporter.metrics.sessions import SESSION_TABLE
 
-KIND_TABLES: tuple[KindTable[Any], ...] = (SESSION_TABLE,)
+KIND_TABLES: tuple[KindTable[Any], ...] = (SESSION_TABLE, JOB_RUN_TABLE)

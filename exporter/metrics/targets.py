@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import boto3
 
 from exporter import __version__
 from exporter.collect.target import KindStats, TargetResult
-from exporter.metrics.families import Family, LabelValues, info, value
-from exporter.model.kinds import SESSIONS
+from exporter.metrics.families import Family, LabelValues, ObjSample, info, value
+from exporter.model.kinds import KINDS
+
+INVALID_KINDS = ("application", *(kind.name for kind in KINDS))
 
 
-def _session_stat(result: TargetResult, read: Callable[[KindStats], float]) -> float | None:
-    stats = result.stats.get(SESSIONS)
-    return None if stats is None else float(read(stats))
+def per_kind(read: Callable[[KindStats], float]) -> Callable[[TargetResult, float], Iterable[ObjSample]]:
+    """One sample per kind collected, labelled ``kind``."""
+    return lambda result, now: [((kind.name,), float(read(stats))) for kind, stats in result.stats.items()]
 
 
 TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
@@ -47,28 +49,36 @@ TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
         ("operation", "outcome"),
     ),
     Family(
-        "emr_serverless_session_cache_hits_total", "counter",
-        "GetSession calls saved by serving FAILED/TERMINATED sessions, which never change, from memory.",
-        value(lambda t, now: _session_stat(t, lambda s: s.cache_hits)),
-    ),
-    Family(
         "emr_serverless_invalid_objects_total", "counter",
-        "Applications (or their GetApplication answer) and sessions dropped because the API returned them "
-        "malformed, by kind.",
-        # Both kinds from the start, so that the first dropped object is an increase() alerts can see.
-        lambda t, now: (((kind,), float(t.invalid_objects.get(kind, 0))) for kind in ("application", "session")),
+        "Applications (or their GetApplication answer), sessions and job runs dropped because the API returned "
+        "them malformed, by kind.",
+        # Every kind from the start, so that the first dropped object is an increase() alerts can see.
+        lambda t, now: (((kind,), float(t.invalid_objects.get(kind, 0))) for kind in INVALID_KINDS),
         ("kind",),
     ),
     Family(
-        "emr_serverless_stale_sessions", "gauge",
-        "Active sessions the last collection did not refresh (the rate limit, the deadline or a failed call): "
-        "served as last known, or not yet at all when never fetched.",
-        value(lambda t, now: _session_stat(t, lambda s: s.stale)),
+        "emr_serverless_cache_hits_total", "counter",
+        "Detail calls (GetSession, GetJobRun) saved by serving objects in a final state, which never change, "
+        "from memory, by kind.",
+        per_kind(lambda s: s.cache_hits), ("kind",),
     ),
     Family(
-        "emr_serverless_oldest_session_data_age_seconds", "gauge",
-        "Age of the oldest active session data exported: seconds since it was last fetched.",
-        value(lambda t, now: _session_stat(t, lambda s: s.oldest_data_age)),
+        "emr_serverless_stale_objects", "gauge",
+        "Active objects the last collection did not refresh (the rate limit, AWS throttling, the deadline or a "
+        "failed call), by kind: served as last known, or not yet at all when never fetched.",
+        per_kind(lambda s: s.stale), ("kind",),
+    ),
+    Family(
+        "emr_serverless_oldest_object_data_age_seconds", "gauge",
+        "Age of the oldest active object data exported, by kind: seconds since it was last fetched.",
+        per_kind(lambda s: s.oldest_data_age), ("kind",),
+        unit="seconds",
+    ),
+    Family(
+        "emr_serverless_oldest_listing_age_seconds", "gauge",
+        "Seconds since the least recently listed application's last complete listing of that kind (the listing "
+        "quota, throttling or failures hold it back).",
+        per_kind(lambda s: s.oldest_listing_age), ("kind",),
         unit="seconds",
     ),
 )

@@ -12,9 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from exporter.model.job_run import JobRun, JobRunSummary
 from exporter.model.session import Session, SessionSummary
 
 APPLICATION_STATES = ("CREATING", "CREATED", "STARTING", "STARTED", "STOPPING", "STOPPED", "TERMINATED")
+# An application in one of these states runs nothing: while ListApplications shows it unchanged since its
+# last complete listing, nothing of it is listed again.
+QUIET_APPLICATION_STATES = frozenset({"CREATED", "STOPPED"})
+JOB_RUN_MODES = ("BATCH", "STREAMING")
 
 
 class Summary(Protocol):
@@ -68,6 +73,12 @@ class ObjectKind(Generic[SummaryT, DetailT]):
     enabled_key: str
     max_age_key: str
     lookback_key: str
+    # A ``DiscoveryConfig`` key listing the modes to collect, sent as the listing's ``mode`` when it names one.
+    modes_key: str | None = None
+    # Members only the listing carries (a job run's ``type``): copied onto the detail call's answer.
+    from_listing: tuple[str, ...] = ()
+    # States whose reason (the detail's ``state_details``) is logged once, when an object is first seen in one.
+    failed_states: frozenset[str] = frozenset()
 
     def is_final(self, state: str) -> bool:
         return state in self.final_states
@@ -94,4 +105,23 @@ SESSIONS: ObjectKind[SessionSummary, Session] = ObjectKind(
     lookback_key="session_lookback_seconds",
 )
 
-KINDS: tuple[ObjectKind[Any, Any], ...] = (SESSIONS,)
+JOB_RUNS: ObjectKind[JobRunSummary, JobRun] = ObjectKind(
+    name="job_run",
+    states=("SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "SUCCESS", "FAILED", "CANCELLING", "CANCELLED", "QUEUED"),
+    final_states=frozenset({"SUCCESS", "FAILED", "CANCELLED"}),
+    list_operation="ListJobRuns",
+    list_key="jobRuns",
+    summary=JobRunSummary,
+    get_operation="GetJobRun",
+    get_id_param="jobRunId",
+    get_key="jobRun",
+    detail=JobRun,
+    enabled_key="job_runs",
+    max_age_key="terminated_job_run_max_age_seconds",
+    lookback_key="job_run_lookback_seconds",
+    modes_key="job_run_modes",
+    from_listing=("type",),
+    failed_states=frozenset({"FAILED"}),
+)
+
+KINDS: tuple[ObjectKind[Any, Any], ...] = (SESSIONS, JOB_RUNS)

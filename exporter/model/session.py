@@ -235,6 +235,15 @@ class AutoStop(Struct, gc=False):
     )
 
 
+class SchedulerConfiguration(Struct, gc=False):
+    """How many job runs an application runs at once, and how long one may wait QUEUED."""
+
+    max_concurrent_runs: Annotated[int, Meta(ge=0, le=1_000_000)] | None = field(default=None, name="maxConcurrentRuns")
+    queue_timeout_minutes: Annotated[int, Meta(ge=0, le=1_000_000)] | None = field(
+        default=None, name="queueTimeoutMinutes"
+    )
+
+
 class ApplicationDetail(Struct, gc=False):
     """An Application from GetApplication: the capacity members its summary lacks."""
 
@@ -247,6 +256,7 @@ class ApplicationDetail(Struct, gc=False):
     )
     auto_start: AutoStart | None = field(default=None, name="autoStartConfiguration")
     auto_stop: AutoStop | None = field(default=None, name="autoStopConfiguration")
+    scheduler: SchedulerConfiguration | None = field(default=None, name="schedulerConfiguration")
 
     def __post_init__(self) -> None:
         check_time(self.updated_at, "updatedAt")
@@ -284,7 +294,7 @@ def _build_type_info() -> None:
     the first convert instead, it is built by several worker threads at once, and msgspec 0.22 can
     crash the process then (seen as SIGSEGV inside msgspec._utils.get_class_annotations)."""
     for kind in (ResourceUtilization, Application, SessionSummary, Session, Resources, InitialCapacity, AutoStart,
-                 AutoStop, ApplicationDetail):
+                 AutoStop, SchedulerConfiguration, ApplicationDetail):
         # {} lacks the required fields: the error is expected, the type information is built all the same.
         with contextlib.suppress(msgspec.ValidationError):
             msgspec.convert({}, kind)

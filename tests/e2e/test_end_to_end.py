@@ -373,7 +373,7 @@ def test_steady_state_fetches_only_active_sessions(store: Store, simulator: Simu
         samples = samples_of(generate_latest(registry).decode())
         active.add(newcomer)
         assert session_ids(samples) == active | ended
-        assert value(samples, "emr_serverless_session_cache_hits_total", target="sim") == 7 + 8
+        assert value(samples, "emr_serverless_cache_hits_total", target="sim", kind="session") == 7 + 8
         # Memory follows discovery: once the final sessions age out they are neither exported nor kept.
         store.remove_application(app)
         runner.collect()

@@ -47,6 +47,7 @@ FULL_APPLICATION_WIRE = {
     },
     "autoStartConfiguration": {"enabled": False},
     "autoStopConfiguration": {"enabled": True, "idleTimeoutMinutes": 30},
+    "schedulerConfiguration": {"maxConcurrentRuns": 15, "queueTimeoutMinutes": 360},
 }
 REQUIRED_ONLY = {key: FULL_APPLICATION_WIRE[key] for key in MODEL.shape_for("Application").required_members}
 
@@ -127,7 +128,7 @@ def test_malformed_capacity_fails_at_the_boundary(maximum: dict[str, str]) -> No
 
 
 def test_every_capacity_metric_from_a_full_get_application_payload() -> None:
-    got = samples_of(ApplicationView(summary(), {}, detail=detail()))
+    got = samples_of(ApplicationView(summary(), {}, {}, detail=detail()))
     gb = float(BYTES_PER_GB)
     assert got["emr_serverless_application_maximum_capacity_vcpus"] == {(): 400.0}
     assert got["emr_serverless_application_maximum_capacity_memory_bytes"] == {(): 3000 * gb}
@@ -141,16 +142,19 @@ def test_every_capacity_metric_from_a_full_get_application_payload() -> None:
     assert got["emr_serverless_application_auto_start_enabled"] == {(): 0.0}
     assert got["emr_serverless_application_auto_stop_enabled"] == {(): 1.0}
     assert got["emr_serverless_application_auto_stop_idle_timeout_seconds"] == {(): 1800.0}
+    assert got["emr_serverless_application_max_concurrent_runs"] == {(): 15.0}
+    assert got["emr_serverless_application_queue_timeout_seconds"] == {(): 21600.0}
 
 
 def test_capacity_series_are_absent_when_aws_gives_none() -> None:
-    capacity = [f.name for f in APPLICATION_FAMILIES if "capacity" in f.name or "auto_st" in f.name]
-    bare = samples_of(ApplicationView(summary(), {}, detail=detail(**{k: None for k in FULL_APPLICATION_WIRE
+    capacity = [f.name for f in APPLICATION_FAMILIES
+                if any(word in f.name for word in ("capacity", "auto_st", "max_concurrent", "queue_timeout"))]
+    bare = samples_of(ApplicationView(summary(), {}, {}, detail=detail(**{k: None for k in FULL_APPLICATION_WIRE
                                                                 if k not in REQUIRED_ONLY})))
-    unknown = samples_of(ApplicationView(summary(), {}, detail=None))  # GetApplication has not answered (yet)
+    unknown = samples_of(ApplicationView(summary(), {}, {}, detail=None))  # GetApplication has not answered (yet)
     for name in capacity:
         assert bare[name] == {} and unknown[name] == {}, name
-    stop_off = samples_of(ApplicationView(summary(), {}, detail=detail(autoStopConfiguration={"enabled": False})))
+    stop_off = samples_of(ApplicationView(summary(), {}, {}, detail=detail(autoStopConfiguration={"enabled": False})))
     assert stop_off["emr_serverless_application_auto_stop_enabled"] == {(): 0.0}
     assert stop_off["emr_serverless_application_auto_stop_idle_timeout_seconds"] == {}
 

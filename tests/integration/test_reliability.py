@@ -107,7 +107,7 @@ def test_throttled_listings_keep_the_target_up_and_serve_the_last_known(store: S
         runner.close()
     assert session_ids(samples) == sessions
     assert value(samples, "emr_serverless_up") == 1
-    assert value(samples, "emr_serverless_stale_sessions") == 3
+    assert value(samples, "emr_serverless_stale_objects", kind="session") == 3
     requests = samples["emr_serverless_api_requests_total"]
     throttled = [s for s in requests if s.labels["outcome"] == "ThrottlingException"]
     assert {s.labels["operation"] for s in throttled} == {"ListApplications", "ListSessions", "GetSession"}
@@ -132,7 +132,7 @@ def test_random_throttling_of_get_session_keeps_the_target_up(store: Store, simu
     throttled = value(samples, "emr_serverless_api_requests_total", operation="GetSession",
                       outcome="ThrottlingException")
     assert throttled > 50
-    assert value(samples, "emr_serverless_stale_sessions") <= 5
+    assert value(samples, "emr_serverless_stale_objects", kind="session") <= 5
 
 
 def test_under_a_rate_limit_every_session_is_refreshed_within_a_bounded_number_of_collections(
@@ -159,7 +159,7 @@ def test_under_a_rate_limit_every_session_is_refreshed_within_a_bounded_number_o
             before = len(sent)
             assert runner.collect()[0].up  # out of budget is deferred, not down
             refreshed_by.append({sid for _, sid in sent[before:]})
-            stale.append(value(scrape(registry), "emr_serverless_stale_sessions"))
+            stale.append(value(scrape(registry), "emr_serverless_stale_objects", kind="session"))
         seen_by_then = set().union(*refreshed_by)
         assert seen_by_then == sessions
         # Stalest first: the second round starts with what the first left out, so no session waits two rounds.
@@ -228,7 +228,7 @@ def test_after_a_quota_drop_new_active_sessions_still_go_before_every_due_one(
 ) -> None:
     # With P = 1 (a budget that just dropped), every known session is due. Due ones sent as soon as their
     # own application's listing is in would spend the budget before a later listing's new sessions are seen.
-    early, late, _, sent = early_and_late(store, 0)
+    _, late, _, sent = early_and_late(store, 0)
     runner, _ = collecting(simulator.url, aws={"max_concurrency": 4, "rate_limits": {
         "GetSession": {"requests_per_second": 20, "burst": 1}}})
     try:
@@ -279,4 +279,4 @@ def test_states_stay_fresh_from_listings_when_no_get_session_gets_through(store:
         runner.close()
     current = {s.labels["session_id"]: s.labels["state"] for s in samples["emr_serverless_session_state"] if s.value}
     assert current == {sid: "BUSY" if sid in sessions[:3] else "IDLE" for sid in sessions}
-    assert value(samples, "emr_serverless_stale_sessions") == 20
+    assert value(samples, "emr_serverless_stale_objects", kind="session") == 20

@@ -82,7 +82,7 @@ def test_the_lookback_is_never_shorter_than_the_terminated_window() -> None:
 
 def test_after_a_complete_listing_only_active_ones_and_what_is_new_are_listed() -> None:
     windows = ListingWindows(SESSIONS, DiscoveryConfig())
-    windows.listed("app1", NOW)
+    windows.listed(app("app1"), NOW)
     active, new = windows.listings("app1", NOW + 30)
     assert active.states == SESSIONS.active_states and active.created_after is None  # fresh states, always
     assert new.states == () and new.created_after == at(NOW - LISTING_OVERLAP_SECONDS)
@@ -91,8 +91,8 @@ def test_after_a_complete_listing_only_active_ones_and_what_is_new_are_listed() 
 
 def test_an_application_discovered_again_looks_back_again() -> None:
     windows = ListingWindows(SESSIONS, DiscoveryConfig())
-    windows.listed("app1", NOW)
-    windows.listed("app2", NOW)
+    windows.listed(app("app1"), NOW)
+    windows.listed(app("app2"), NOW)
     windows.keep(["app2"])  # app1 left the discovery (deleted, or another shard's now)
     assert windows.listings("app1", NOW + 30)[1].created_after == at(NOW + 30 - 86400)
     assert windows.listings("app2", NOW + 30)[1].created_after == at(NOW - LISTING_OVERLAP_SECONDS)
@@ -100,8 +100,39 @@ def test_an_application_discovered_again_looks_back_again() -> None:
 
 def test_the_oldest_listing_age_counts_from_each_applications_last_complete_listing() -> None:
     windows = ListingWindows(SESSIONS, DiscoveryConfig())
-    windows.listed("app1", NOW)
-    windows.listed("app2", NOW + 40)
+    windows.listed(app("app1"), NOW)
+    windows.listed(app("app2"), NOW + 40)
     assert windows.oldest_listing(["app1", "app2"], NOW + 60) == 60
     assert windows.oldest_listing(["app3"], NOW + 60) == 0  # never listed: nothing is behind yet
     assert windows.oldest_listing([], NOW) == 0
+
+
+def test_a_quiet_application_is_not_listed_again_until_it_changes() -> None:
+    windows = ListingWindows(SESSIONS, DiscoveryConfig())
+    stopped = convert({"id": "app1", "arn": ARN + "app1", "state": "STOPPED", "createdAt": WHEN, "updatedAt": WHEN},
+                      Application)
+    assert not windows.quiet(stopped)  # never listed: it may hold what ended before the start
+    windows.listed(stopped, NOW)
+    assert windows.quiet(stopped)
+    restarted = convert({"id": "app1", "arn": ARN + "app1", "state": "STARTED", "createdAt": WHEN,
+                         "updatedAt": at(NOW + 5)}, Application)
+    assert not windows.quiet(restarted)
+    assert not windows.quiet(app("app2"))  # STARTED: it may run something any time
+
+
+def test_the_least_recently_listed_go_first_and_the_busiest_among_equals() -> None:
+    windows = ListingWindows(SESSIONS, DiscoveryConfig())
+    windows.listed(app("old"), NOW - 60)
+    windows.listed(app("recent"), NOW)
+    order = windows.order([app("recent"), app("old"), app("quiet"), app("busy")], busy={"busy": 3, "quiet": 0})
+    assert [a.id for a in order] == ["busy", "quiet", "old", "recent"]
+
+
+def test_a_single_job_run_mode_is_sent_as_the_listing_filter() -> None:
+    from exporter.model.kinds import JOB_RUNS
+
+    only_streaming = ListingWindows(JOB_RUNS, DiscoveryConfig(job_run_modes=("STREAMING",)))
+    assert all(listing.extra == (("mode", "STREAMING"),) for listing in only_streaming.listings("app1", NOW))
+    both = ListingWindows(JOB_RUNS, DiscoveryConfig(job_run_modes=("BATCH", "STREAMING")))
+    assert all(listing.extra == () for listing in both.listings("app1", NOW))
+    assert all(listing.extra == () for listing in ListingWindows(SESSIONS, DiscoveryConfig()).listings("app1", NOW))

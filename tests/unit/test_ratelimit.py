@@ -77,3 +77,29 @@ def test_never_faster_than_burst_plus_rate_times_elapsed(rate: float, burst: int
         for j in range(i, len(sent)):
             assert j - i + 1 <= burst + rate * (sent[j] - first) + 1e-6
     assert sent[0] >= start
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.floats(min_value=0.1, max_value=50), burst=st.integers(min_value=1, max_value=30),
+    used=st.integers(min_value=0, max_value=40), idle=st.floats(min_value=0, max_value=100),
+    seconds=st.floats(min_value=0, max_value=60),
+)
+def test_affordable_is_what_reservations_would_get(
+    rate: float, burst: int, used: int, idle: float, seconds: float
+) -> None:
+    # The listing planner asks how many calls fit before the deadline: as many as reserve() grants (one more or
+    # less where the last slot falls on the horizon itself and rounding decides; a listing planned in excess
+    # is deferred, no error).
+    time = FakeTime()
+    limited = bucket(rate, burst, time)
+    for _ in range(used):
+        limited.reserve()
+    time.now += idle
+    promised = limited.affordable(seconds)
+    granted = 0
+    while limited.reserve(latest=time.now + seconds) is not None:
+        granted += 1
+        assert granted <= burst + rate * (seconds + idle) + used + 1  # never endless
+    assert abs(promised - granted) <= 1
+    assert RateLimits({}).affordable("ListJobRuns", seconds) == float("inf")

@@ -1,0 +1,114 @@
+"""Job runs (batch and streaming) as the exporter accepts them: ListJobRuns' summaries and GetJobRun's
+answer, checked at the same boundary as sessions (``exporter.model.session``'s field types and checks)."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+from exporter.model.session import Count, Id, ResourceUtilization, State, Text, check_time, epoch, label_safe
+
+# Not a label (free text AWS writes): a failed run's reason, logged once, at most this long.
+StateDetails = Annotated[str, Meta(max_length=64 * 1024)]
+Attempt = Annotated[int, Meta(ge=1, le=1_000_000)]
+
+
+class JobRunSummary(Struct, gc=False):
+    """A JobRunSummary from ListJobRuns: enough to decide whether GetJobRun is worth a call. ``type``
+    (SPARK, HIVE) is only in the listing: it is carried over to the run GetJobRun returns."""
+
+    id: Id
+    application_id: Id = field(name="applicationId")
+    state: State
+    created_at: datetime = field(name="createdAt")
+    updated_at: datetime = field(name="updatedAt")
+    type: Text = ""
+    state_details: StateDetails = field(default="", name="stateDetails")
+
+    def __post_init__(self) -> None:
+        check_time(self.created_at, "createdAt")
+        check_time(self.updated_at, "updatedAt")
+        self.state = label_safe(self.state)
+        self.type = label_safe(self.type)
+
+    @property
+    def updated(self) -> float:
+        return self.updated_at.timestamp()
+
+    @property
+    def job_run_id(self) -> str:
+        return self.id
+
+
+class RetryPolicy(Struct, gc=False):
+    max_attempts: Attempt | None = field(default=None, name="maxAttempts")
+    max_failed_attempts_per_hour: Attempt | None = field(default=None, name="maxFailedAttemptsPerHour")
+
+
+class JobRun(Struct, gc=False):
+    """A JobRun from GetJobRun, with the members the metrics read."""
+
+    application_id: Id = field(name="applicationId")
+    job_run_id: Id = field(name="jobRunId")
+    arn: Text
+    state: State
+    created_at: datetime = field(name="createdAt")
+    updated_at: datetime = field(name="updatedAt")
+    name: Text = ""
+    mode: Text = ""
+    type: Text = ""  # not in GetJobRun's answer: carried over from the listing
+    release_label: Text = field(default="", name="releaseLabel")
+    execution_role_arn: Text = field(default="", name="executionRole")
+    created_by: Text = field(default="", name="createdBy")
+    state_details: StateDetails = field(default="", name="stateDetails")
+    started_at: datetime | None = field(default=None, name="startedAt")
+    ended_at: datetime | None = field(default=None, name="endedAt")
+    attempt: Attempt | None = None
+    attempt_created_at: datetime | None = field(default=None, name="attemptCreatedAt")
+    queued_milliseconds: Count | None = field(default=None, name="queuedDurationMilliseconds")
+    execution_seconds: Count | None = field(default=None, name="totalExecutionDurationSeconds")
+    execution_timeout_minutes: Count | None = field(default=None, name="executionTimeoutMinutes")
+    retry_policy: RetryPolicy | None = field(default=None, name="retryPolicy")
+    used: ResourceUtilization | None = field(default=None, name="totalResourceUtilization")
+    billed: ResourceUtilization | None = field(default=None, name="billedResourceUtilization")
+    tags: Annotated[dict[Text, Text], Meta(max_length=200)] = {}
+
+    def __post_init__(self) -> None:
+        for name, value in (("createdAt", self.created_at), ("updatedAt", self.updated_at),
+                            ("startedAt", self.started_at), ("endedAt", self.ended_at),
+                            ("attemptCreatedAt", self.attempt_created_at)):
+            check_time(value, name)
+        for attr in ("arn", "state", "name", "mode", "type", "release_label", "execution_role_arn", "created_by"):
+            setattr(self, attr, label_safe(getattr(self, attr)))
+        if self.tags:
+            # In AWS's key order, so that of keys that collide the first in sorted order wins.
+            safe: dict[str, str] = {}
+            for key in sorted(self.tags):
+                safe.setdefault(label_safe(key), label_safe(self.tags[key]))
+            self.tags = safe
+
+    @property
+    def id(self) -> str:
+        return self.job_run_id
+
+    @property
+    def updated(self) -> float:
+        return self.updated_at.timestamp()
+
+    @property
+    def ended(self) -> float | None:
+        return epoch(self.ended_at)
+
+
+def _build_type_info() -> None:
+    """msgspec's type information built now, in the importing thread (see exporter.model.session)."""
+    for kind in (JobRunSummary, RetryPolicy, JobRun):
+        with contextlib.suppress(msgspec.ValidationError):
+            msgspec.convert({}, kind)
+
+
+_build_type_info()

@@ -1,0 +1,102 @@
+"""Job runs, unit by unit: the model, what the inventory counts as ended, and how the metrics read a run."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from exporter.collect.inventory import Inventory
+from exporter.config.schema import DiscoveryConfig
+from exporter.metrics.job_runs import JOB_RUN_FAMILIES
+from exporter.model.job_run import JobRun, JobRunSummary
+from exporter.model.kinds import JOB_RUNS
+from exporter.model.session import InvalidObject, convert
+
+NOW = 1_764_000_000.0
+ARN = "arn:aws:emr-serverless:us-east-1:123456789012:/applications/app1/jobruns/"
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def summary(rid: str, state: str, updated: float = NOW - 60, **extra: Any) -> JobRunSummary:
+    return convert({"id": rid, "applicationId": "app1", "state": state, "createdAt": at(updated - 600),
+                    "updatedAt": at(updated), "type": "Spark", **extra}, JobRunSummary)
+
+
+def run(rid: str, state: str, updated: float = NOW - 60, **extra: Any) -> JobRun:
+    return convert({"jobRunId": rid, "applicationId": "app1", "arn": ARN + rid, "state": state,
+                    "createdAt": at(updated - 600), "updatedAt": at(updated), "name": f"etl-{rid}", **extra}, JobRun)
+
+
+def inventory() -> Inventory[JobRunSummary, JobRun]:
+    runs = Inventory(JOB_RUNS, DiscoveryConfig())
+    runs.keep_applications(["app1"])
+    return runs
+
+
+def test_runs_final_at_the_first_listing_are_not_counted_and_later_ends_are_counted_once() -> None:
+    runs = inventory()
+    runs.plan("app1", [summary("done", "SUCCESS"), summary("going", "RUNNING"), summary("queued", "QUEUED")], NOW)
+    assert runs.ended == {"app1": {}}  # listed completely: zeros from here on, nothing counted yet
+    for found in (run("done", "SUCCESS"), run("going", "RUNNING"), run("queued", "QUEUED")):
+        runs.refreshed(found, NOW)
+    # Later: "going" ends (the listing shows it), "quick" started and failed between two listings.
+    runs.plan("app1", [summary("going", "FAILED", NOW), summary("quick", "FAILED", NOW),
+                       summary("queued", "QUEUED")], NOW + 30)
+    assert runs.ended["app1"] == {"FAILED": 2}
+    # The detail calls that follow, and the same listing again (a retried collection), count nothing more.
+    runs.refreshed(run("going", "FAILED", NOW), NOW + 31)
+    runs.refreshed(run("quick", "FAILED", NOW), NOW + 31)
+    runs.plan("app1", [summary("going", "FAILED", NOW), summary("quick", "FAILED", NOW)], NOW + 60)
+    assert runs.ended["app1"] == {"FAILED": 2}
+
+
+def test_a_run_that_ends_while_its_listing_fails_is_counted_once_from_its_detail() -> None:
+    runs = inventory()
+    runs.plan("app1", [summary("going", "RUNNING")], NOW)
+    runs.refreshed(run("going", "RUNNING"), NOW)
+    assert [r.object_id for r in runs.fallback("app1")] == ["going"]  # a throttled listing: what is known
+    assert runs.refreshed(run("going", "CANCELLED", NOW), NOW + 30)  # first seen final: its reason is logged
+    runs.plan("app1", [summary("going", "CANCELLED", NOW)], NOW + 60)
+    assert runs.ended["app1"] == {"CANCELLED": 1}
+
+
+def test_the_listings_type_is_carried_over_to_the_run_get_job_run_returns() -> None:
+    runs = inventory()
+    runs.plan("app1", [summary("r1", "RUNNING")], NOW)
+    runs.refreshed(run("r1", "RUNNING"), NOW)  # GetJobRun has no type
+    runs.refreshed(run("r1", "RUNNING", NOW), NOW + 30)  # a later answer keeps it from the known run
+    (known,) = runs.objects(NOW + 30)
+    assert known.obj.type == "Spark"
+
+
+def test_a_run_is_read_as_the_metric_table_says() -> None:
+    found = run("r1", "RUNNING", mode="STREAMING", attempt=3, attemptCreatedAt=at(NOW - 120),
+                queuedDurationMilliseconds=1500, totalExecutionDurationSeconds=42, executionTimeoutMinutes=720,
+                retryPolicy={"maxFailedAttemptsPerHour": 5}, startedAt=at(NOW - 500),
+                totalResourceUtilization={"vCPUHour": 2.0, "memoryGBHour": 1.0},
+                billedResourceUtilization={"vCPUHour": 2.5})
+    values = {f.name: [v for _, v in f.samples(found, NOW)] for f in JOB_RUN_FAMILIES}
+    assert values["emr_serverless_job_run_queued_duration_seconds"] == [1.5]
+    assert values["emr_serverless_job_run_execution_timeout_seconds"] == [43200.0]
+    assert values["emr_serverless_job_run_attempt"] == [3.0]
+    assert values["emr_serverless_job_run_attempt_created_timestamp_seconds"] == [NOW - 120]
+    assert values["emr_serverless_job_run_max_failed_attempts_per_hour"] == [5.0]
+    assert values["emr_serverless_job_run_max_attempts"] == []  # a streaming run: AWS gives none
+    assert values["emr_serverless_job_run_vcpu_seconds_total"] == [7200.0]
+    assert values["emr_serverless_job_run_memory_byte_seconds_total"] == [3600.0 * 2**30]
+    assert values["emr_serverless_job_run_billed_vcpu_seconds_total"] == [9000.0]
+    assert values["emr_serverless_job_run_ended_timestamp_seconds"] == []  # absent until set
+    states = dict(next(f for f in JOB_RUN_FAMILIES if f.name.endswith("_state")).samples(found, NOW))
+    assert len(states) == 9 and states[("RUNNING",)] == 1.0
+
+
+@pytest.mark.parametrize("bad", [{"attempt": 0}, {"queuedDurationMilliseconds": -1}, {"updatedAt": "yesterday"},
+                                 {"jobRunId": "NOT-AN-ID"}, {"retryPolicy": {"maxAttempts": "3"}}])
+def test_a_malformed_run_is_invalid(bad: dict[str, Any]) -> None:
+    with pytest.raises(InvalidObject):
+        run("r1", "RUNNING", **bad)
