@@ -42,6 +42,8 @@ class Known(Generic[DetailT]):
     refreshed_in: int = 0  # in which collection (``Inventory.begin_collection`` counts them)
     # The final state came from a listing, not the detail call: its end and last utilization are still to fetch.
     final_from_listing: bool = False
+    # Listed and not fetched yet: what the listing says of it (a kind with ``from_summary``), exported meanwhile.
+    partial: bool = False
 
 
 # Refresh ranks: what a detail call buys most comes first, the stalest first within a rank.
@@ -120,6 +122,8 @@ class Inventory(Generic[SummaryT, DetailT]):
         self.ended: dict[str, Counter[str]] = {}
         # Per application, the objects whose end was counted, or that were already final when first seen.
         self._final_seen: dict[str, set[str]] = {}
+        # Per application, what the listing says of each unfetched object (a kind with ``from_summary``).
+        self._partial: dict[str, dict[str, DetailT]] = {}
 
     def is_final(self, state: str) -> bool:
         return self.kind.is_final(state)
@@ -162,6 +166,7 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._objects = {app: known for app, known in self._objects.items() if app in self._applications}
         self._unfetched = {app: listed for app, listed in self._unfetched.items() if app in self._applications}
         self.ended = {app: counts for app, counts in self.ended.items() if app in self._applications}
+        self._partial = {app: objs for app, objs in self._partial.items() if app in self._applications}
         self._final_seen = {app: seen for app, seen in self._final_seen.items() if app in self._applications}
 
     def plan(self, application_id: str, summaries: Iterable[SummaryT], now: float) -> list[Refresh]:
@@ -185,6 +190,8 @@ class Inventory(Generic[SummaryT, DetailT]):
             if application_id in self._applications:
                 if self.is_final(summary.state):  # ended before it was ever seen: counted unless at the first listing
                     self._seen_final(application_id, oid, summary.state, count=not first_listing)
+                if unfetched.get(oid) != summary and self.kind.from_summary is not None:
+                    self._partial.setdefault(application_id, {})[oid] = self.kind.from_summary(summary)
                 unfetched[oid] = summary
         if unfetched:
             self._unfetched[application_id] = unfetched
@@ -244,6 +251,7 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._answered += 1
         app = obj.application_id
         listed = self._unfetched.get(app, {}).pop(obj.id, None)
+        self._partial.get(app, {}).pop(obj.id, None)
         if app not in self._applications:
             return False
         known = self._objects.setdefault(app, {})
@@ -270,6 +278,8 @@ class Inventory(Generic[SummaryT, DetailT]):
             known.pop(object_id, None)
         for listed in self._unfetched.values():
             listed.pop(object_id, None)
+        for partial in self._partial.values():
+            partial.pop(object_id, None)
 
     @property
     def unfetched(self) -> int:
@@ -306,4 +316,14 @@ class Inventory(Generic[SummaryT, DetailT]):
             app: {oid for oid in seen if oid in self._objects.get(app, {}) or oid in self._unfetched.get(app, {})}
             for app, seen in self._final_seen.items()
         }
-        return [k for known in self._objects.values() for k in known.values()]
+        self._partial = {
+            app: {oid: obj for oid, obj in partial.items() if oid in self._unfetched.get(app, {})}
+            for app, partial in self._partial.items()
+        }
+        found: list[Known[DetailT]] = []
+        for app in sorted(self._objects.keys() | self._partial.keys()):
+            found += self._objects.get(app, {}).values()
+            # Listed, not fetched yet: after the fetched ones, by id (the order answers arrive in decides nothing).
+            partial = self._partial.get(app, {})
+            found += [Known(partial[oid], -math.inf, partial=True) for oid in sorted(partial)]
+        return found

@@ -275,9 +275,10 @@ class TargetCollector:
         ended: dict[AnyKind, dict[str, dict[str, int]]] = {}
         for kind, inventory in self.inventories.items():
             known = inventory.objects(now)
-            active = [k for k in known if not kind.is_final(k.obj.state)]
+            fetched = [k for k in known if not k.partial]  # the others are counted in ``inventory.unfetched``
+            active = [k for k in fetched if not kind.is_final(k.obj.state)]
             self._cache_hits[kind] += sum(
-                1 for k in known
+                1 for k in fetched
                 if kind.is_final(k.obj.state) and not k.final_from_listing and (kind, k.obj.id) not in run.refreshed
             )
             oldest = min((k.refreshed_at for k in active), default=now)

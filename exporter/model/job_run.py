@@ -26,14 +26,23 @@ class JobRunSummary(Struct, gc=False):
     state: State
     created_at: datetime = field(name="createdAt")
     updated_at: datetime = field(name="updatedAt")
+    arn: Text = ""
+    name: Text = ""
+    mode: Text = ""
     type: Text = ""
+    release_label: Text = field(default="", name="releaseLabel")
+    execution_role_arn: Text = field(default="", name="executionRole")
+    created_by: Text = field(default="", name="createdBy")
     state_details: StateDetails = field(default="", name="stateDetails")
+    attempt: Attempt | None = None
+    attempt_created_at: datetime | None = field(default=None, name="attemptCreatedAt")
 
     def __post_init__(self) -> None:
-        check_time(self.created_at, "createdAt")
-        check_time(self.updated_at, "updatedAt")
-        self.state = label_safe(self.state)
-        self.type = label_safe(self.type)
+        for name, value in (("createdAt", self.created_at), ("updatedAt", self.updated_at),
+                            ("attemptCreatedAt", self.attempt_created_at)):
+            check_time(value, name)
+        for attr in ("arn", "state", "name", "mode", "type", "release_label", "execution_role_arn", "created_by"):
+            setattr(self, attr, label_safe(getattr(self, attr)))
 
     @property
     def updated(self) -> float:
@@ -102,6 +111,19 @@ class JobRun(Struct, gc=False):
     @property
     def ended(self) -> float | None:
         return epoch(self.ended_at)
+
+
+def from_listing(summary: JobRunSummary) -> JobRun:
+    """What the listing says of a run, as a run: exported until GetJobRun answers (its state, names and
+    timestamps; not its use, durations or tags). Under ListJobRuns' and GetJobRun's quotas a restart lists
+    every run long before it can fetch each one."""
+    return JobRun(
+        application_id=summary.application_id, job_run_id=summary.id, arn=summary.arn, state=summary.state,
+        created_at=summary.created_at, updated_at=summary.updated_at, name=summary.name, mode=summary.mode,
+        type=summary.type, release_label=summary.release_label, execution_role_arn=summary.execution_role_arn,
+        created_by=summary.created_by, state_details=summary.state_details, attempt=summary.attempt,
+        attempt_created_at=summary.attempt_created_at,
+    )
 
 
 def _build_type_info() -> None:

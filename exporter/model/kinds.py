@@ -8,11 +8,13 @@ sessions and job runs is in these declarations and in each kind's metric table (
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from exporter.model.job_run import JobRun, JobRunSummary
+from exporter.model.job_run import from_listing as job_run_from_listing
 from exporter.model.session import Session, SessionSummary
 
 APPLICATION_STATES = ("CREATING", "CREATED", "STARTING", "STARTED", "STOPPING", "STOPPED", "TERMINATED")
@@ -79,6 +81,9 @@ class ObjectKind(Generic[SummaryT, DetailT]):
     from_listing: tuple[str, ...] = ()
     # States whose reason (the detail's ``state_details``) is logged once, when an object is first seen in one.
     failed_states: frozenset[str] = frozenset()
+    # What the listing says of an object, as its detail struct: exported until the detail call answers. None:
+    # an object is exported once fetched (a session's summary lacks the labels its series need).
+    from_summary: Callable[[SummaryT], DetailT] | None = None
 
     def is_final(self, state: str) -> bool:
         return state in self.final_states
@@ -122,6 +127,7 @@ JOB_RUNS: ObjectKind[JobRunSummary, JobRun] = ObjectKind(
     modes_key="job_run_modes",
     from_listing=("type",),
     failed_states=frozenset({"FAILED"}),
+    from_summary=job_run_from_listing,
 )
 
 KINDS: tuple[ObjectKind[Any, Any], ...] = (SESSIONS, JOB_RUNS)

@@ -100,3 +100,21 @@ def test_a_run_is_read_as_the_metric_table_says() -> None:
 def test_a_malformed_run_is_invalid(bad: dict[str, Any]) -> None:
     with pytest.raises(InvalidObject):
         run("r1", "RUNNING", **bad)
+
+
+def test_a_listed_run_is_exported_from_its_listing_until_get_job_run_answers() -> None:
+    runs = inventory()
+    runs.plan("app1", [summary("r2", "RUNNING", name="nightly", mode="BATCH", attempt=2),
+                       summary("r1", "QUEUED")], NOW)
+    listed = runs.objects(NOW)
+    assert [(k.obj.id, k.obj.state, k.partial) for k in listed] == [("r1", "QUEUED", True), ("r2", "RUNNING", True)]
+    assert (listed[1].obj.name, listed[1].obj.mode, listed[1].obj.type, listed[1].obj.attempt) == (
+        "nightly", "BATCH", "Spark", 2)
+    assert listed[1].obj.used is None  # use and tags wait for GetJobRun
+    assert runs.unfetched == 2
+    runs.refreshed(run("r2", "RUNNING", totalResourceUtilization={"vCPUHour": 1.0}), NOW)
+    assert [(k.obj.id, k.partial) for k in runs.objects(NOW)] == [("r2", False), ("r1", True)]
+    runs.plan("app1", [summary("r1", "SCHEDULED", NOW)], NOW + 30)  # a new state before it is ever fetched
+    assert {k.obj.id: k.obj.state for k in runs.objects(NOW + 30)}["r1"] == "SCHEDULED"
+    runs.vanished("r1")
+    assert [k.obj.id for k in runs.objects(NOW + 30)] == ["r2"]
