@@ -418,7 +418,8 @@ def test_memory_follows_discovery_even_when_every_collection_is_incomplete(store
     now = time.time()
     store.add_session(gone, state="TERMINATED", created_at=now - 500, ended_at=now - 60)
     store.add_session(gone, state="IDLE")
-    store.add_fault(Fault(operation="ListSessions", error_code="ThrottlingException",
+    # A listing that fails every time (throttling would not: it is no error, so the collection is complete).
+    store.add_fault(Fault(operation="ListSessions", error_code="InternalServerException",
                           match={"applicationId": throttled}))
     config = parse_config(config_text(simulator, aws={"max_attempts": 1}))
     runner = build_runner(config)

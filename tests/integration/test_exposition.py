@@ -138,7 +138,12 @@ def test_every_accept_header_gets_the_generic_paths_bytes(
     series = exposition.stores[0]
     updates: list[object] = []
     update = series.update
-    monkeypatch.setattr(series, "update", lambda results: (updates.append(results), update(results)))
+
+    def counted_update(results: Any) -> None:
+        updates.append(results)
+        update(results)
+
+    monkeypatch.setattr(series, "update", counted_update)
     body, served_type = exposition.render(accept)
     assert served_type == content_type
     assert emr_part(body) == emr_part(encoder(registry))

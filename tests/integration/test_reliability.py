@@ -228,7 +228,7 @@ def test_after_a_quota_drop_new_active_sessions_still_go_before_every_due_one(
 ) -> None:
     # With P = 1 (a budget that just dropped), every known session is due. Due ones sent as soon as their
     # own application's listing is in would spend the budget before a later listing's new sessions are seen.
-    early, late, _, sent = early_and_late(store, 0)
+    _, late, _, sent = early_and_late(store, 0)
     runner, _ = collecting(simulator.url, aws={"max_concurrency": 4, "rate_limits": {
         "GetSession": {"requests_per_second": 20, "burst": 1}}})
     try:
