@@ -21,7 +21,6 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from emr_serverless_simulator import Simulator, build_scenario
-from exporter.model.kinds import KINDS
 from tests.helpers.support import aws_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -880,26 +879,3 @@ def test_extra_objects_are_rendered_with_tpl(all_on: Rendered) -> None:
     assert names == {"emr-sessions-exporter-proxy-settings", f"{RELEASE}-exporter-extra-env"}
     env_from = {ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in all_on.container["envFrom"]}
     assert env_from == names  # the all-on values wire them into envFrom
-
-
-# --- IAM: the two READMEs and the code agree ---------------------------------------------------------------
-
-
-def test_both_readmes_name_the_actions_the_exporter_calls() -> None:
-    # Every boto3 emr-serverless operation the exporter calls, by its IAM action name: those called by name
-    # in exporter/aws/calls.py, and each kind's listing and detail call.
-    source = (ROOT / "exporter/aws/calls.py").read_text()
-    called = {"".join(part.title() for part in op.split("_")) for op in re.findall(r"self\._client\.([a-z_]+)", source)}
-    called |= {operation for kind in KINDS for operation in (kind.list_operation, kind.get_operation)}
-    assert called >= {"ListApplications", "ListSessions", "GetSession"}
-    main = (ROOT / "README.md").read_text()
-    policy = main[main.index("### IAM permissions") :]
-    policy = policy[: policy.index("\n### ", 1)]
-    in_main = set(re.findall(r'"emr-serverless:([A-Za-z]+)"', policy))
-    chart_readme = (CHART_DIR / "README.md").read_text()
-    in_chart = set(re.findall(r"`emr-serverless:([A-Za-z]+)`", chart_readme))
-    assert in_main == called, "the main README's policy and the calls in exporter/aws/calls.py differ"
-    assert in_chart == called, "the chart README's actions and the calls in exporter/aws/calls.py differ"
-    for action in {"GetApplication", "ListTagsForResource"} - called:
-        assert f"emr-serverless:{action}`" not in chart_readme
-    assert "sts:AssumeRole" in chart_readme and "sts:AssumeRole" in policy

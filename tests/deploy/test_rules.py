@@ -140,8 +140,9 @@ def test_windows_hold_four_samples_at_a_two_minute_scrape() -> None:
             assert int(window) >= 8, f"{rule['record']}: [{window}m] holds fewer than 4 samples at a 2m scrape"
 
 
-def test_the_readmes_name_only_recording_rules_that_exist() -> None:
+def test_the_docs_name_only_recording_rules_that_exist() -> None:
     recorded = {rule["record"] for rule in RECORDS}
-    for readme in (ROOT / "README.md", ROOT / "deploy/helm/emr-serverless-exporter/README.md"):
-        named = set(re.findall(r"\b[a-z_]+:emr_serverless_[a-z0-9_:]+", readme.read_text()))
-        assert named <= recorded, f"{readme.name} names recording rules that do not exist: {named - recorded}"
+    chart_readme = ROOT / "deploy/helm/emr-serverless-exporter/README.md"
+    for page in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), chart_readme):
+        named = set(re.findall(r"\b[a-z_]+:emr_serverless_[a-z0-9_:]+", page.read_text()))
+        assert named <= recorded, f"{page.name} names recording rules that do not exist: {named - recorded}"
