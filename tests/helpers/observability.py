@@ -38,6 +38,8 @@ NOT_YET_EXPORTED = frozenset({
     "emr_serverless_job_run_created_timestamp_seconds",
     "emr_serverless_job_run_started_timestamp_seconds",
     "emr_serverless_job_run_ended_timestamp_seconds",
+    "emr_serverless_job_run_queued_duration_seconds",
+    "emr_serverless_job_run_execution_duration_seconds",
     "emr_serverless_job_run_execution_timeout_seconds",
     "emr_serverless_job_run_attempt",
     "emr_serverless_job_run_billed_vcpu_seconds_total",
