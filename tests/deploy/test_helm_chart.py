@@ -532,6 +532,9 @@ def test_prometheus_rule_applies_the_alert_options(all_on: Rendered, all_on_valu
             assert got == want, f"recording rule {name} changed"
             continue
         alert = options["alerts"].get(name, {})
+        if name == "EMRServerlessListingBehind":  # no threshold set: the chart's, 12 collections of 2 minutes
+            assert "threshold" not in alert and options["listingBehindCollections"] == 12
+            alert = {**alert, "threshold": 1440}
         if "expr" in alert:
             want["expr"] = alert["expr"]
         if "threshold" in alert:
@@ -556,6 +559,27 @@ def test_the_edited_rules_pass_promtool(all_on: Rendered, tmp_path: Path) -> Non
     path.write_text(yaml.safe_dump({"groups": all_on.one("PrometheusRule")["spec"]["groups"]}))
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "threshold"),
+    [
+        ({}, "600"),  # 10 scrapes of 60 s: the rules file's own number
+        ({"serviceMonitor": {"interval": "1m30s"}}, "900"),
+        ({"serviceMonitor": {"interval": "15s"}, "prometheusRule": {"listingBehindCollections": 20}}, "300"),
+        ({"config": {"collection": {"min_interval_seconds": 120}}}, "1200"),  # scrapes share collections
+        ({"config": {"collection": {"interval_seconds": 300}}, "serviceMonitor": {"interval": "15s"}}, "3000"),
+        ({"prometheusRule": {"alerts": {"EMRServerlessListingBehind": {"threshold": 999}}}}, "999"),
+    ],
+    ids=["defaults", "scrape-90s", "scrape-15s-x20", "min-interval", "background", "explicit"],
+)
+def test_listing_behind_threshold_is_collections_of_the_collection_interval(
+    chart: Any, values: dict[str, Any], threshold: str
+) -> None:
+    values = {**values, "prometheusRule": {"enabled": True, **values.get("prometheusRule", {})}}
+    rule = rules_by_name(Rendered(chart, values).one("PrometheusRule")["spec"]["groups"])["EMRServerlessListingBehind"]
+    assert COMPARISON.findall(rule["expr"]) == [(">", " ")], rule["expr"]
+    assert rule["expr"].rstrip().endswith(f"> {threshold}"), rule["expr"]
 
 
 def test_alert_options_that_cannot_apply_fail_the_render(chart: Any) -> None:

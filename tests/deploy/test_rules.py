@@ -106,9 +106,12 @@ def test_alert_description_names_the_labels_a_responder_needs(alert: dict[str, A
     expr = alert["expr"]
     text = alert["annotations"]["summary"] + " " + alert["annotations"]["description"]
     used = set(re.findall(r"\$labels\.(\w+)", text))
-    if "emr_serverless_session_" in expr and "sum by" not in expr:
-        needed = {"target", "application_name", "application_id", "session_id"}
-    elif "emr_serverless_session_" in expr:  # aggregated per application
+    kinds = set(re.findall(r"emr_serverless_(session|job_run)_", expr))
+    if re.search(r"emr_serverless_(stale_objects|oldest_\w+_age_seconds|invalid_objects_total)\b", expr):
+        needed = {"target", "kind"}  # the exporter's own, per kind of object
+    elif kinds and "sum by" not in expr:  # one session or job run
+        needed = {"target", "application_name", "application_id"} | {f"{kind}_id" for kind in kinds}
+    elif kinds or re.search(r"\bapplication:|emr_serverless_application_", expr):  # aggregated per application
         needed = {"target", "application_name", "application_id"}
     elif "emr_serverless_" in expr:
         needed = {"target"}
