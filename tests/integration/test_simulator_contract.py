@@ -326,11 +326,13 @@ def test_application_capacity_present_when_set_and_absent_when_not(
 
 @pytest.mark.parametrize("scenario", ["demo", "scale"])
 def test_scenarios_match_the_model(scenario: str) -> None:
-    store = build_scenario(scenario, applications=3, sessions_per_application=30, active_fraction=0.3, seed=7)
+    store = build_scenario(scenario, applications=3, sessions_per_application=30, active_fraction=0.3, seed=7,
+                           running_job_runs_per_application=10, ended_job_runs_per_application=20)
     recorder = Recorder()
     with Simulator(store) as sim:
         drive(make_client(sim.url, recorder), store)
-    assert recorder.operations() >= {"ListApplications", "GetApplication", "ListSessions", "GetSession"}
+    assert recorder.operations() >= {"ListApplications", "GetApplication", "ListSessions", "GetSession",
+                                     "ListJobRuns", "GetJobRun", "ListJobRunAttempts"}
     assert len(recorder.responses) > 20
     assert recorder.problems() == []
 

@@ -5,6 +5,11 @@ hand: nothing here sleeps."""
 from __future__ import annotations
 
 import math
+import os
+import re
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -20,8 +25,10 @@ from emr_serverless_simulator import (
     JOB_RUN_STATES,
     Fault,
     JobRunLifecycle,
+    JobRunView,
     Simulator,
     Store,
+    build_scenario,
 )
 from tests.helpers.support import FakeClock, simulator_client
 
@@ -435,3 +442,134 @@ def test_faults_and_call_counts_cover_the_job_run_operations(store: Store, clien
     start(client, app)
     assert store.calls == Counter({"GetJobRun": 2, "ListJobRuns": 2, "ListJobRunAttempts": 1, "CancelJobRun": 1,
                                    "StartJobRun": 1})
+
+
+# ----- scenarios -------------------------------------------------------------------------------------------
+
+
+def runs_of(store: Store, *, started_only: bool = False) -> dict[str, JobRunView]:
+    apps = [a.application_id for a in store.applications() if not started_only or a.state == "STARTED"]
+    return {view.job_run_id: view for app in apps for view in store.list_job_runs(app, limit=1_000_000)[0]}
+
+
+def test_demo_has_every_behaviour_within_45_minutes() -> None:
+    clock = FakeClock()
+    store = build_scenario("demo", clock=clock, seed=1)
+    names = {a.application_id: a.name or "" for a in store.applications()}
+    limits = {a.name or "": a.max_concurrent_runs for a in store.applications()}
+    assert limits == {"analytics": 25, "ml-notebooks": 2, "reporting": None}
+    states_by_app: dict[str, Counter[str]] = {}
+    streaming_attempts: list[int] = []
+    first = set(runs_of(store))
+    failure_details = set()
+    ever: set[str] = set()
+    for _ in range(46):
+        views = runs_of(store)
+        ever |= set(views)
+        for view in views.values():
+            states_by_app.setdefault(names[view.application_id], Counter())[view.state] += 1
+            if view.mode == "STREAMING" and view.state not in FINAL_JOB_RUN_STATES:
+                streaming_attempts.append(view.attempt or 0)
+            if view.state == "FAILED":
+                failure_details.add(view.state_details)
+        admitted = Counter(names[v.application_id] for v in views.values()
+                           if v.state in ("PENDING", "SCHEDULED", "RUNNING"))
+        for app, count in admitted.items():
+            limit = limits[app]
+            assert limit is None or count <= limit  # never more runs at once than the limit
+        clock.advance(60)
+    for app in ("analytics", "ml-notebooks"):
+        assert {"RUNNING", "SUCCESS"} <= set(states_by_app[app]), app
+    assert {"FAILED", "CANCELLED"} <= set(states_by_app["analytics"]) | set(states_by_app["ml-notebooks"])
+    assert states_by_app["ml-notebooks"]["QUEUED"] > 0 and states_by_app["analytics"]["QUEUED"] == 0
+    assert set(states_by_app["reporting"]) == {"SUCCESS"}  # stopped: one run, long ended
+    assert all(0 < len(details) <= 256 for details in failure_details) and len(failure_details) >= 2
+    assert max(streaming_attempts) - min(streaming_attempts) >= 3  # the streaming run retries every few minutes
+    assert ever - first, "new runs are submitted"
+    assert first - set(runs_of(store)), "old runs are forgotten"
+
+
+def test_demo_job_runs_are_a_function_of_seed_and_clock() -> None:
+    clock = FakeClock(1_767_225_600.0)
+    walked = build_scenario("demo", clock=clock, seed=4)
+    sizes = []
+    for _ in range(2 * 24 * 2):  # two days in 30-minute steps
+        clock.advance(1800)
+        sizes.append(len(runs_of(walked)))
+    assert max(sizes) < 150  # old runs are forgotten: memory stays bounded
+    fresh = build_scenario("demo", clock=FakeClock(clock.now), seed=4)
+    assert runs_of(fresh, started_only=True) == runs_of(walked, started_only=True)
+    other_seed = build_scenario("demo", clock=FakeClock(clock.now), seed=5)
+    assert set(runs_of(other_seed)).isdisjoint(runs_of(walked))
+
+
+def test_scale_has_live_and_recently_ended_job_runs() -> None:
+    clock = FakeClock()
+    began = time.perf_counter()
+    store = build_scenario("scale", applications=20, sessions_per_application=10, active_fraction=0.5,
+                           running_job_runs_per_application=10, ended_job_runs_per_application=100, seed=3,
+                           clock=clock)
+    assert time.perf_counter() - began < 5  # a loose bound (timings are benchmarks' business): no blow-up
+    views = runs_of(store)
+    assert len(views) == 20 * 110
+    per_app = Counter((v.application_id, v.state in FINAL_JOB_RUN_STATES) for v in views.values())
+    assert set(per_app.values()) == {10, 100}
+    states = Counter(v.state for v in views.values())
+    assert states["RUNNING"] > 150 and states["SUCCESS"] > 1500 and states["FAILED"] and states["CANCELLED"]
+    assert not states["QUEUED"]  # the limited applications' limit is never reached
+    assert all(clock.now - 1800 <= (v.ended_at or 0) <= clock.now for v in views.values() if v.state == "SUCCESS")
+    assert any(v.mode == "STREAMING" and (v.attempt or 1) > 1 for v in views.values())
+    clock.advance(3600)  # live runs stay live through a benchmark
+    assert sum(v.state not in FINAL_JOB_RUN_STATES for v in runs_of(store).values()) == 200
+    same = build_scenario("scale", applications=20, sessions_per_application=10, active_fraction=0.5,
+                          running_job_runs_per_application=10, ended_job_runs_per_application=100, seed=3,
+                          clock=FakeClock())
+    assert set(runs_of(same)) == set(views)
+    # Job runs draw from a generator of their own: the sessions are those of a scale without job runs.
+    without = build_scenario("scale", applications=20, sessions_per_application=10, active_fraction=0.5, seed=3,
+                             clock=FakeClock())
+    assert not runs_of(without)
+    sessions = {app: store.session_ids(app) for app in store.application_ids()}
+    assert sessions == {app: without.session_ids(app) for app in without.application_ids()}
+
+
+def test_scale_lists_live_runs_over_http() -> None:
+    store = build_scenario("scale", applications=2, sessions_per_application=1, running_job_runs_per_application=60,
+                           ended_job_runs_per_application=40)
+    with Simulator(store) as sim:
+        client = simulator_client(sim.url)
+        for app in store.application_ids():
+            live = listed(client, app, states=sorted(LIVE))
+            assert len(live) == 60 and all(r["state"] in LIVE for r in live)
+            assert len(listed(client, app)) == 100
+
+
+def test_cli_aws_quotas_and_job_run_flags() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emr_serverless_simulator", "--port", "0", "--scenario", "scale", "--applications", "1",
+         "--sessions-per-application", "1", "--running-job-runs-per-application", "3",
+         "--ended-job-runs-per-application", "4", "--aws-quotas"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert process.stdout is not None
+        match = re.fullmatch(r"listening on (http://127\.0\.0\.1:\d+)\n", process.stdout.readline())
+        assert match
+        client = simulator_client(match[1])
+        app = client.list_applications()["applications"][0]["id"]
+        outcomes: list[int | str] = []
+        for _ in range(30):  # 25 at once, then one a second
+            try:
+                outcomes.append(len(client.list_job_runs(applicationId=app)["jobRuns"]))
+            except ClientError as err:
+                outcomes.append(err.response["Error"]["Code"])
+        assert outcomes[:25] == [7] * 25 and "ThrottlingException" in outcomes[25:]
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0 and "Traceback" not in stderr
+    bad = subprocess.run([sys.executable, "-m", "emr_serverless_simulator", "--scenario", "scale",
+                          "--ended-job-runs-per-application", "-1"], capture_output=True, text=True, timeout=30,
+                         check=False)
+    assert bad.returncode == 2 and "must not be negative" in bad.stderr
