@@ -43,6 +43,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--active-fraction", type=float, default=0.1, metavar="F", help="scale scenario; default %(default)s"
     )
+    parser.add_argument(
+        "--running-job-runs-per-application", type=int, default=0, metavar="R",
+        help="scale scenario: live job runs per application; default %(default)s",
+    )
+    parser.add_argument(
+        "--ended-job-runs-per-application", type=int, default=0, metavar="E",
+        help="scale scenario: job runs per application ended inside the last half hour; default %(default)s",
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0, metavar="L", help="added to every response")
     parser.add_argument("--seed", type=int, default=1, help="default %(default)s")
     parser.add_argument(
@@ -62,6 +70,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="rate-limit OP (* for each operation) to RATE requests/s with BURST at once (default: RATE), "
         "answering ThrottlingException beyond it, as AWS does; repeatable",
     )
+    parser.add_argument(
+        "--aws-quotas",
+        action="store_true",
+        help="rate-limit as AWS's documented quotas per account and region do: ListJobRuns 1/s (burst 25), "
+        "GetJobRun, ListApplications and GetApplication 10/s (burst 50) each; a --throttle for the same "
+        "operation wins",
+    )
     return parser.parse_args(argv)
 
 
@@ -74,12 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             sessions_per_application=args.sessions_per_application,
             active_fraction=args.active_fraction,
             seed=args.seed,
+            running_job_runs_per_application=args.running_job_runs_per_application,
+            ended_job_runs_per_application=args.ended_job_runs_per_application,
         )
     except ValueError as err:
         print(f"python -m emr_serverless_simulator: {err}", file=sys.stderr)
         return 2
     for fault in args.fault:
         store.add_fault(fault)
+    if args.aws_quotas:
+        store.apply_aws_quotas()
     for throttle in args.throttle:
         store.set_throttle(throttle.operation, throttle.rate, throttle.burst)
     stop = threading.Event()

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from emr_serverless_simulator.errors import ApiError, not_found, validation
-from emr_serverless_simulator.store import Application, SessionView, Store
+from emr_serverless_simulator.job_runs import JOB_RUN_MODES, JOB_RUN_STATES
+from emr_serverless_simulator.store import Application, JobRunView, SessionView, Store
 
 JsonObject = dict[str, Any]
 
@@ -82,6 +83,38 @@ def decode_token(token: str) -> tuple[float, str]:
     raise validation("Invalid pagination token")
 
 
+def _encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(token: str) -> list[Any]:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error):
+        raise validation("Invalid pagination token") from None
+    if not isinstance(value, list):
+        raise validation("Invalid pagination token")
+    return value
+
+
+def encode_job_run_token(group: str, key: tuple[float, str]) -> str:
+    """ListJobRuns' cursor: the state group of the last run sent ("" without a states filter) and its key."""
+    return _encode_cursor([group, key[0], key[1]])
+
+
+def decode_job_run_token(token: str) -> tuple[str, tuple[float, str]]:
+    value = _decode_cursor(token)
+    if (
+        len(value) == 3
+        and isinstance(value[0], str)
+        and isinstance(value[1], (int, float))
+        and not isinstance(value[1], bool)
+        and isinstance(value[2], str)
+    ):
+        return value[0], (float(value[1]), value[2])
+    raise validation("Invalid pagination token")
+
+
 # ----- request parameters ----------------------------------------------------------------------
 
 
@@ -110,7 +143,7 @@ def _max_results(query: Mapping[str, Sequence[str]]) -> int:
     return value
 
 
-def _states(query: Mapping[str, Sequence[str]], allowed: Sequence[str]) -> list[str]:
+def _states(query: Mapping[str, Sequence[str]], allowed: Sequence[str], most: int | None = None) -> list[str]:
     states = [value for raw in query.get("states", ()) for value in raw.split(",") if value]
     unknown = [state for state in states if state not in allowed]
     if unknown:
@@ -118,9 +151,33 @@ def _states(query: Mapping[str, Sequence[str]], allowed: Sequence[str]) -> list[
             f"1 validation error detected: Value '{unknown[0]}' at 'states' failed to satisfy constraint: "
             f"Member must satisfy enum value set: [{', '.join(allowed)}]"
         )
-    if len(states) > len(allowed):
-        raise validation(f"Member 'states' must have at most {len(allowed)} items")
+    most = len(allowed) if most is None else most
+    if len(states) > most:
+        raise validation(f"Member 'states' must have at most {most} items")
     return states
+
+
+def _created_bounds(query: Mapping[str, Sequence[str]]) -> tuple[float | None, float | None]:
+    raw_after, raw_before = _single(query, "createdAtAfter"), _single(query, "createdAtBefore")
+    created_after = parse_timestamp("createdAtAfter", raw_after) if raw_after is not None else None
+    created_before = parse_timestamp("createdAtBefore", raw_before) if raw_before is not None else None
+    return created_after, created_before
+
+
+def _int_param(query: Mapping[str, Sequence[str]], name: str, minimum: int | None = None) -> int | None:
+    raw = _single(query, name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise validation(f"Value '{raw}' at '{name}' failed to satisfy constraint: not an integer") from None
+    if minimum is not None and value < minimum:
+        raise validation(
+            f"1 validation error detected: Value '{value}' at '{name}' failed to satisfy constraint: "
+            f"Member must have value greater than or equal to {minimum}"
+        )
+    return value
 
 
 def _check_id(name: str, value: str) -> None:
@@ -166,6 +223,11 @@ def application_detail(store: Store, app: Application) -> JsonObject:
         else {"enabled": False}
     )
     out["interactiveConfiguration"] = {"studioEnabled": True, "livyEndpointEnabled": False, "sessionEnabled": True}
+    if app.max_concurrent_runs is not None:
+        out["schedulerConfiguration"] = {
+            "queueTimeoutMinutes": app.queue_timeout_minutes,
+            "maxConcurrentRuns": app.max_concurrent_runs,
+        }
     return out
 
 
@@ -207,6 +269,85 @@ def session_detail(store: Store, view: SessionView) -> JsonObject:
     return out
 
 
+def _job_run_common(store: Store, view: JobRunView) -> JsonObject:
+    out: JsonObject = {"applicationId": view.application_id}
+    if view.name is not None:
+        out["name"] = view.name
+    if view.mode is not None:
+        out["mode"] = view.mode
+    out.update(
+        arn=store.job_run_arn(view.application_id, view.job_run_id),
+        createdBy=view.created_by,
+        createdAt=_ts(view.created_at),
+        updatedAt=_ts(view.updated_at),
+        executionRole=view.execution_role_arn,
+        state=view.state,
+        stateDetails=view.state_details,
+        releaseLabel=view.release_label,
+    )
+    return out
+
+
+def _attempt_fields(view: JobRunView) -> JsonObject:
+    out: JsonObject = {}
+    if view.attempt is not None:
+        out["attempt"] = view.attempt
+    for key, stamp in (("attemptCreatedAt", view.attempt_created_at), ("attemptUpdatedAt", view.attempt_updated_at)):
+        if stamp is not None:
+            out[key] = _ts(stamp)
+    return out
+
+
+def job_run_summary(store: Store, view: JobRunView) -> JsonObject:
+    out: JsonObject = {"id": view.job_run_id, **_job_run_common(store, view)}
+    if view.type is not None:
+        out["type"] = view.type
+    out.update(_attempt_fields(view))
+    return out
+
+
+def job_run_detail(store: Store, view: JobRunView) -> JsonObject:
+    out: JsonObject = {"jobRunId": view.job_run_id, **_job_run_common(store, view)}
+    if view.configuration_overrides is not None:
+        out["configurationOverrides"] = copy.deepcopy(view.configuration_overrides)
+    out["jobDriver"] = copy.deepcopy(view.job_driver)
+    if view.tags is not None:
+        out["tags"] = dict(view.tags)
+    if view.total_utilization is not None:
+        out["totalResourceUtilization"] = {k: float(v) for k, v in view.total_utilization.items()}
+    if view.network_configuration is not None:
+        out["networkConfiguration"] = copy.deepcopy(view.network_configuration)
+    if view.execution_duration_seconds is not None:
+        out["totalExecutionDurationSeconds"] = int(view.execution_duration_seconds)
+    if view.execution_timeout_minutes is not None:
+        out["executionTimeoutMinutes"] = int(view.execution_timeout_minutes)
+    if view.billed_utilization is not None:
+        out["billedResourceUtilization"] = {k: float(v) for k, v in view.billed_utilization.items()}
+    if view.retry_policy is not None:
+        out["retryPolicy"] = dict(view.retry_policy)
+    out.update(_attempt_fields(view))
+    for key, stamp in (("startedAt", view.started_at), ("endedAt", view.ended_at)):
+        if stamp is not None:
+            out[key] = _ts(stamp)
+    if view.queued_duration_ms is not None:
+        out["queuedDurationMilliseconds"] = int(view.queued_duration_ms)
+    return out
+
+
+def job_run_attempt_summary(store: Store, view: JobRunView) -> JsonObject:
+    out: JsonObject = {"id": view.job_run_id, **_job_run_common(store, view)}
+    out["jobCreatedAt"] = out["createdAt"]
+    if view.attempt_created_at is not None:
+        out["createdAt"] = _ts(view.attempt_created_at)
+    if view.attempt_updated_at is not None:
+        out["updatedAt"] = _ts(view.attempt_updated_at)
+    if view.type is not None:
+        out["type"] = view.type
+    if view.attempt is not None:
+        out["attempt"] = view.attempt
+    return out
+
+
 # ----- operations ------------------------------------------------------------------------------
 
 
@@ -242,9 +383,7 @@ def list_sessions(store: Store, path: Mapping[str, str], query: Mapping[str, Seq
     limit = _max_results(query)
     token = _single(query, "nextToken")
     after = decode_token(token) if token is not None else None
-    raw_after, raw_before = _single(query, "createdAtAfter"), _single(query, "createdAtBefore")
-    created_after = parse_timestamp("createdAtAfter", raw_after) if raw_after is not None else None
-    created_before = parse_timestamp("createdAtBefore", raw_before) if raw_before is not None else None
+    created_after, created_before = _created_bounds(query)
     application_id = path["applicationId"]
     _application(store, application_id)
     try:
@@ -321,6 +460,189 @@ def start_session(store: Store, path: Mapping[str, str], body: JsonObject) -> Js
     }
 
 
+# ----- job runs ----------------------------------------------------------------------------------
+
+
+def _mode(query: Mapping[str, Sequence[str]]) -> str | None:
+    mode = _single(query, "mode")
+    if mode is not None and mode not in JOB_RUN_MODES:
+        raise validation(
+            f"1 validation error detected: Value '{mode}' at 'mode' failed to satisfy constraint: "
+            f"Member must satisfy enum value set: [{', '.join(JOB_RUN_MODES)}]"
+        )
+    return mode
+
+
+def list_job_runs(store: Store, path: Mapping[str, str], query: Mapping[str, Sequence[str]]) -> JsonObject:
+    states = _states(query, JOB_RUN_STATES, most=8)
+    limit = _max_results(query)
+    token = _single(query, "nextToken")
+    after = decode_job_run_token(token) if token is not None else None
+    created_after, created_before = _created_bounds(query)
+    mode = _mode(query)
+    application_id = path["applicationId"]
+    _application(store, application_id)
+    try:
+        page, more = store.list_job_runs(
+            application_id,
+            states=states,
+            created_after=created_after,
+            created_before=created_before,
+            mode=mode,
+            after=after,
+            limit=limit,
+        )
+    except KeyError:
+        raise not_found(f"Application {application_id} does not exist") from None
+    except ValueError:
+        raise validation("Invalid pagination token") from None
+    out: JsonObject = {"jobRuns": [job_run_summary(store, view) for view in page]}
+    if more and page:
+        last = page[-1]
+        out["nextToken"] = encode_job_run_token(last.state if states else "", (-last.created_at, last.job_run_id))
+    return out
+
+
+def _job_run_path(store: Store, path: Mapping[str, str]) -> tuple[str, str]:
+    application_id, job_run_id = path["applicationId"], path["jobRunId"]
+    _check_id("jobRunId", job_run_id)
+    _application(store, application_id)
+    return application_id, job_run_id
+
+
+def _no_job_run(application_id: str, job_run_id: str) -> ApiError:
+    return not_found(f"Job run {job_run_id} does not exist in application {application_id}")
+
+
+def get_job_run(store: Store, path: Mapping[str, str], query: Mapping[str, Sequence[str]]) -> JsonObject:
+    application_id, job_run_id = _job_run_path(store, path)
+    attempt = _int_param(query, "attempt", minimum=1)
+    view = store.job_run(application_id, job_run_id, attempt)
+    if view is None:
+        if attempt is not None and store.job_run(application_id, job_run_id) is not None:
+            raise not_found(f"Attempt {attempt} of job run {job_run_id} does not exist")
+        raise _no_job_run(application_id, job_run_id)
+    return {"jobRun": job_run_detail(store, view)}
+
+
+def list_job_run_attempts(
+    store: Store, path: Mapping[str, str], query: Mapping[str, Sequence[str]]
+) -> JsonObject:
+    application_id, job_run_id = _job_run_path(store, path)
+    limit = _max_results(query)
+    token = _single(query, "nextToken")
+    after = 0
+    if token is not None:
+        value = _decode_cursor(token)
+        if len(value) != 1 or not isinstance(value[0], int) or isinstance(value[0], bool) or value[0] < 1:
+            raise validation("Invalid pagination token")
+        after = value[0]
+    attempts = store.job_run_attempts(application_id, job_run_id)
+    if attempts is None:
+        raise _no_job_run(application_id, job_run_id)
+    rest = [view for view in attempts if (view.attempt or 1) > after]
+    out: JsonObject = {"jobRunAttempts": [job_run_attempt_summary(store, view) for view in rest[:limit]]}
+    if len(rest) > limit:
+        out["nextToken"] = _encode_cursor([rest[limit - 1].attempt or 1])
+    return out
+
+
+def cancel_job_run(store: Store, path: Mapping[str, str], query: Mapping[str, Sequence[str]]) -> JsonObject:
+    application_id, job_run_id = _job_run_path(store, path)
+    grace = _int_param(query, "shutdownGracePeriodInSeconds", minimum=0)
+    try:
+        cancelled = store.cancel_job_run(application_id, job_run_id, grace)
+    except KeyError:
+        raise _no_job_run(application_id, job_run_id) from None
+    if not cancelled:
+        view = store.job_run(application_id, job_run_id)
+        state = view.state if view is not None else "a final state"
+        raise validation(f"Job run {job_run_id} is in state {state} and cannot be cancelled")
+    return {"applicationId": application_id, "jobRunId": job_run_id}
+
+
+def _optional_int(body: JsonObject, name: str, minimum: int, maximum: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise validation(f"{name} must be an integer between {minimum} and {maximum}")
+    return value
+
+
+def _job_driver(body: JsonObject) -> dict[str, Any]:
+    driver = body.get("jobDriver")
+    if not isinstance(driver, dict) or len(driver) != 1:
+        raise validation("jobDriver is required and must set exactly one of sparkSubmit and hive")
+    kind, spec = next(iter(driver.items()))
+    required = {"sparkSubmit": "entryPoint", "hive": "query"}.get(kind)
+    if required is None or not isinstance(spec, dict) or not isinstance(spec.get(required), str) or not spec[required]:
+        raise validation("jobDriver must be {sparkSubmit: {entryPoint: ...}} or {hive: {query: ...}}")
+    return driver
+
+
+def _retry_policy(body: JsonObject) -> dict[str, int] | None:
+    policy = body.get("retryPolicy")
+    if policy is None:
+        return None
+    if not isinstance(policy, dict) or not set(policy) <= {"maxAttempts", "maxFailedAttemptsPerHour"} or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in policy.values()
+    ):
+        raise validation("retryPolicy takes maxAttempts and maxFailedAttemptsPerHour, integers of at least 1")
+    return policy
+
+
+def start_job_run(store: Store, path: Mapping[str, str], body: JsonObject) -> JsonObject:
+    application_id = path["applicationId"]
+    app = _application(store, application_id)
+    role = body.get("executionRoleArn")
+    token = body.get("clientToken")
+    if not isinstance(role, str) or len(role) < 20:
+        raise validation("executionRoleArn is required and must be an IAM role ARN")
+    if not isinstance(token, str) or not 1 <= len(token) <= 64:
+        raise validation("clientToken is required")
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 256):
+        raise validation("name must be a string of 1 to 256 characters")
+    tags = body.get("tags")
+    if tags is not None and (
+        not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
+    ):
+        raise validation("tags must map strings to strings")
+    mode = body.get("mode", "BATCH")
+    if mode not in JOB_RUN_MODES:
+        raise validation(f"mode must be one of {', '.join(JOB_RUN_MODES)}")
+    overrides = body.get("configurationOverrides")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise validation("configurationOverrides must be an object")
+    driver = _job_driver(body)
+    timeout = _optional_int(body, "executionTimeoutMinutes", 0, 1_000_000)
+    retry = _retry_policy(body)
+    if app.state in ("CREATING", "STOPPING", "TERMINATED"):
+        raise ApiError("ConflictException", f"Application {application_id} is in state {app.state}")
+    if app.state in ("CREATED", "STOPPED"):
+        if not app.auto_start:
+            raise ApiError("ConflictException", f"Application {application_id} is {app.state} and auto-start is off")
+        store.set_application_state(application_id, "STARTED")
+    job_run_id = store.start_job_run(
+        application_id,
+        client_token=token,
+        execution_role_arn=role,
+        job_driver=driver,
+        name=name,
+        mode=mode,
+        tags=tags,
+        execution_timeout_minutes=timeout,
+        retry_policy=retry,
+        configuration_overrides=overrides,
+    )
+    return {
+        "applicationId": application_id,
+        "jobRunId": job_run_id,
+        "arn": store.job_run_arn(application_id, job_run_id),
+    }
+
+
 def list_tags_for_resource(
     store: Store, path: Mapping[str, str], query: Mapping[str, Sequence[str]]
 ) -> JsonObject:
@@ -335,7 +657,10 @@ def list_tags_for_resource(
         raise not_found(f"Resource {arn} does not exist")
     if match["kind"] is None:
         return {"tags": dict(app.tags or {})}
-    view = store.session(match["app"], match["child"]) if match["kind"] == "sessions" else None
-    if view is None:
+    child = (
+        store.session(match["app"], match["child"]) if match["kind"] == "sessions"
+        else store.job_run(match["app"], match["child"])
+    )
+    if child is None:
         raise not_found(f"Resource {arn} does not exist")
-    return {"tags": dict(view.tags or {})}
+    return {"tags": dict(child.tags or {})}

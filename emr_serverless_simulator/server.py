@@ -41,6 +41,11 @@ OPERATIONS: dict[str, Operation] = {
     "TerminateSession": _get(api.terminate_session),
     "ListTagsForResource": _get(api.list_tags_for_resource),
     "StartSession": lambda store, path, query, body: api.start_session(store, path, body),
+    "ListJobRuns": _get(api.list_job_runs),
+    "GetJobRun": _get(api.get_job_run),
+    "CancelJobRun": _get(api.cancel_job_run),
+    "ListJobRunAttempts": _get(api.list_job_run_attempts),
+    "StartJobRun": lambda store, path, query, body: api.start_job_run(store, path, body),
 }
 
 
@@ -67,6 +72,19 @@ def route(method: str, segments: list[str]) -> tuple[str, dict[str, str]] | None
             return "GetSession", params
         if method == "DELETE":
             return "TerminateSession", params
+    if n == 3 and segments[2] == "jobruns":
+        if method == "GET":
+            return "ListJobRuns", {"applicationId": segments[1]}
+        if method == "POST":
+            return "StartJobRun", {"applicationId": segments[1]}
+    if n == 4 and segments[2] == "jobruns":
+        params = {"applicationId": segments[1], "jobRunId": segments[3]}
+        if method == "GET":
+            return "GetJobRun", params
+        if method == "DELETE":
+            return "CancelJobRun", params
+    if n == 5 and segments[2] == "jobruns" and segments[4] == "attempts" and method == "GET":
+        return "ListJobRunAttempts", {"applicationId": segments[1], "jobRunId": segments[3]}
     return None
 
 

@@ -1,8 +1,10 @@
-"""The simulator's in-memory account: applications, sessions, fault rules and call counters.
+"""The simulator's in-memory account: applications, sessions, job runs, fault rules and call counters.
 
 All state sits behind one re-entrant lock, so the HTTP server's threads and a test's thread can use
-the store at once. Sessions either hold static fields (set by tests) or follow a ``Lifecycle`` (a pure
-function of the clock, used by the scenarios and by StartSession).
+the store at once. Sessions and job runs either hold static fields (set by tests) or follow a lifecycle
+(a pure function of the clock, used by the scenarios and by StartSession/StartJobRun). Which queued job
+run gets an application's free slot, and when, is the store's decision (``maxConcurrentRuns``, first in
+first out), taken for every instant up to now and never revised, so it too depends only on the clock.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import bisect
 import copy
 import dataclasses
+import math
 import random
 import string
 import threading
@@ -21,8 +24,14 @@ from typing import Any
 
 from emr_serverless_simulator.errors import ApiError
 from emr_serverless_simulator.faults import Fault
+from emr_serverless_simulator.job_runs import (
+    FINAL_JOB_RUN_STATES,
+    JobRunLifecycle,
+    JobRunSnapshot,
+    job_run_state_details_for,
+)
 from emr_serverless_simulator.lifecycle import Lifecycle, Snapshot, state_details_for
-from emr_serverless_simulator.throttle import Throttle, TokenBucket
+from emr_serverless_simulator.throttle import AWS_QUOTAS, Throttle, TokenBucket
 
 Clock = Callable[[], float]
 Ticker = Callable[["Store", float], None]
@@ -56,10 +65,15 @@ class Application:
     initial_capacity: dict[str, dict[str, Any]] | None = None
     auto_start: bool = True  # AWS's defaults: auto-start on, auto-stop after 15 idle minutes
     auto_stop_minutes: int | None = 15  # None: auto-stop off
+    # schedulerConfiguration: None, no limit (and no schedulerConfiguration in GetApplication); job runs
+    # beyond the limit are QUEUED, and FAILED if still queued after queue_timeout_minutes.
+    max_concurrent_runs: int | None = None
+    queue_timeout_minutes: int = 360  # AWS's default
 
 
 _CONFIGURABLE_APPLICATION_FIELDS = frozenset(
-    {"maximum_capacity", "initial_capacity", "auto_start", "auto_stop_minutes"}
+    {"maximum_capacity", "initial_capacity", "auto_start", "auto_stop_minutes", "max_concurrent_runs",
+     "queue_timeout_minutes"}
 )
 
 
@@ -197,6 +211,245 @@ _UPDATABLE_SESSION_FIELDS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class JobRunView:
+    """A job run (or one attempt of it) as the API sees it at one instant. ``job_driver``,
+    ``network_configuration`` and ``configuration_overrides`` are the run's own (not copied, as listings of
+    many runs would spend their time copying them): read them, don't change them."""
+
+    application_id: str
+    job_run_id: str
+    name: str | None
+    mode: str | None
+    type: str | None
+    state: str
+    state_details: str
+    release_label: str
+    execution_role_arn: str
+    created_by: str
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    ended_at: float | None
+    attempt: int | None
+    attempt_created_at: float | None
+    attempt_updated_at: float | None
+    tags: dict[str, str] | None
+    total_utilization: dict[str, float] | None
+    billed_utilization: dict[str, float] | None
+    execution_duration_seconds: int | None
+    queued_duration_ms: int | None
+    execution_timeout_minutes: int | None
+    retry_policy: dict[str, int] | None
+    job_driver: dict[str, Any]
+    network_configuration: dict[str, Any] | None
+    configuration_overrides: dict[str, Any] | None
+
+
+@dataclass
+class JobRunRecord:
+    application_id: str
+    job_run_id: str
+    name: str | None
+    mode: str | None
+    type: str | None
+    created_at: float
+    created_by: str
+    execution_role_arn: str
+    release_label: str
+    tags: dict[str, str] | None
+    execution_timeout_minutes: int | None
+    retry_policy: dict[str, int] | None
+    job_driver: dict[str, Any]
+    network_configuration: dict[str, Any] | None
+    configuration_overrides: dict[str, Any] | None
+    # Static fields, used while ``lifecycle`` is None.
+    state: str = "RUNNING"
+    state_details: str | None = None
+    updated_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempt: int | None = 1
+    attempt_created_at: float | None = None
+    attempt_updated_at: float | None = None
+    total_utilization: dict[str, float] | None = None
+    billed_utilization: dict[str, float] | None = None
+    execution_duration_seconds: int | None = None
+    queued_duration_ms: int | None = None
+    lifecycle: JobRunLifecycle | None = None
+    # A lifecycle run's snapshot once final: it changes no more, so listings of many ended runs stay cheap.
+    _final: JobRunSnapshot | None = field(default=None, repr=False)
+
+    @property
+    def sort_key(self) -> tuple[float, str]:
+        return (-self.created_at, self.job_run_id)
+
+    def set_lifecycle(self, lifecycle: JobRunLifecycle | None) -> None:
+        self.lifecycle = lifecycle
+        self._final = None
+
+    def snapshot(self, now: float) -> JobRunSnapshot:
+        if self.lifecycle is not None:
+            if self._final is not None:
+                return self._final
+            snap = self.lifecycle.at(now)
+            if snap.state in FINAL_JOB_RUN_STATES:
+                self._final = snap
+            return snap
+        return JobRunSnapshot(
+            state=self.state,
+            state_details=self.state_details or job_run_state_details_for(self.state),
+            updated_at=self.updated_at,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            attempt=self.attempt,
+            attempt_created_at=(
+                self.attempt_created_at if self.attempt_created_at is not None or self.attempt is None
+                else self.created_at
+            ),
+            attempt_updated_at=(
+                self.attempt_updated_at if self.attempt_updated_at is not None or self.attempt is None
+                else self.updated_at
+            ),
+            total_utilization=self.total_utilization,
+            billed_utilization=self.billed_utilization,
+            execution_duration_seconds=self.execution_duration_seconds,
+            queued_duration_ms=self.queued_duration_ms,
+        )
+
+    def attempt_snapshot(self, attempt: int, now: float) -> JobRunSnapshot | None:
+        """Attempt ``attempt`` (1-based) at ``now``; None: no such attempt. A static run's earlier attempts
+        are made up: FAILED, created evenly between the run's creation and its current attempt's."""
+        if self.lifecycle is not None:
+            return self.lifecycle.attempt_at(attempt, now)
+        current = self.snapshot(now)
+        latest = current.attempt or 1
+        if not 1 <= attempt <= latest:
+            return None
+        if attempt == latest:
+            return current
+        last_created = current.attempt_created_at if current.attempt_created_at is not None else self.created_at
+
+        def created(number: int) -> float:
+            return self.created_at + (last_created - self.created_at) * (number - 1) / (latest - 1)
+
+        return JobRunSnapshot(
+            state="FAILED",
+            state_details=f"Attempt {attempt} failed",
+            updated_at=created(attempt + 1),
+            started_at=None,
+            ended_at=created(attempt + 1),
+            attempt=attempt,
+            attempt_created_at=created(attempt),
+            attempt_updated_at=created(attempt + 1),
+            total_utilization=None,
+            billed_utilization=None,
+            execution_duration_seconds=None,
+            queued_duration_ms=current.queued_duration_ms,
+        )
+
+    def freeze(self, now: float) -> None:
+        """Turn a lifecycle run into a static one, as it is at ``now``, so fields can be set."""
+        if self.lifecycle is None:
+            return
+        snap = self.snapshot(now)
+        self.set_lifecycle(None)
+        self.state, self.state_details, self.updated_at = snap.state, snap.state_details, snap.updated_at
+        self.started_at, self.ended_at = snap.started_at, snap.ended_at
+        self.attempt, self.attempt_created_at = snap.attempt, snap.attempt_created_at
+        self.attempt_updated_at = snap.attempt_updated_at
+        self.total_utilization, self.billed_utilization = snap.total_utilization, snap.billed_utilization
+        self.execution_duration_seconds = snap.execution_duration_seconds
+        self.queued_duration_ms = snap.queued_duration_ms
+
+    def view(self, now: float, snap: JobRunSnapshot | None = None) -> JobRunView:
+        snap = snap if snap is not None else self.snapshot(now)
+        return JobRunView(
+            application_id=self.application_id,
+            job_run_id=self.job_run_id,
+            name=self.name,
+            mode=self.mode,
+            type=self.type,
+            state=snap.state,
+            state_details=snap.state_details,
+            release_label=self.release_label,
+            execution_role_arn=self.execution_role_arn,
+            created_by=self.created_by,
+            created_at=self.created_at,
+            updated_at=max(snap.updated_at, self.created_at),
+            started_at=snap.started_at,
+            ended_at=snap.ended_at,
+            attempt=snap.attempt,
+            attempt_created_at=snap.attempt_created_at,
+            attempt_updated_at=snap.attempt_updated_at,
+            tags=dict(self.tags) if self.tags is not None else None,
+            total_utilization=dict(snap.total_utilization) if snap.total_utilization else None,
+            billed_utilization=dict(snap.billed_utilization) if snap.billed_utilization else None,
+            execution_duration_seconds=snap.execution_duration_seconds,
+            queued_duration_ms=snap.queued_duration_ms,
+            execution_timeout_minutes=self.execution_timeout_minutes,
+            retry_policy=dict(self.retry_policy) if self.retry_policy is not None else None,
+            job_driver=self.job_driver,
+            network_configuration=self.network_configuration,
+            configuration_overrides=self.configuration_overrides,
+        )
+
+
+@dataclass
+class _AppJobRuns:
+    by_id: dict[str, JobRunRecord] = field(default_factory=dict)
+    order: list[tuple[float, str]] | None = None  # sorted sort keys; None: rebuild on next listing
+    # The scheduler's state: runs not admitted yet, first in first out; admitted runs
+    # that may still hold a slot; when the last one was admitted (the queue never overtakes itself).
+    waiting: list[tuple[float, int, str]] = field(default_factory=list)  # (enqueued at, arrival, id)
+    holding: list[JobRunRecord] = field(default_factory=list)
+    last_admitted_at: float = -math.inf
+
+    def sorted_keys(self) -> list[tuple[float, str]]:
+        if self.order is None:
+            self.order = sorted(record.sort_key for record in self.by_id.values())
+        return self.order
+
+
+_UPDATABLE_JOB_RUN_FIELDS = frozenset(
+    {
+        "name",
+        "mode",
+        "type",
+        "state_details",
+        "updated_at",
+        "started_at",
+        "ended_at",
+        "attempt",
+        "attempt_created_at",
+        "attempt_updated_at",
+        "tags",
+        "total_utilization",
+        "billed_utilization",
+        "execution_duration_seconds",
+        "queued_duration_ms",
+        "execution_timeout_minutes",
+        "retry_policy",
+        "job_driver",
+        "network_configuration",
+        "configuration_overrides",
+        "created_by",
+        "execution_role_arn",
+        "release_label",
+    }
+)
+# StartJobRun's runs: copies of these with the request's time (tests may replace them).
+DEFAULT_JOB_RUN_TEMPLATES: dict[str, JobRunLifecycle] = {
+    "BATCH": JobRunLifecycle(created_at=0.0),
+    # A streaming run runs until cancelled; its attempts fail every ten minutes and are retried.
+    "STREAMING": JobRunLifecycle(
+        created_at=0.0, running_seconds=None, failed_attempts=None, failed_attempt_seconds=600.0,
+        attempt_failure_details="The streaming query stopped: lost connection to the Kinesis stream",
+        cancelling_seconds=30.0,
+    ),
+}
+
+
 class Store:
     """One simulated account and region."""
 
@@ -230,6 +483,14 @@ class Store:
         self._tickers: list[Ticker] = []
         self._client_tokens: dict[tuple[str, str], str] = {}
         self._ids = random.Random(f"{account_id}/{region}")
+        self._job_runs: dict[str, _AppJobRuns] = {}
+        self._queueing: set[str] = set()  # applications with job runs not admitted yet
+        self._arrivals = 0  # orders the queue among runs enqueued at the same instant
+        self._job_client_tokens: dict[tuple[str, str], str] = {}
+        # Job runs draw their ids from their own generator, so adding them moves no session's id.
+        self._job_ids = random.Random(f"{account_id}/{region}/job-runs")
+        # StartJobRun's run for each mode: a copy of this lifecycle, created at the request's time.
+        self.job_run_templates: dict[str, JobRunLifecycle] = dict(DEFAULT_JOB_RUN_TEMPLATES)
         for throttle in throttles:
             self.set_throttle(throttle.operation, throttle.rate, throttle.burst)
 
@@ -247,6 +508,8 @@ class Store:
             now = self.clock()
             for ticker in self._tickers:
                 ticker(self, now)
+            if self._queueing:
+                self._schedule(now)
             return now
 
     # ----- ARNs ---------------------------------------------------------------------------------
@@ -256,6 +519,9 @@ class Store:
 
     def session_arn(self, application_id: str, session_id: str) -> str:
         return f"{self.application_arn(application_id)}/sessions/{session_id}"
+
+    def job_run_arn(self, application_id: str, job_run_id: str) -> str:
+        return f"{self.application_arn(application_id)}/jobruns/{job_run_id}"
 
     # ----- applications -------------------------------------------------------------------------
 
@@ -274,7 +540,11 @@ class Store:
         initial_capacity: Mapping[str, Mapping[str, Any]] | None = None,
         auto_start: bool = True,
         auto_stop_minutes: int | None = 15,
+        max_concurrent_runs: int | None = None,
+        queue_timeout_minutes: int = 360,
     ) -> str:
+        """Add an application. ``max_concurrent_runs`` (None: no limit) and ``queue_timeout_minutes`` are its
+        schedulerConfiguration: job runs beyond the limit wait QUEUED for a free slot, first in first out."""
         with self._lock:
             now = self.clock()
             app_id = application_id or random_id(self._ids)
@@ -300,8 +570,11 @@ class Store:
                 ),
                 auto_start=auto_start,
                 auto_stop_minutes=auto_stop_minutes,
+                max_concurrent_runs=max_concurrent_runs,
+                queue_timeout_minutes=queue_timeout_minutes,
             )
             self._sessions[app_id] = _AppSessions()
+            self._job_runs[app_id] = _AppJobRuns()
             return app_id
 
     def set_application_state(self, application_id: str, state: str) -> None:
@@ -311,23 +584,35 @@ class Store:
             app.updated_at = max(self.clock(), app.created_at)
 
     def configure_application(self, application_id: str, **capacity: Any) -> None:
-        """UpdateApplication's effect on the capacity members (``maximum_capacity``, ``initial_capacity``,
-        ``auto_start``, ``auto_stop_minutes``, as ``add_application`` takes them): they change, and so
-        does ``updatedAt``."""
+        """UpdateApplication's effect on the capacity and scheduler members (``maximum_capacity``,
+        ``initial_capacity``, ``auto_start``, ``auto_stop_minutes``, ``max_concurrent_runs``,
+        ``queue_timeout_minutes``, as ``add_application`` takes them): they change, and so does ``updatedAt``.
+        A new ``max_concurrent_runs`` applies to the job runs queued from now on."""
         unknown = set(capacity) - _CONFIGURABLE_APPLICATION_FIELDS
         if unknown:
             raise TypeError(f"cannot configure application fields {sorted(unknown)}")
         with self._lock:
+            self.now()  # queued runs are admitted up to now under the old limit
             app = self._app(application_id)
+            had_limit = app.max_concurrent_runs is not None
             for key, value in copy.deepcopy(capacity).items():
                 setattr(app, key, value)
             app.updated_at = max(self.clock(), app.updated_at + 0.001)
+            runs = self._job_runs[application_id]
+            if not had_limit and app.max_concurrent_runs is not None:
+                # Runs admitted while there was no limit hold slots too (the scheduler drops the ended ones).
+                runs.holding = [
+                    record for record in runs.by_id.values()
+                    if record.lifecycle is not None and record.lifecycle.admitted_at is not None
+                ]
 
     def remove_application(self, application_id: str) -> None:
         with self._lock:
             self._app(application_id)
             del self._apps[application_id]
             del self._sessions[application_id]
+            del self._job_runs[application_id]
+            self._queueing.discard(application_id)
 
     def application_ids(self) -> list[str]:
         with self._lock:
@@ -575,6 +860,368 @@ class Store:
             self._client_tokens[(application_id, client_token)] = session_id
             return session_id
 
+    # ----- job runs -----------------------------------------------------------------------------
+
+    def add_job_run(
+        self,
+        application_id: str,
+        name: str | None = None,
+        state: str = "RUNNING",
+        job_run_id: str | None = None,
+        created_at: float | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        tags: Mapping[str, str] | None = None,
+        total_utilization: Mapping[str, float] | None = None,
+        billed_utilization: Mapping[str, float] | None = None,
+        execution_duration_seconds: int | None = None,
+        created_by: str | None = None,
+        execution_role_arn: str | None = None,
+        release_label: str | None = None,
+        *,
+        mode: str | None = "BATCH",
+        type: str | None = None,
+        state_details: str | None = None,
+        updated_at: float | None = None,
+        attempt: int | None = 1,
+        attempt_created_at: float | None = None,
+        attempt_updated_at: float | None = None,
+        queued_duration_ms: int | None = None,
+        execution_timeout_minutes: int | None = None,
+        retry_policy: Mapping[str, int] | None = None,
+        job_driver: Mapping[str, Any] | None = None,
+        network_configuration: Mapping[str, Any] | None = None,
+        configuration_overrides: Mapping[str, Any] | None = None,
+        lifecycle: JobRunLifecycle | None = None,
+    ) -> str:
+        """Add a job run. Static fields left None default from the state and the clock: created now,
+        started at creation when RUNNING, SUCCESS or CANCELLING, ended now when final; ``type`` is the
+        application's, the execution timeout 720 minutes (0 for STREAMING), the job driver a spark-submit
+        of ``s3://.../<name>.py``. With ``lifecycle`` the state, attempts, timestamps and utilization follow
+        it instead; one without ``admitted_at`` waits for a slot of the application (``max_concurrent_runs``)."""
+        with self._lock:
+            now = self.clock()
+            app = self._app(application_id)
+            if lifecycle is not None:
+                created_at = lifecycle.created_at
+            created = now if created_at is None else created_at
+            if started_at is None and state in ("RUNNING", "SUCCESS", "CANCELLING"):
+                started_at = created
+            if ended_at is None and state in FINAL_JOB_RUN_STATES:
+                ended_at = max(now, created)
+            stamps = [t for t in (created, started_at, ended_at) if t is not None]
+            run_id = job_run_id or random_id(self._job_ids)
+            record = JobRunRecord(
+                application_id=application_id,
+                job_run_id=run_id,
+                name=name,
+                mode=mode,
+                type=type if type is not None else app.type,
+                created_at=created,
+                created_by=created_by or f"arn:aws:iam::{self.account_id}:user/alice",
+                execution_role_arn=execution_role_arn or f"arn:aws:iam::{self.account_id}:role/EMRServerlessJobRole",
+                release_label=release_label or app.release_label,
+                tags=dict(tags) if tags is not None else None,
+                execution_timeout_minutes=(
+                    execution_timeout_minutes if execution_timeout_minutes is not None
+                    else 0 if mode == "STREAMING" else 720
+                ),
+                retry_policy=dict(retry_policy) if retry_policy is not None else None,
+                job_driver=(
+                    copy.deepcopy(dict(job_driver)) if job_driver is not None
+                    else _default_job_driver(app.type, name or run_id)
+                ),
+                network_configuration=copy.deepcopy(dict(network_configuration)) if network_configuration else None,
+                configuration_overrides=(
+                    copy.deepcopy(dict(configuration_overrides)) if configuration_overrides else None
+                ),
+                state=state,
+                state_details=state_details,
+                updated_at=updated_at if updated_at is not None else max(stamps),
+                started_at=started_at,
+                ended_at=ended_at,
+                attempt=attempt,
+                attempt_created_at=attempt_created_at,
+                attempt_updated_at=attempt_updated_at,
+                total_utilization=dict(total_utilization) if total_utilization is not None else None,
+                billed_utilization=dict(billed_utilization) if billed_utilization is not None else None,
+                execution_duration_seconds=execution_duration_seconds,
+                queued_duration_ms=queued_duration_ms if queued_duration_ms is not None or state == "SUBMITTED" else 0,
+            )
+            runs = self._job_runs[application_id]
+            if run_id in runs.by_id:
+                raise ValueError(f"job run {run_id} exists in application {application_id}")
+            runs.by_id[run_id] = record
+            if runs.order is not None:
+                bisect.insort(runs.order, record.sort_key)
+            if lifecycle is not None:
+                self._follow(app, runs, record, lifecycle)
+            return run_id
+
+    def _follow(self, app: Application, runs: _AppJobRuns, record: JobRunRecord, lifecycle: JobRunLifecycle) -> None:
+        """Put a run on ``lifecycle``: admitted as it says, at once without a limit, or queued for a slot."""
+        if lifecycle.admitted_at is None and app.max_concurrent_runs is None:
+            lifecycle = dataclasses.replace(lifecycle, admitted_at=lifecycle.enqueued_at)
+        record.set_lifecycle(lifecycle)
+        if lifecycle.admitted_at is not None:
+            if app.max_concurrent_runs is not None:
+                runs.holding.append(record)
+            return
+        if lifecycle.queue_timeout_at is None:
+            record.set_lifecycle(dataclasses.replace(
+                lifecycle, queue_timeout_at=lifecycle.enqueued_at + app.queue_timeout_minutes * 60
+            ))
+        self._arrivals += 1
+        bisect.insort(runs.waiting, (lifecycle.enqueued_at, self._arrivals, record.job_run_id))
+        self._queueing.add(app.application_id)
+
+    def _schedule(self, now: float) -> None:
+        """Admit queued job runs, in order, at the instants (up to ``now``) their application has a free slot."""
+        for application_id in list(self._queueing):
+            app, runs = self._apps.get(application_id), self._job_runs.get(application_id)
+            if app is not None and runs is not None:
+                self._admit_waiting(app, runs, now)
+                if runs.waiting:
+                    continue
+            self._queueing.discard(application_id)
+
+    def _admit_waiting(self, app: Application, runs: _AppJobRuns, now: float) -> None:
+        while runs.waiting:
+            enqueued_at, _, run_id = runs.waiting[0]
+            record = runs.by_id.get(run_id)
+            life = record.lifecycle if record is not None else None
+            if record is None or life is None or life.admitted_at is not None:
+                runs.waiting.pop(0)  # removed, made static, or admitted by hand
+                continue
+            at = max(enqueued_at, runs.last_admitted_at)
+            if at > now:
+                return
+            limit = app.max_concurrent_runs
+            if limit is not None:
+                # Decisions are taken in time order, so a run that released its slot by `at` is done with.
+                runs.holding = [
+                    held for held in runs.holding
+                    if held.lifecycle is not None and held.lifecycle.releases_slot_at() > at
+                ]
+                if len(runs.holding) >= limit:
+                    releases = sorted(held.lifecycle.releases_slot_at() for held in runs.holding if held.lifecycle)
+                    at = max(at, releases[len(releases) - limit])
+            leaves = min((t for t in (life.queue_timeout_at, life.cancel_at) if t is not None), default=math.inf)
+            if leaves < at:
+                if leaves > now:
+                    return
+                runs.waiting.pop(0)  # timed out or cancelled in the queue: its lifecycle shows which
+                continue
+            if at > now:
+                return
+            record.set_lifecycle(dataclasses.replace(life, admitted_at=at))
+            if limit is not None:
+                runs.holding.append(record)
+            runs.last_admitted_at = at
+            runs.waiting.pop(0)
+
+    def remove_job_run(self, application_id: str, job_run_id: str) -> None:
+        with self._lock:
+            runs = self._job_runs.get(application_id)
+            if runs is None or job_run_id not in runs.by_id:
+                raise KeyError(f"no job run {job_run_id} in application {application_id}")
+            record = runs.by_id.pop(job_run_id)
+            if runs.order is not None:
+                del runs.order[bisect.bisect_left(runs.order, record.sort_key)]
+            if record in runs.holding:
+                runs.holding.remove(record)
+
+    def set_job_run_state(
+        self,
+        application_id: str,
+        job_run_id: str,
+        state: str,
+        *,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        state_details: str | None = None,
+    ) -> None:
+        """Set the state (any string). The run stops following its lifecycle. ``ended_at`` defaults to now
+        for a final state (and is cleared otherwise); ``started_at`` to now on RUNNING if never set."""
+        with self._lock:
+            now = self.now()
+            record = self._job_run(application_id, job_run_id)
+            record.freeze(now)
+            record.state = state
+            record.state_details = state_details
+            record.updated_at = max(now, record.created_at)
+            record.attempt_updated_at = record.updated_at if record.attempt is not None else None
+            if started_at is not None:
+                record.started_at = started_at
+            elif record.started_at is None and state == "RUNNING":
+                record.started_at = record.updated_at
+            if state in FINAL_JOB_RUN_STATES:
+                record.ended_at = ended_at if ended_at is not None else record.ended_at or record.updated_at
+            else:
+                record.ended_at = ended_at
+
+    def update_job_run(self, application_id: str, job_run_id: str, **fields: object) -> None:
+        """Set static fields by their ``add_job_run`` names (e.g. ``attempt=3``); the run stops following
+        its lifecycle."""
+        unknown = set(fields) - _UPDATABLE_JOB_RUN_FIELDS
+        if unknown:
+            raise TypeError(f"cannot update job run fields {sorted(unknown)}")
+        with self._lock:
+            record = self._job_run(application_id, job_run_id)
+            record.freeze(self.now())
+            for key, value in fields.items():
+                setattr(record, key, copy.deepcopy(dict(value)) if isinstance(value, Mapping) else value)
+
+    def set_job_run_lifecycle(self, application_id: str, job_run_id: str, lifecycle: JobRunLifecycle) -> None:
+        with self._lock:
+            self.now()
+            record = self._job_run(application_id, job_run_id)
+            self._follow(self._app(application_id), self._job_runs[application_id], record, lifecycle)
+
+    def cancel_job_run(self, application_id: str, job_run_id: str, grace_seconds: float | None = None) -> bool:
+        """CancelJobRun: a lifecycle run goes through CANCELLING (for ``grace_seconds`` when given), a static
+        one is CANCELLED at once. False, and nothing changes, when the run is already final."""
+        with self._lock:
+            now = self.now()
+            record = self._job_run(application_id, job_run_id)
+            state = record.snapshot(now).state
+            if state in FINAL_JOB_RUN_STATES:
+                return False
+            if state == "CANCELLING":
+                return True
+            if record.lifecycle is not None:
+                life = record.lifecycle
+                record.set_lifecycle(dataclasses.replace(
+                    life, cancel_at=now,
+                    cancelling_seconds=life.cancelling_seconds if grace_seconds is None else grace_seconds,
+                ))
+            else:
+                self.set_job_run_state(application_id, job_run_id, "CANCELLED", ended_at=now)
+            return True
+
+    def start_job_run(
+        self,
+        application_id: str,
+        *,
+        client_token: str,
+        execution_role_arn: str,
+        job_driver: Mapping[str, Any],
+        name: str | None = None,
+        mode: str = "BATCH",
+        tags: Mapping[str, str] | None = None,
+        execution_timeout_minutes: int | None = None,
+        retry_policy: Mapping[str, int] | None = None,
+        configuration_overrides: Mapping[str, Any] | None = None,
+    ) -> str:
+        """StartJobRun: a new run on a copy of ``job_run_templates[mode]`` created now; idempotent by client
+        token, as AWS is."""
+        with self._lock:
+            now = self.now()
+            existing = self._job_client_tokens.get((application_id, client_token))
+            if existing is not None and existing in self._job_runs_of(application_id).by_id:
+                return existing
+            run_id = self.add_job_run(
+                application_id,
+                name=name,
+                mode=mode,
+                tags=tags,
+                execution_role_arn=execution_role_arn,
+                execution_timeout_minutes=execution_timeout_minutes,
+                retry_policy=retry_policy,
+                job_driver=job_driver,
+                configuration_overrides=configuration_overrides,
+                lifecycle=dataclasses.replace(self.job_run_templates[mode], created_at=now),
+            )
+            self._job_client_tokens[(application_id, client_token)] = run_id
+            return run_id
+
+    def job_run_ids(self, application_id: str) -> list[str]:
+        """Newest first."""
+        with self._lock:
+            self.now()
+            return [key[1] for key in self._job_runs_of(application_id).sorted_keys()]
+
+    def job_run(self, application_id: str, job_run_id: str, attempt: int | None = None) -> JobRunView | None:
+        """The run as GetJobRun shows it (``attempt``: as that attempt was or is); None: no such run or attempt."""
+        with self._lock:
+            now = self.now()
+            runs = self._job_runs.get(application_id)
+            record = runs.by_id.get(job_run_id) if runs is not None else None
+            if record is None:
+                return None
+            if attempt is None:
+                return record.view(now)
+            snap = record.attempt_snapshot(attempt, now)
+            return record.view(now, snap) if snap is not None else None
+
+    def job_run_attempts(self, application_id: str, job_run_id: str) -> list[JobRunView] | None:
+        """Every attempt of the run so far, the first first; None: no such run."""
+        with self._lock:
+            now = self.now()
+            runs = self._job_runs.get(application_id)
+            record = runs.by_id.get(job_run_id) if runs is not None else None
+            if record is None:
+                return None
+            latest = record.snapshot(now).attempt or 1
+            return [
+                record.view(now, snap)
+                for snap in (record.attempt_snapshot(number, now) for number in range(1, latest + 1))
+                if snap is not None
+            ]
+
+    def list_job_runs(
+        self,
+        application_id: str,
+        *,
+        states: Iterable[str] = (),
+        created_after: float | None = None,
+        created_before: float | None = None,
+        mode: str | None = None,
+        after: tuple[str, tuple[float, str]] | None = None,
+        limit: int = 50,
+    ) -> tuple[list[JobRunView], bool]:
+        """Up to ``limit`` runs and whether more follow. Without ``states``, newest first; with them, grouped
+        by state in the order given, newest first within a state, as AWS answers. ``after`` is the cursor of
+        the last run of the page before: (its state, or "" without ``states``; its sort key)."""
+        groups = list(dict.fromkeys(states)) or [""]
+        with self._lock:
+            now = self.now()
+            runs = self._job_runs_of(application_id)
+            keys = runs.sorted_keys()
+            # Newest first: skip the runs created after the upper bound without looking at them.
+            lowest = 0 if created_before is None else bisect.bisect_left(keys, (-created_before, ""))
+            first_group, after_key = 0, None
+            if after is not None:
+                if after[0] not in groups:
+                    raise ValueError(f"the cursor's state {after[0]!r} is not among the states asked for")
+                first_group, after_key = groups.index(after[0]), after[1]
+            page: list[JobRunView] = []
+            for index in range(first_group, len(groups)):
+                group = groups[index]
+                start = lowest
+                if index == first_group and after_key is not None:
+                    start = max(start, bisect.bisect_right(keys, after_key))
+                for key in keys[start:]:
+                    if created_after is not None and -key[0] < created_after:
+                        break  # everything further is older still
+                    record = runs.by_id[key[1]]
+                    if mode is not None and record.mode != mode:
+                        continue
+                    snap = record.snapshot(now)
+                    if group and snap.state != group:
+                        continue
+                    if len(page) == limit:
+                        return page, True
+                    page.append(record.view(now, snap))
+            return page, False
+
+    def apply_aws_quotas(self) -> None:
+        """Rate-limit the operations AWS documents a quota for, per account and region, as AWS does:
+        ListJobRuns 1/s (burst 25), GetJobRun 10/s (burst 50), ListApplications and GetApplication
+        10/s (burst 50) each (``throttle.AWS_QUOTAS``); ThrottlingException beyond them."""
+        for throttle in AWS_QUOTAS:
+            self.set_throttle(throttle.operation, throttle.rate, throttle.burst)
+
     # ----- faults and counters ------------------------------------------------------------------
 
     def add_fault(self, fault: Fault) -> None:
@@ -676,6 +1323,18 @@ class Store:
             raise KeyError(f"no application {application_id}")
         return sessions
 
+    def _job_runs_of(self, application_id: str) -> _AppJobRuns:
+        runs = self._job_runs.get(application_id)
+        if runs is None:
+            raise KeyError(f"no application {application_id}")
+        return runs
+
+    def _job_run(self, application_id: str, job_run_id: str) -> JobRunRecord:
+        record = self._job_runs_of(application_id).by_id.get(job_run_id)
+        if record is None:
+            raise KeyError(f"no job run {job_run_id} in application {application_id}")
+        return record
+
     def _session(self, application_id: str, session_id: str) -> SessionRecord:
         record = self._sessions_of(application_id).by_id.get(session_id)
         if record is None:
@@ -684,3 +1343,9 @@ class Store:
 
 
 _STARTED_STATES = frozenset({"STARTED", "IDLE", "BUSY", "TERMINATING", "TERMINATED"})
+
+
+def _default_job_driver(engine: str, name: str) -> dict[str, Any]:
+    if engine.lower() == "hive":
+        return {"hive": {"query": f"s3://emr-serverless-jobs/queries/{name}.sql"}}
+    return {"sparkSubmit": {"entryPoint": f"s3://emr-serverless-jobs/jobs/{name}.py"}}

@@ -72,3 +72,13 @@ def parse_throttle_spec(spec: str) -> Throttle:
     throttle = Throttle(parts[0], rate, burst)
     TokenBucket(throttle.rate, throttle.capacity)  # the same checks, with the same messages
     return throttle
+
+
+# The quotas AWS documents for EMR Serverless per account and region that matter to a reader of job runs
+# and applications (the job submitters share them): Store.apply_aws_quotas() and --aws-quotas set them.
+AWS_QUOTAS = (
+    Throttle("ListJobRuns", 1.0, 25.0),
+    Throttle("GetJobRun", 10.0, 50.0),
+    Throttle("ListApplications", 10.0, 50.0),
+    Throttle("GetApplication", 10.0, 50.0),
+)

@@ -35,7 +35,14 @@ from exporter.web.webconfig import WebConfigError, WebConfigWatcher
 from exporter.wiring import build_exposition, build_runner
 
 PROG = "emr-serverless-exporter"
-DEFAULT_CONFIG = "config.yaml"
+
+
+class _DefaultConfigFile(str):
+    """``--config.file``'s value when the flag is not given: only then does a missing file mean all
+    defaults. A distinct object, so a user's own ``--config.file config.yaml`` is never taken for it."""
+
+
+DEFAULT_CONFIG = _DefaultConfigFile("config.yaml")
 DEMO_REGION = "us-east-1"
 # For tests, read only with --demo and not product options: the simulator's seed, and a fixed instant
 # (Unix seconds) that the simulator and the exporter both read as "now", so that `--demo --once` writes
@@ -58,27 +65,70 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog=PROG, description="Prometheus exporter for AWS EMR Serverless interactive sessions.")
-    parser.add_argument("--config.file", dest="config_file", default=None, metavar="PATH",
-                        help=f"YAML configuration file (default {DEFAULT_CONFIG}; missing default = all defaults)")
+class _HelpFormatter(argparse.HelpFormatter):
+    """``--help`` shows each flag's default as the flags table does."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        shown = _shown_default(action)
+        help_text = action.help or ""
+        return f"{help_text} (default: {shown})" if shown and action.default is not False else help_text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Prometheus exporter for AWS EMR Serverless interactive sessions.",
+                     formatter_class=_HelpFormatter)
+    parser.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG, metavar="PATH",
+                        help="the YAML configuration; a missing default file means all defaults")
     parser.add_argument("--web.listen-address", dest="listen_address", default=":9865", metavar="HOST:PORT",
-                        help="address to serve HTTP on (default :9865, all interfaces)")
+                        help="where to serve HTTP (:PORT means all interfaces, [::1]:PORT for IPv6)")
     parser.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
-                        help="path of the metrics endpoint (default /metrics)")
+                        help="the metrics endpoint")
     parser.add_argument("--web.config.file", dest="web_config_file", default=None, metavar="PATH",
-                        help="TLS and basic auth, in the Prometheus exporter-toolkit web configuration format")
-    parser.add_argument("--log.level", dest="log_level", default="info", choices=list(LEVELS))
-    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=list(FORMATS))
+                        help="TLS, mutual TLS and basic auth, in the Prometheus exporter-toolkit web "
+                             "configuration format")
+    parser.add_argument("--log.level", dest="log_level", default="info", choices=list(LEVELS), metavar="LEVEL",
+                        help=f"the least severe records logged: {', '.join(LEVELS)}")
+    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=list(FORMATS),
+                        metavar="FORMAT", help=f"{' or '.join(FORMATS)}, one record per line on standard error")
     parser.add_argument("--demo", action="store_true",
-                        help="collect from the built-in EMR Serverless simulator instead of AWS")
+                        help="collect from the built-in EMR Serverless simulator instead of AWS; needs no "
+                             "credentials")
     parser.add_argument("--once", action="store_true",
-                        help="collect once, print the exposition, exit 0 if every target is up, else 1")
+                        help="collect once, print the exposition on standard output, exit 0 if every target is "
+                             "up, else 1")
     parser.add_argument("--shard", type=int, default=0, metavar="N",
-                        help="this replica's shard, 0 to --total-shards - 1 (default 0)")
+                        help="this replica's shard, from 0 to --total-shards - 1")
     parser.add_argument("--total-shards", dest="total_shards", type=int, default=1, metavar="M",
-                        help="replicas that split the applications between them by id (default 1: no sharding)")
+                        help="replicas that split the applications between them by a hash of the application "
+                             "id (as kube-state-metrics does); together they export exactly what one unsharded "
+                             "exporter would")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    return parser
+
+
+def _shown_default(action: argparse.Action) -> str:
+    """A flag's default as the docs show it: "" for none, "off" for a switch."""
+    if action.default is False:
+        return "off"
+    if action.default is None or action.default is argparse.SUPPRESS:
+        return ""
+    return str(action.default)
+
+
+def flags_table() -> list[tuple[str, str, str]]:
+    """(flag with its argument, default, meaning) of every flag, in ``--help``'s order, for
+    docs/configuration.md (``python -m exporter.docs``)."""
+    rows = []
+    for action in build_parser()._actions:
+        flags = ", ".join(action.option_strings)
+        argument = f" {action.metavar}" if action.nargs != 0 and action.metavar else ""
+        default = "none" if action.default is None else _shown_default(action)
+        rows.append((flags + argument, default, action.help or ""))
+    return rows
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.total_shards < 1:
         raise UsageError(f"--total-shards: must be at least 1, got {args.total_shards}")
@@ -88,6 +138,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         raise UsageError(f"--web.telemetry-path: {args.telemetry_path!r} must start with / and not be /, "
                          "/healthz or /readyz")
     return args
+
+
+def read_config(args: argparse.Namespace) -> Config:
+    """The configuration ``--config.file`` names; without the flag, ``config.yaml``, or all defaults when
+    there is none."""
+    return load_config(args.config_file, missing_ok=args.config_file is DEFAULT_CONFIG)
 
 
 def version_text() -> str:
@@ -146,8 +202,7 @@ def run(argv: Sequence[str] | None) -> int:
         listen_address = parse_listen_address(args.listen_address)
     except ValueError as err:
         raise UsageError(f"--web.listen-address: {args.listen_address!r}: {err}") from None
-    config_path = args.config_file or DEFAULT_CONFIG
-    config = load_config(config_path, missing_ok=args.config_file is None)
+    config = read_config(args)
     web_config = WebConfigWatcher(args.web_config_file) if args.web_config_file else None
     session = None
     clock: Clock = time.time
@@ -212,7 +267,7 @@ def serve(args: argparse.Namespace, config: Config, listen_address: tuple[str, i
         "serving",
         extra={"fields": {"version": __version__, "address": args.listen_address, "path": args.telemetry_path,
                           "tls": tls, "basic_auth": bool(web_config and web_config.current().auth.enabled),
-                          "config": args.config_file or DEFAULT_CONFIG, "targets": len(runner.targets),
+                          "config": args.config_file, "targets": len(runner.targets),
                           "demo": args.demo, "shard": f"{args.shard}/{args.total_shards}",
                           "collection": f"every {interval}s" if snapshots else "on scrape"}},
     )

@@ -369,7 +369,8 @@ def test_installs_the_package_the_way_the_readme_does(stages: list[Stage]) -> No
     running = readme.split("## Running it against AWS", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"^pip install \.$", running, re.M), "the README's install for AWS"
     assert ".venv/bin/pip install . &&" in readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
-    image = readme.split("### Container image", 1)[1].split("\n### ", 1)[0]
+    deployment = (ROOT / "docs/deployment.md").read_text()
+    image = deployment.split("## Container image", 1)[1].split("\n## ", 1)[0]
     assert "`pip install .`" in image
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^\t\$\(BIN\)/python -m pip install --quiet -e \.$", makefile, re.M), "make demo's install"

@@ -21,7 +21,6 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from emr_serverless_simulator import Simulator, build_scenario
-from exporter.model.kinds import KINDS
 from tests.helpers.support import aws_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -533,6 +532,9 @@ def test_prometheus_rule_applies_the_alert_options(all_on: Rendered, all_on_valu
             assert got == want, f"recording rule {name} changed"
             continue
         alert = options["alerts"].get(name, {})
+        if name == "EMRServerlessListingBehind":  # no threshold set: the chart's, 12 collections of 2 minutes
+            assert "threshold" not in alert and options["listingBehindCollections"] == 12
+            alert = {**alert, "threshold": 1440}
         if "expr" in alert:
             want["expr"] = alert["expr"]
         if "threshold" in alert:
@@ -557,6 +559,27 @@ def test_the_edited_rules_pass_promtool(all_on: Rendered, tmp_path: Path) -> Non
     path.write_text(yaml.safe_dump({"groups": all_on.one("PrometheusRule")["spec"]["groups"]}))
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("values", "threshold"),
+    [
+        ({}, "600"),  # 10 scrapes of 60 s: the rules file's own number
+        ({"serviceMonitor": {"interval": "1m30s"}}, "900"),
+        ({"serviceMonitor": {"interval": "15s"}, "prometheusRule": {"listingBehindCollections": 20}}, "300"),
+        ({"config": {"collection": {"min_interval_seconds": 120}}}, "1200"),  # scrapes share collections
+        ({"config": {"collection": {"interval_seconds": 300}}, "serviceMonitor": {"interval": "15s"}}, "3000"),
+        ({"prometheusRule": {"alerts": {"EMRServerlessListingBehind": {"threshold": 999}}}}, "999"),
+    ],
+    ids=["defaults", "scrape-90s", "scrape-15s-x20", "min-interval", "background", "explicit"],
+)
+def test_listing_behind_threshold_is_collections_of_the_collection_interval(
+    chart: Any, values: dict[str, Any], threshold: str
+) -> None:
+    values = {**values, "prometheusRule": {"enabled": True, **values.get("prometheusRule", {})}}
+    rule = rules_by_name(Rendered(chart, values).one("PrometheusRule")["spec"]["groups"])["EMRServerlessListingBehind"]
+    assert COMPARISON.findall(rule["expr"]) == [(">", " ")], rule["expr"]
+    assert rule["expr"].rstrip().endswith(f"> {threshold}"), rule["expr"]
 
 
 def test_alert_options_that_cannot_apply_fail_the_render(chart: Any) -> None:
@@ -880,26 +903,3 @@ def test_extra_objects_are_rendered_with_tpl(all_on: Rendered) -> None:
     assert names == {"emr-sessions-exporter-proxy-settings", f"{RELEASE}-exporter-extra-env"}
     env_from = {ref.get("configMapRef", ref.get("secretRef"))["name"] for ref in all_on.container["envFrom"]}
     assert env_from == names  # the all-on values wire them into envFrom
-
-
-# --- IAM: the two READMEs and the code agree ---------------------------------------------------------------
-
-
-def test_both_readmes_name_the_actions_the_exporter_calls() -> None:
-    # Every boto3 emr-serverless operation the exporter calls, by its IAM action name: those called by name
-    # in exporter/aws/calls.py, and each kind's listing and detail call.
-    source = (ROOT / "exporter/aws/calls.py").read_text()
-    called = {"".join(part.title() for part in op.split("_")) for op in re.findall(r"self\._client\.([a-z_]+)", source)}
-    called |= {operation for kind in KINDS for operation in (kind.list_operation, kind.get_operation)}
-    assert called >= {"ListApplications", "ListSessions", "GetSession"}
-    main = (ROOT / "README.md").read_text()
-    policy = main[main.index("### IAM permissions") :]
-    policy = policy[: policy.index("\n### ", 1)]
-    in_main = set(re.findall(r'"emr-serverless:([A-Za-z]+)"', policy))
-    chart_readme = (CHART_DIR / "README.md").read_text()
-    in_chart = set(re.findall(r"`emr-serverless:([A-Za-z]+)`", chart_readme))
-    assert in_main == called, "the main README's policy and the calls in exporter/aws/calls.py differ"
-    assert in_chart == called, "the chart README's actions and the calls in exporter/aws/calls.py differ"
-    for action in {"GetApplication", "ListTagsForResource"} - called:
-        assert f"emr-serverless:{action}`" not in chart_readme
-    assert "sts:AssumeRole" in chart_readme and "sts:AssumeRole" in policy

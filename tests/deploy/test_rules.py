@@ -106,9 +106,12 @@ def test_alert_description_names_the_labels_a_responder_needs(alert: dict[str, A
     expr = alert["expr"]
     text = alert["annotations"]["summary"] + " " + alert["annotations"]["description"]
     used = set(re.findall(r"\$labels\.(\w+)", text))
-    if "emr_serverless_session_" in expr and "sum by" not in expr:
-        needed = {"target", "application_name", "application_id", "session_id"}
-    elif "emr_serverless_session_" in expr:  # aggregated per application
+    kinds = set(re.findall(r"emr_serverless_(session|job_run)_", expr))
+    if re.search(r"emr_serverless_(stale_objects|oldest_\w+_age_seconds|invalid_objects_total)\b", expr):
+        needed = {"target", "kind"}  # the exporter's own, per kind of object
+    elif kinds and "sum by" not in expr:  # one session or job run
+        needed = {"target", "application_name", "application_id"} | {f"{kind}_id" for kind in kinds}
+    elif kinds or re.search(r"\bapplication:|emr_serverless_application_", expr):  # aggregated per application
         needed = {"target", "application_name", "application_id"}
     elif "emr_serverless_" in expr:
         needed = {"target"}
@@ -140,8 +143,9 @@ def test_windows_hold_four_samples_at_a_two_minute_scrape() -> None:
             assert int(window) >= 8, f"{rule['record']}: [{window}m] holds fewer than 4 samples at a 2m scrape"
 
 
-def test_the_readmes_name_only_recording_rules_that_exist() -> None:
+def test_the_docs_name_only_recording_rules_that_exist() -> None:
     recorded = {rule["record"] for rule in RECORDS}
-    for readme in (ROOT / "README.md", ROOT / "deploy/helm/emr-serverless-exporter/README.md"):
-        named = set(re.findall(r"\b[a-z_]+:emr_serverless_[a-z0-9_:]+", readme.read_text()))
-        assert named <= recorded, f"{readme.name} names recording rules that do not exist: {named - recorded}"
+    chart_readme = ROOT / "deploy/helm/emr-serverless-exporter/README.md"
+    for page in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), chart_readme):
+        named = set(re.findall(r"\b[a-z_]+:emr_serverless_[a-z0-9_:]+", page.read_text()))
+        assert named <= recorded, f"{page.name} names recording rules that do not exist: {named - recorded}"

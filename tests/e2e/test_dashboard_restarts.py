@@ -1,10 +1,11 @@
-"""Whole-session panels count each session once across exporter restarts, and team cost survives a
-session's team tag changing.
+"""Whole-session and whole-run panels count each session and job run once across exporter restarts, and
+team cost survives a session's team tag changing.
 
-The dashboard's billing and cost panels sum each session's last value over the selected range
-(``max_over_time``). A restarted exporter pod (an upgrade, a node drain) has a new ``instance``, so
-every session it exported before and after is two series in that range: summing them counts the
-session twice. Judged by promtool's PromQL engine over a session whose exporter restarted halfway.
+The dashboard's billing and cost panels sum each session's or job run's last value over the selected
+range (``max_over_time``). A restarted exporter pod (an upgrade, a node drain) has a new ``instance``,
+so every object it exported before and after is two series in that range: summing them counts the
+object twice. Judged by promtool's PromQL engine over a session and a job run whose exporter restarted
+halfway.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ def substitute(expr: str) -> str:
 
 TARGET = 'target="prod/us-east-1", region="us-east-1", account_id="123456789012", application_id="00fabc"'
 SESSION = f'{TARGET}, application_name="analytics", session_id="00fsess6", session_name="a"'
+JOB_RUN = f'{TARGET}, application_name="analytics", job_run_id="00frun1", job_run_name="nightly-etl"'
 VALUES = {"target": "prod/us-east-1", "application_name": "analytics", "session_id": "00fsess6",
-          "session_name": "a", "currency": "USD", "tag_team": "data"}
+          "session_name": "a", "job_run_id": "00frun1", "job_run_name": "nightly-etl", "currency": "USD",
+          "tag_team": "data"}
 # Billed in an hour: 1 vCPU-hour, 1 GB-hour of memory and of storage (2^30 bytes), exactly.
 PER_MINUTE = {"vcpu_seconds": 60, "memory_byte_seconds": 60 * 2**30, "storage_byte_seconds": 60 * 2**30}
 # 0.25 per vCPU-second and per 2^32 byte-seconds: 900 each, 2700 in all, exactly.
@@ -34,19 +37,27 @@ COST = 2700.0
 
 
 def whole_session_queries() -> list[tuple[str, str]]:
-    return [(name, expr) for name, expr in dashboard_queries() if "max_over_time(" in expr]
+    return [(name, expr) for name, expr in dashboard_queries() if "max_over_time(" in expr and "session" in expr]
+
+
+def whole_run_queries() -> list[tuple[str, str]]:
+    """The job-run panels that sum whole runs (a longest-run panel takes a max, which a restart cannot double)."""
+    return [(name, expr) for name, expr in dashboard_queries()
+            if "max_over_time(" in expr and "job_run" in expr and "sum by" in expr]
 
 
 def restarted_exporter() -> list[dict[str, str]]:
-    """The session's series from pod "old" for 20 minutes, then from pod "new" (a restart) to 60."""
+    """The session's and the job run's series from pod "old" for 20 minutes, then from pod "new" (a restart)
+    to 60."""
     series = []
     for instance, values in (("old:9865", "{start}+{step}x20"), ("new:9865", "_x21 {restart}+{step}x39")):
         own = f'instance="{instance}", job="emr-serverless-exporter"'
         for usage, step in PER_MINUTE.items():
-            series.append({
-                "series": f"emr_serverless_session_billed_{usage}_total{{{SESSION}, {own}}}",
-                "values": values.format(start=0, step=step, restart=21 * step),
-            })
+            for kind, labels in (("session", SESSION), ("job_run", JOB_RUN)):
+                series.append({
+                    "series": f"emr_serverless_{kind}_billed_{usage}_total{{{labels}, {own}}}",
+                    "values": values.format(start=0, step=step, restart=21 * step),
+                })
         for price, value in PRICES.items():
             series.append({
                 "series": f'emr_serverless_application_price_per_{price}{{{TARGET}, application_name="analytics", '
@@ -68,11 +79,12 @@ def expected(expr: str) -> dict[str, object]:
     return {"labels": f"{{{labels}}}", "value": COST if "cost" in expr else 1.0}
 
 
-def test_the_dashboard_has_whole_session_panels() -> None:
+def test_the_dashboard_has_whole_session_and_whole_run_panels() -> None:
     assert len(whole_session_queries()) >= 6
+    assert len(whole_run_queries()) >= 2
 
 
-def test_a_restarted_exporter_does_not_count_a_session_twice(tmp_path: Path) -> None:
+def test_a_restarted_exporter_does_not_count_a_session_or_a_run_twice(tmp_path: Path) -> None:
     tests = {
         "rule_files": [str(RULES_FILE)],
         "evaluation_interval": "1m",
@@ -81,7 +93,7 @@ def test_a_restarted_exporter_does_not_count_a_session_twice(tmp_path: Path) -> 
             "input_series": restarted_exporter(),
             "promql_expr_test": [
                 {"expr": substitute(expr), "eval_time": "60m", "exp_samples": [expected(expr)]}
-                for _, expr in whole_session_queries()
+                for _, expr in whole_session_queries() + whole_run_queries()
             ],
         }],
     }

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emr_serverless_simulator import Fault, Simulator, Store, build_scenario
+from emr_serverless_simulator import JOB_RUN_STATES, Fault, JobRunLifecycle, Simulator, Store, build_scenario
 from tests.helpers.service_model import MADE_UP_STATE, MODEL, validate
 from tests.helpers.support import simulator_client
 
@@ -26,8 +26,16 @@ ALL_OPERATIONS = {
     "StartSession",
     "TerminateSession",
     "ListTagsForResource",
+    "ListJobRuns",
+    "GetJobRun",
+    "StartJobRun",
+    "CancelJobRun",
+    "ListJobRunAttempts",
 }
 UTIL = {"vCPUHour": 1.5, "memoryGBHour": 6.0, "storageGBHour": 20.0}
+ROLE = "arn:aws:iam::123456789012:role/r"
+DRIVER = {"sparkSubmit": {"entryPoint": "s3://bucket/job.py", "entryPointArguments": ["--day", "1"],
+                          "sparkSubmitParameters": "--conf spark.executor.cores=4"}}
 
 
 class Recorder:
@@ -69,7 +77,8 @@ def make_client(url: str, recorder: Recorder | None = None, attempts: int = 1) -
 
 
 def full_store() -> tuple[Store, str, str, str]:
-    """An application with a session in each state, one with every optional field and one with none."""
+    """An application with a session in each state, one with every optional field and one with none, and job
+    runs likewise (see add_job_runs)."""
     store = Store(account_id="123456789012", region="us-east-1", clock=time.time)
     now = time.time()
     app = store.add_application(
@@ -77,7 +86,9 @@ def full_store() -> tuple[Store, str, str, str]:
         maximum_capacity={"cpu": "400 vCPU", "memory": "3000 GB", "disk": "20000 GB"},
         initial_capacity={"Driver": {"workerCount": 1, "workerConfiguration": {
             "cpu": "4 vCPU", "memory": "16 GB", "disk": "200 GB", "diskType": "SHUFFLE_OPTIMIZED"}}},
+        max_concurrent_runs=3, queue_timeout_minutes=30,
     )
+    add_job_runs(store, app, now)
     store.add_application(name=None, state="CREATING", architecture=None, tags=None, auto_start=False,
                           auto_stop_minutes=None)
     full = store.add_session(
@@ -102,6 +113,35 @@ def full_store() -> tuple[Store, str, str, str]:
     return store, app, full, bare
 
 
+def add_job_runs(store: Store, app: str, now: float) -> tuple[str, str, str]:
+    """Job runs in every state (static), one with every optional field, one with none, and lifecycle ones:
+    three holding the application's slots, one QUEUED behind them, a streaming run on its 7th attempt."""
+    full = store.add_job_run(
+        app, name="every field", state="RUNNING", mode="STREAMING", created_at=now - 900, started_at=now - 850,
+        tags={"aws:cloudformation:stack-name": "s", "team": "data-eng", "empty": ""},
+        total_utilization=UTIL, billed_utilization=UTIL, execution_duration_seconds=850,
+        created_by="arn:aws:sts::123456789012:assumed-role/airflow/worker", execution_role_arn=ROLE,
+        release_label="emr-7.1.0", attempt=3, attempt_created_at=now - 100.5, queued_duration_ms=1234,
+        execution_timeout_minutes=0, retry_policy={"maxFailedAttemptsPerHour": 5}, job_driver=DRIVER,
+        network_configuration={"subnetIds": ["subnet-0123"], "securityGroupIds": ["sg-0123"]},
+        configuration_overrides={"applicationConfiguration": [
+            {"classification": "spark-defaults", "properties": {"spark.executor.cores": "4"}}],
+            "monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": "s3://logs/"}}},
+    )
+    bare = store.add_job_run(app, state="SUBMITTED", mode=None, attempt=None)
+    store.update_job_run(app, bare, type=None)  # added runs take the application's type
+    for state in (*JOB_RUN_STATES, MADE_UP_STATE):
+        store.add_job_run(app, name=f"in {state}", state=state, created_at=now - 300, total_utilization=UTIL,
+                          job_driver={"hive": {"query": "SELECT 1"}} if state == "QUEUED" else None)
+    for n in range(4):
+        store.add_job_run(app, name=f"slot {n}", lifecycle=JobRunLifecycle(
+            created_at=now - 600 + n, running_seconds=3600, failed_attempts=1, failed_attempt_seconds=60))
+    streaming = store.add_job_run(app, name="stream", mode="STREAMING", lifecycle=JobRunLifecycle(
+        created_at=now - 3600, running_seconds=None, failed_attempts=None, failed_attempt_seconds=480,
+        admitted_at=now - 3598))
+    return full, bare, streaming
+
+
 def drive(client: Any, store: Store) -> None:
     """Call every read operation over everything in the store, following every page."""
     apps = [a for page in client.get_paginator("list_applications").paginate(PaginationConfig={"PageSize": 1})
@@ -118,6 +158,20 @@ def drive(client: Any, store: Store) -> None:
             session = client.get_session(applicationId=app["id"], sessionId=summary["sessionId"])["session"]
             assert session["sessionId"] == summary["sessionId"]
         for summary in sessions[:3]:
+            client.list_tags_for_resource(resourceArn=summary["arn"])
+        runs = [r for page in client.get_paginator("list_job_runs").paginate(
+            applicationId=app["id"], PaginationConfig={"PageSize": 7}) for r in page["jobRuns"]]
+        assert {r["id"] for r in runs} == set(store.job_run_ids(app["id"]))
+        client.list_job_runs(applicationId=app["id"], states=["RUNNING", "QUEUED", "SUCCESS", "FAILED"], maxResults=50)
+        client.list_job_runs(applicationId=app["id"], mode="STREAMING")
+        for summary in runs[:60]:
+            run = client.get_job_run(applicationId=app["id"], jobRunId=summary["id"])["jobRun"]
+            assert run["jobRunId"] == summary["id"]
+            if summary.get("attempt", 1) > 1:
+                attempts = client.list_job_run_attempts(applicationId=app["id"], jobRunId=summary["id"])
+                assert len(attempts["jobRunAttempts"]) == summary["attempt"]
+                client.get_job_run(applicationId=app["id"], jobRunId=summary["id"], attempt=1)
+        for summary in runs[:3]:
             client.list_tags_for_resource(resourceArn=summary["arn"])
 
 
@@ -170,6 +224,16 @@ def test_every_operation_matches_the_model(full: tuple[Simulator, Store, str, st
     client.get_session(applicationId=app, sessionId=started["sessionId"])
     client.terminate_session(applicationId=app, sessionId=started["sessionId"])
     client.terminate_session(applicationId=app, sessionId=full_id)
+    for mode in ("BATCH", "STREAMING"):
+        run = client.start_job_run(
+            applicationId=app, executionRoleArn=ROLE, jobDriver=DRIVER, name=f"new {mode}", mode=mode,
+            tags={"a": "b"}, executionTimeoutMinutes=60, retryPolicy={"maxAttempts": 2},
+            configurationOverrides={"monitoringConfiguration": {"s3MonitoringConfiguration": {"logUri": "s3://l/"}}},
+        )
+        client.get_job_run(applicationId=app, jobRunId=run["jobRunId"])
+        client.list_job_run_attempts(applicationId=app, jobRunId=run["jobRunId"])
+        client.cancel_job_run(applicationId=app, jobRunId=run["jobRunId"])
+        client.get_job_run(applicationId=app, jobRunId=run["jobRunId"])
     assert recorder.operations() == ALL_OPERATIONS
     assert recorder.problems() == []
 
@@ -201,6 +265,40 @@ def test_optional_fields_present_when_set_and_absent_when_not(
     assert recorder.problems() == []
 
 
+def test_job_run_optional_fields_present_when_set_and_absent_when_not() -> None:
+    store = Store(clock=time.time)
+    app = store.add_application(name="runs")
+    full_id, bare_id, streaming_id = add_job_runs(store, app, time.time())
+    recorder = Recorder()
+    with Simulator(store) as sim:
+        client = make_client(sim.url, recorder)
+        client.get_job_run(applicationId=app, jobRunId=full_id)
+        client.get_job_run(applicationId=app, jobRunId=bare_id)
+        client.list_job_runs(applicationId=app)
+        client.get_job_run(applicationId=app, jobRunId=streaming_id)
+        client.list_job_run_attempts(applicationId=app, jobRunId=streaming_id)
+    full_body, bare_body, listing, streaming, attempts = (json.loads(body) for *_, body in recorder.responses)
+    full_run, bare_run = full_body["jobRun"], bare_body["jobRun"]
+    optional = {
+        "name", "mode", "startedAt", "tags", "totalResourceUtilization", "billedResourceUtilization",
+        "totalExecutionDurationSeconds", "networkConfiguration", "configurationOverrides", "retryPolicy", "attempt",
+        "attemptCreatedAt", "attemptUpdatedAt", "queuedDurationMilliseconds",
+    }
+    assert optional <= set(full_run)
+    assert "endedAt" not in full_run  # RUNNING: not ended
+    assert not (optional | {"endedAt"}) & set(bare_run)
+    assert bare_run["jobDriver"]["sparkSubmit"]["entryPoint"]  # required: a default when none was given
+    assert full_run["jobDriver"] == DRIVER and full_run["attempt"] == 3
+    assert full_run["attemptCreatedAt"] == pytest.approx(time.time() - 100.5, abs=5)
+    summaries = {summary["id"]: summary for summary in listing["jobRuns"]}
+    assert {"type", "mode", "attempt", "attemptCreatedAt"} <= set(summaries[full_id])
+    assert not {"type", "mode", "attempt"} & set(summaries[bare_id])
+    assert all("tags" not in s and "totalResourceUtilization" not in s for s in summaries.values())
+    assert {s["state"] for s in summaries.values()} == {*JOB_RUN_STATES, MADE_UP_STATE}
+    assert streaming["jobRun"]["attempt"] == len(attempts["jobRunAttempts"]) == 8  # 3600 s at 480 + 30 a go
+    assert recorder.problems() == []
+
+
 def test_application_capacity_present_when_set_and_absent_when_not(
     full: tuple[Simulator, Store, str, str, str],
 ) -> None:
@@ -217,6 +315,8 @@ def test_application_capacity_present_when_set_and_absent_when_not(
     assert full_body["initialCapacity"]["Driver"]["workerCount"] == 1
     assert full_body["autoStopConfiguration"] == {"enabled": True, "idleTimeoutMinutes": 15}
     assert "maximumCapacity" not in bare_body and "initialCapacity" not in bare_body
+    assert full_body["schedulerConfiguration"] == {"maxConcurrentRuns": 3, "queueTimeoutMinutes": 30}
+    assert "schedulerConfiguration" not in bare_body
     assert bare_body["autoStartConfiguration"] == {"enabled": False}
     assert bare_body["autoStopConfiguration"] == {"enabled": False}
     assert changed["maximumCapacity"] == {"cpu": "8", "memory": "32"}
@@ -226,11 +326,13 @@ def test_application_capacity_present_when_set_and_absent_when_not(
 
 @pytest.mark.parametrize("scenario", ["demo", "scale"])
 def test_scenarios_match_the_model(scenario: str) -> None:
-    store = build_scenario(scenario, applications=3, sessions_per_application=30, active_fraction=0.3, seed=7)
+    store = build_scenario(scenario, applications=3, sessions_per_application=30, active_fraction=0.3, seed=7,
+                           running_job_runs_per_application=10, ended_job_runs_per_application=20)
     recorder = Recorder()
     with Simulator(store) as sim:
         drive(make_client(sim.url, recorder), store)
-    assert recorder.operations() >= {"ListApplications", "GetApplication", "ListSessions", "GetSession"}
+    assert recorder.operations() >= {"ListApplications", "GetApplication", "ListSessions", "GetSession",
+                                     "ListJobRuns", "GetJobRun", "ListJobRunAttempts"}
     assert len(recorder.responses) > 20
     assert recorder.problems() == []
 
@@ -283,6 +385,41 @@ def test_real_errors_parse_in_boto3(full: tuple[Simulator, Store, str, str, str]
     with pytest.raises(client.exceptions.ConflictException):
         client.start_session(applicationId=app, executionRoleArn="arn:aws:iam::123456789012:role/r")
     assert len(recorder.responses) == 7
+    assert recorder.problems() == []
+
+
+def test_job_run_errors_parse_in_boto3(full: tuple[Simulator, Store, str, str, str]) -> None:
+    sim, store, app, _full_id, _ = full
+    recorder = Recorder()
+    client = make_client(sim.url, recorder)
+    unvalidated = simulator_client(sim.url, validate=False)  # sends what botocore would refuse
+    unvalidated.meta.events.register("before-parse.emr-serverless", recorder)
+    static = store.add_job_run(app, state="RUNNING")
+    ended = store.add_job_run(app, state="SUCCESS")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_job_run(applicationId=app, jobRunId="00nosuchrun")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_job_run(applicationId=app, jobRunId=static, attempt=2)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.list_job_runs(applicationId="00nosuchapp")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.list_job_run_attempts(applicationId=app, jobRunId="00nosuchrun")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.cancel_job_run(applicationId=app, jobRunId="00nosuchrun")
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.list_tags_for_resource(resourceArn=store.job_run_arn(app, "00nosuchrun"))
+    with pytest.raises(client.exceptions.ValidationException):
+        client.cancel_job_run(applicationId=app, jobRunId=ended)  # already final
+    with pytest.raises(client.exceptions.ValidationException):
+        client.get_job_run(applicationId=app, jobRunId="UPPER-case")
+    with pytest.raises(client.exceptions.ValidationException):
+        unvalidated.list_job_runs(applicationId=app, mode="INTERACTIVE")
+    with pytest.raises(client.exceptions.ValidationException):
+        unvalidated.start_job_run(applicationId=app, executionRoleArn=ROLE, jobDriver={})
+    store.set_application_state(app, "TERMINATED")
+    with pytest.raises(client.exceptions.ConflictException):
+        client.start_job_run(applicationId=app, executionRoleArn=ROLE, jobDriver=DRIVER)
+    assert len(recorder.responses) == 11
     assert recorder.problems() == []
 
 

@@ -398,18 +398,18 @@ def test_turning_tls_off_needs_a_restart(watched: tuple[Path, WebConfigWatcher, 
     assert watcher.current() is first
 
 
-# --- the README's example ---------------------------------------------------------------------------------
+# --- the documented example (docs/security.md) ------------------------------------------------------------
 
 
-def readme_web_config() -> str:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    block = re.search(r"<!-- web-config-example:.*?-->\n```yaml\n(.*?)```\n<!-- /web-config-example -->", readme, re.S)
-    assert block, "README.md lost its web-config-example markers"
+def documented_web_config() -> str:
+    page = (Path(__file__).resolve().parents[2] / "docs/security.md").read_text()
+    block = re.search(r"<!-- web-config-example:.*?-->\n```yaml\n(.*?)```\n<!-- /web-config-example -->", page, re.S)
+    assert block, "docs/security.md lost its web-config-example markers"
     return block.group(1)
 
 
-def test_the_readme_example_passes_promtool_and_loads(tmp_path: Path) -> None:
-    text = readme_web_config()
+def test_the_documented_example_passes_promtool_and_loads(tmp_path: Path) -> None:
+    text = documented_web_config()
     example = yaml.safe_load(text)
     tls = example["tls_server_config"]
     ca = make_authority(tmp_path, "client-ca")
@@ -423,4 +423,4 @@ def test_the_readme_example_passes_promtool_and_loads(tmp_path: Path) -> None:
     config = load_web_config(path)
     assert config.tls is not None and config.tls.client_auth_type == "RequireAndVerifyClientCert"
     user = next(iter(config.users))
-    assert BasicAuth(config.users).check(basic(user, "change-me"))  # the password the README names
+    assert BasicAuth(config.users).check(basic(user, "change-me"))  # the password the docs name
