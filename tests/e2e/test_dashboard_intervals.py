@@ -30,12 +30,9 @@ from exporter.wiring import build_exposition, build_runner
 from tests.helpers import observability
 from tests.helpers.observability import (
     ALLOWED_EMPTY_SELECTORS,
-    NOT_YET_EXPORTED,
     PROMTOOL,
     RULES_FILE,
     dashboard_queries,
-    metrics_read,
-    not_yet_exported,
     rules,
     selectors,
     variable_queries,
@@ -156,7 +153,7 @@ def test_every_dashboard_query_has_data(prom: tuple[str, float, PrometheusServer
     blank = [
         f"{title}: {substitute(expr)}"
         for title, expr in dashboard_queries()
-        if not query(prom, substitute(expr)) and not not_yet_exported(expr)
+        if not query(prom, substitute(expr))
     ]
     assert not blank, f"blank panels at a {prom[0]} scrape interval:\n" + "\n".join(blank)
 
@@ -172,27 +169,13 @@ def test_every_rule_has_data(prom: tuple[str, float, PrometheusServer], rule: di
     if "record" in rule:
         # Both the backfilled series (what dashboards read) and the expression evaluated now.
         recorded, evaluated = query(prom, rule["record"]), query(prom, rule["expr"])
-        if not not_yet_exported(rule["expr"]):
-            assert recorded, f"{rule['record']}: nothing recorded at a {prom[0]} scrape interval"
-            assert evaluated, f"{rule['record']}: no data at a {prom[0]} scrape interval"
+        assert recorded, f"{rule['record']}: nothing recorded at a {prom[0]} scrape interval"
+        assert evaluated, f"{rule['record']}: no data at a {prom[0]} scrape interval"
         return
     query(prom, rule["expr"])  # valid; the condition may rightly be false on demo data
     for selector in selectors(rule["expr"]):
-        if selector not in ALLOWED_EMPTY_SELECTORS and not not_yet_exported(selector):
+        if selector not in ALLOWED_EMPTY_SELECTORS:
             assert query(prom, selector), f"{rule['alert']}: {selector} selects nothing"
-
-
-def test_what_is_not_yet_exported_is_so(demo_history: tuple[float, float, list[tuple[float, str]]]) -> None:
-    # NOT_YET_EXPORTED excuses the panels and rules that read it from having data: once the exporter exports a
-    # series it lists, that series must leave the set, and the panels and rules reading it must have data.
-    _, _, expositions = demo_history
-    exported = {line.split("{")[0].split(" ")[0] for _, body in expositions for line in body.splitlines()
-                if line and not line.startswith("#")}
-    now_exported = sorted(NOT_YET_EXPORTED & exported)
-    assert not now_exported, f"exported now: remove them from NOT_YET_EXPORTED: {now_exported}"
-    read = {name for _, expr in dashboard_queries() for name in metrics_read(expr)}
-    read |= {name for rule in rules() for name in metrics_read(rule["expr"])}
-    assert read >= NOT_YET_EXPORTED, f"read by no panel or rule: {sorted(NOT_YET_EXPORTED - read)}"
 
 
 def test_the_old_rate_interval_goes_blank_at_60s(prom: tuple[str, float, PrometheusServer]) -> None:

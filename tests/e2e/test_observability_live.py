@@ -25,7 +25,6 @@ from tests.helpers.observability import (
     RULES_FILE,
     dashboard_panels,
     dashboard_queries,
-    not_yet_exported,
     rules,
     selectors,
     variable_queries,
@@ -82,7 +81,7 @@ RULES = rules()
 @pytest.mark.parametrize(("title", "expr"), DASHBOARD_QUERIES, ids=[title for title, _ in DASHBOARD_QUERIES])
 def test_dashboard_query_has_data(prom: PrometheusServer, title: str, expr: str) -> None:
     result = prom.query(substitute(expr))
-    assert result or not_yet_exported(expr), f"{title}: no data for {substitute(expr)}"
+    assert result, f"{title}: no data for {substitute(expr)}"
 
 
 @pytest.mark.parametrize(("name", "selector", "label"), variable_queries())
@@ -97,12 +96,12 @@ def test_rule_expression(prom: PrometheusServer, rule: dict[str, Any]) -> None:
     expr = rule["expr"]
     result = prom.query(expr)  # raises on an invalid expression
     if "record" in rule:
-        assert result or not_yet_exported(expr), f"recording rule {rule['record']} has no data on demo data"
+        assert result, f"recording rule {rule['record']} has no data on demo data"
         return
     # An alert's condition may rightly be false on demo data; each metric selector it uses must
     # still select series (a misspelt metric, label or value would select nothing, silently).
     for selector in selectors(expr):
-        if selector in ALLOWED_EMPTY_SELECTORS or not_yet_exported(selector):
+        if selector in ALLOWED_EMPTY_SELECTORS:
             continue
         assert prom.query(selector), f"{rule['alert']}: {selector} selects nothing on demo data"
 

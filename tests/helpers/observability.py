@@ -28,32 +28,6 @@ ALLOWED_EMPTY_SELECTORS = {
     'emr_serverless_api_requests_total{outcome="ThrottlingException"}',
     'emr_serverless_api_requests_total{outcome!~"ok|ThrottlingException|ResourceNotFoundException"}',
 }
-# What the rules and the dashboard read that the exporter does not export yet: job runs, and the
-# kind-generic self-metrics that replace the session ones (issue 18). A panel, recording rule or alert
-# selector that reads only these may come back empty; everything else must still have data. Empty
-# this set once the exporter exports them: tests/e2e/test_dashboard_intervals.py fails until then.
-NOT_YET_EXPORTED = frozenset({
-    "emr_serverless_job_run_state",
-    "emr_serverless_job_run_info",
-    "emr_serverless_job_run_created_timestamp_seconds",
-    "emr_serverless_job_run_started_timestamp_seconds",
-    "emr_serverless_job_run_ended_timestamp_seconds",
-    "emr_serverless_job_run_queued_duration_seconds",
-    "emr_serverless_job_run_execution_duration_seconds",
-    "emr_serverless_job_run_execution_timeout_seconds",
-    "emr_serverless_job_run_attempt",
-    "emr_serverless_job_run_billed_vcpu_seconds_total",
-    "emr_serverless_job_run_billed_memory_byte_seconds_total",
-    "emr_serverless_job_run_billed_storage_byte_seconds_total",
-    "emr_serverless_job_run_tags",
-    "emr_serverless_application_job_runs",
-    "emr_serverless_application_job_runs_ended_total",
-    "emr_serverless_application_max_concurrent_runs",
-    "emr_serverless_application_queue_timeout_seconds",
-    "emr_serverless_stale_objects",
-    "emr_serverless_oldest_object_data_age_seconds",
-    "emr_serverless_oldest_listing_age_seconds",
-})
 
 
 def dashboard_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -109,17 +83,3 @@ def substitute(expr: str, variables: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", replace, expr)
 
 
-def metrics_read(expr: str) -> set[str]:
-    """The metrics an expression reads, through the recording rules it reads (by their expressions)."""
-    recorded = {rule["record"]: rule["expr"] for rule in rules() if "record" in rule}
-    found: set[str] = set()
-    for name in re.findall(rf"\b{METRIC}(?![\w:])", expr):
-        found |= metrics_read(recorded[name]) if name in recorded else {name}
-    return found
-
-
-def not_yet_exported(expr: str) -> bool:
-    """Whether an empty answer from ``expr`` (a query, a rule's expression or one selector) is expected: everything it
-    reads is not exported yet, but for the prices that only turn what it reads into money."""
-    read = {name for name in metrics_read(expr) if not name.startswith("emr_serverless_application_price_per_")}
-    return bool(read) and read <= NOT_YET_EXPORTED
