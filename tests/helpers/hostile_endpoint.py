@@ -204,6 +204,10 @@ def route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
         return "ListSessions", {"applicationId": segments[1]}
     if len(segments) == 4 and segments[2] == "sessions":
         return "GetSession", {"applicationId": segments[1], "sessionId": segments[3]}
+    if len(segments) == 3 and segments[2] == "jobruns":
+        return "ListJobRuns", {"applicationId": segments[1]}
+    if len(segments) == 4 and segments[2] == "jobruns":
+        return "GetJobRun", {"applicationId": segments[1], "jobRunId": segments[3]}
     return None
 
 
@@ -418,6 +422,13 @@ class HostileEndpoint(BackgroundServer):
             ]
             items, token = _page(sessions, params)
             out = {"sessions": [{k: s[k] for k in SUMMARY_KEYS if k in s} for s in items]}
+        elif request.operation == "ListJobRuns":  # the world has no job runs: the sessions are what is spoiled
+            if params["applicationId"] not in world.sessions:
+                raise ApiError("ResourceNotFoundException", f"Application {params['applicationId']} does not exist")
+            out = {"jobRuns": []}
+            token = None
+        elif request.operation == "GetJobRun":
+            raise ApiError("ResourceNotFoundException", f"Job run {params['jobRunId']} does not exist")
         elif request.operation == "GetApplication":
             app = next((a for a in world.applications if a.get("id") == params["applicationId"]), None)
             if app is None:
