@@ -368,6 +368,71 @@ def test_a_client_that_stops_mid_request_is_cut_at_the_header_deadline() -> None
                 sock.close()
 
 
+def _partial_heads(port: int, count: int, tls: bool) -> list[socket.socket]:
+    """``count`` connections that send the first lines of a request head (TLS: the first bytes of a
+    ClientHello) and then nothing."""
+    opened = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00" if tls else b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        opened.append(sock)
+    return opened
+
+
+@pytest.mark.parametrize("clients", ["50 silent partial heads", "16 tricklers", "20 silent partial TLS handshakes"])
+def test_slow_clients_do_not_hold_a_scrape(pki: Pki, clients: str) -> None:
+    # With the default limits (8 workers, a 10 s head deadline), a worker per slow client held every
+    # worker for the deadline: the scrape took 10 s or more. Now heads are read in the selector loop and
+    # a worker sees only complete ones. benchmarks/slow_clients.py measures it.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server.cert), str(pki.server.key))
+    tls = "TLS" in clients
+    with running(limits=ServerLimits(), tls=(lambda: (context, ())) if tls else None) as server:
+        port = port_of(server)
+        slow = _partial_heads(port, int(clients.split()[0]), tls)
+        stop = threading.Event()
+
+        def trickle() -> None:
+            while not stop.wait(0.2):
+                for sock in slow:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(b"X")
+
+        trickler = threading.Thread(target=trickle, daemon=True)
+        if "trickler" in clients:
+            trickler.start()
+        try:
+            time.sleep(0.5)  # every slow client has been seen by the server
+            scheme = "https" if tls else "http"
+            status, _, body = get(f"{scheme}://127.0.0.1:{port}/", timeout=5,
+                                  context=client_context(pki) if tls else None)
+            assert status == 200 and body == b"hi\n"
+        finally:
+            stop.set()
+            for sock in slow:
+                sock.close()
+
+
+def test_a_head_in_pieces_pipelined_requests_and_keep_alive_are_served(pki: Pki) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server.cert), str(pki.server.key))
+    for tls in (False, True):
+        with running(tls=(lambda: (context, ())) if tls else None) as server:
+            sock = socket.create_connection(("127.0.0.1", port_of(server)), timeout=8)
+            if tls:
+                sock = client_context(pki).wrap_socket(sock, server_hostname="localhost")
+            with sock:
+                for piece in (b"GET / HT", b"TP/1.1\r\nHost: x\r", b"\n\r\n"):  # a head in three reads
+                    sock.sendall(piece)
+                    time.sleep(0.1)
+                # Then two requests in one write, the second closing the connection.
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answers = b""
+                while chunk := sock.recv(65536):
+                    answers += chunk
+            assert answers.count(b"HTTP/1.1 200 OK") == 3 and answers.count(b"hi\n") == 3, (tls, answers)
+
+
 def test_at_the_connection_limit_the_longest_idle_connection_makes_room() -> None:
     with running() as server:  # at most 20 connections
         idle = [socket.create_connection(("127.0.0.1", port_of(server))) for _ in range(40)]
