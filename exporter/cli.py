@@ -30,7 +30,8 @@ from exporter.render.background import BackgroundRenderer
 from exporter.render.exposition import Exposition
 from exporter.web.app import ExporterApp, WebContext, parse_listen_address
 from exporter.web.server import HardenedServer
-from exporter.web.webconfig import WebConfigError, WebConfigWatcher
+from exporter.web.webconfig.files import WebConfigError
+from exporter.web.webconfig.watcher import WebConfigWatcher
 from exporter.wiring import build_exposition, build_runner
 
 PROG = "emr-serverless-exporter"

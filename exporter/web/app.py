@@ -29,7 +29,8 @@ from exporter.common.tokenbucket import TokenBucket
 from exporter.render.background import BackgroundRenderer
 from exporter.render.exposition import Exposition, chunks, negotiate
 from exporter.render.renderings import OnScrapeRenderer, Rendered
-from exporter.web.webconfig import LoadedWebConfig, RateLimit
+from exporter.web.webconfig.schema import RateLimit
+from exporter.web.webconfig.watcher import LoadedWebConfig
 
 log = logging.getLogger(__name__)
 

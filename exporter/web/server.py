@@ -37,7 +37,7 @@ from cheroot import connections, server, wsgi
 from cheroot.makefile import StreamReader, StreamWriter
 from cheroot.ssl import Adapter
 
-from exporter.web.webconfig import client_san_allowed
+from exporter.web.webconfig.tls import client_san_allowed
 
 log = logging.getLogger(__name__)
 

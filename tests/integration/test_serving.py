@@ -44,7 +44,7 @@ from exporter.web.app import (
     scrape_timeout,
 )
 from exporter.web.server import HardenedServer, ServerLimits
-from exporter.web.webconfig import WebConfigWatcher
+from exporter.web.webconfig.watcher import WebConfigWatcher
 from exporter.wiring import build_exposition, build_runner
 from tests.helpers.certs import KeyPair, make_authority, self_signed
 from tests.helpers.prometheus_server import PrometheusServer
