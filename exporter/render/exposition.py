@@ -75,21 +75,27 @@ def negotiate(accept_header: str) -> Format:
     (it chooses its parser by media type). The text format is 1.0.0 when asked for 1.0.0 or above (the
     same lines, a Content-Type that names the escaping), else 0.0.4."""
     best, best_quality = TEXT_0_0_4, 0.0
-    for item in accept_header.split(","):
-        media_type, *parameter_items = item.split(";")
-        parameters: dict[str, str] = {}
-        for parameter in parameter_items:
-            name, _, value = parameter.partition("=")
-            parameters.setdefault(name.strip().lower(), value.strip().strip('"'))
-        quality = _quality(parameters.get("q"))
-        found = _format_of(media_type.strip().lower(), parameters)
+    for media_type, parameters, quality in header_items(accept_header):
+        found = _format_of(media_type, parameters)
         if found is not None and quality > best_quality:
             best, best_quality = found, quality
     return best
 
 
+def header_items(header: str) -> Iterator[tuple[str, dict[str, str], float]]:
+    """The items of an Accept-style header (``value;name=value;q=0.5, ...``): each value in lower case,
+    its parameters (names in lower case, values unquoted) and its q-value. A q-value that is not a
+    number from 0 to 1 makes the item unacceptable (0)."""
+    for item in header.split(","):
+        value, *parameter_items = item.split(";")
+        parameters: dict[str, str] = {}
+        for parameter in parameter_items:
+            name, _, text = parameter.partition("=")
+            parameters.setdefault(name.strip().lower(), text.strip().strip('"'))
+        yield value.strip().lower(), parameters, _quality(parameters.get("q"))
+
+
 def _quality(text: str | None) -> float:
-    """A q-value; one that is not a number from 0 to 1 makes the item unacceptable."""
     if text is None:
         return 1.0
     try:

@@ -27,7 +27,7 @@ from exporter import __version__
 from exporter.collect.target import CollectionRunner
 from exporter.common.tokenbucket import TokenBucket
 from exporter.render.background import BackgroundRenderer
-from exporter.render.exposition import Exposition, chunks, negotiate
+from exporter.render.exposition import Exposition, chunks, header_items, negotiate
 from exporter.render.renderings import OnScrapeRenderer, Rendered
 from exporter.web.webconfig.schema import RateLimit
 from exporter.web.webconfig.watcher import LoadedWebConfig
@@ -41,7 +41,6 @@ SCRAPE_TIMEOUT_MARGIN_SECONDS = 0.5
 # the scraper that asked so little has given up already. The collection it started still serves the
 # next scrape, and the configured collection.timeout_seconds bounds it as always.
 MIN_SCRAPE_TIMEOUT_SECONDS = 1.0
-PROBE_PATHS = ("/healthz", "/readyz")
 TEXT = "text/plain; charset=utf-8"
 
 StartResponse = Callable[..., Any]
@@ -80,18 +79,6 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _quality(params: list[str]) -> float:
-    for param in params:
-        name, _, value = param.strip().partition("=")
-        if name.strip().lower() == "q":
-            try:
-                q = float(value)
-            except ValueError:
-                return 0.0
-            return q if 0.0 <= q <= 1.0 else 0.0
-    return 1.0
-
-
 def choose_encoding(accept_encoding: str) -> str | None:
     """Accept-Encoding negotiation (RFC 9110 section 12.5.3): "gzip", "identity", or None when the
     client refuses both (answered 406).
@@ -100,11 +87,9 @@ def choose_encoding(accept_encoding: str) -> str | None:
     preferred than an identity the client lists explicitly; ``gzip;q=0`` or ``*;q=0`` rule it out.
     identity is acceptable unless ``identity;q=0``, or ``*;q=0`` without an entry for identity."""
     qualities: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        coding, *params = item.split(";")
-        coding = coding.strip().lower()
+    for coding, _, quality in header_items(accept_encoding):
         if coding:
-            qualities[coding] = max(qualities.get(coding, 0.0), _quality(params))
+            qualities[coding] = max(qualities.get(coding, 0.0), quality)
     if "gzip" in qualities or "x-gzip" in qualities:
         gzip_q = max(qualities.get("gzip", 0.0), qualities.get("x-gzip", 0.0))
     else:

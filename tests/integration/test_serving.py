@@ -35,6 +35,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.config.schema import parse_config
+from exporter.render.exposition import negotiate
 from exporter.web.app import (
     MIN_SCRAPE_TIMEOUT_SECONDS,
     SCRAPE_TIMEOUT_MARGIN_SECONDS,
@@ -278,6 +279,17 @@ def test_concurrent_scrapes_of_one_collection_share_one_render(
 )
 def test_accept_encoding_negotiation(accept_encoding: str, encoding: str | None) -> None:
     assert choose_encoding(accept_encoding) == encoding
+
+
+HEADER_TEXT = st.text(alphabet=st.sampled_from(list("abcdeginopqrstvxyz*/-.=;, 0123456789\"")), max_size=80)
+
+
+@given(HEADER_TEXT | st.sampled_from(["application/openmetrics-text", "text/plain", "gzip", "identity"]).flatmap(
+    lambda value: HEADER_TEXT.map(lambda rest: value + rest)))
+def test_any_accept_or_accept_encoding_header_is_answered(header: str) -> None:
+    negotiated = negotiate(header)
+    assert negotiated.content_type.startswith(("text/plain; version=", "application/openmetrics-text; version=1.0.0"))
+    assert choose_encoding(header) in ("gzip", "identity", None)
 
 
 def test_an_accept_encoding_that_refuses_every_encoding_gets_406(simulator: Simulator) -> None:
