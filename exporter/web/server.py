@@ -58,7 +58,7 @@ class ServerLimits:
     threads: int = 8  # workers: scrapes share one collection, so a few serve several Prometheus servers
     max_connections: int = 512
     idle_timeout_seconds: int = 10  # a kept-alive or silent connection; also each socket read or write
-    header_timeout_seconds: float = 10.0  # from readable to the whole request head
+    header_timeout_seconds: float = 10.0  # from the first byte to the whole request head (TLS handshake included)
     write_timeout_seconds: float = 60.0  # the whole response (a gzipped 10,000-session body is ~3 MB)
     max_header_bytes: int = 64 * 1024
     max_body_bytes: int = 64 * 1024  # GET and HEAD only; a body is read and dropped
