@@ -77,3 +77,13 @@ def test_never_faster_than_burst_plus_rate_times_elapsed(rate: float, burst: int
         for j in range(i, len(sent)):
             assert j - i + 1 <= burst + rate * (sent[j] - first) + 1e-6
     assert sent[0] >= start
+
+
+def test_try_acquire_takes_a_free_token_or_refuses_at_once() -> None:
+    # The web rate limit (exporter-toolkit's rate_limit: one request per interval, bursts of burst).
+    time = FakeTime()
+    limited = bucket(1 / 3600, 2, time)  # interval 1h, burst 2
+    assert [limited.try_acquire() for _ in range(3)] == [True, True, False]
+    assert time.now == 1000.0  # it never waits
+    time.now += 3600
+    assert [limited.try_acquire() for _ in range(2)] == [True, False]  # one interval: one token back
