@@ -79,6 +79,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="replicas that split the applications between them by id (default 1: no sharding)")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     args = parser.parse_args(argv)
+    if args.config_file == "":  # an unset variable in a template: never fall back to ./config.yaml silently
+        raise UsageError("--config.file: the path is empty ('')")
     if args.total_shards < 1:
         raise UsageError(f"--total-shards: must be at least 1, got {args.total_shards}")
     if not 0 <= args.shard < args.total_shards:
@@ -145,7 +147,7 @@ def run(argv: Sequence[str] | None) -> int:
         listen_address = parse_listen_address(args.listen_address)
     except ValueError as err:
         raise UsageError(f"--web.listen-address: {args.listen_address!r}: {err}") from None
-    config_path = args.config_file or DEFAULT_CONFIG
+    config_path = DEFAULT_CONFIG if args.config_file is None else args.config_file
     config = load_config(config_path, missing_ok=args.config_file is None)
     web_config = WebConfigWatcher(args.web_config_file) if args.web_config_file else None
     session = None

@@ -282,3 +282,18 @@ def test_an_invalid_default_region_from_the_environment_exits_2(tmp_path: Path) 
         "emr-serverless-exporter: targets[0].region: the default region 'eu west 1' is not an AWS region name "
         "like us-east-1"
     ]
+
+def test_an_empty_config_file_path_exits_2_instead_of_reading_the_default_file(tmp_path: Path) -> None:
+    # A template's unset variable (--config.file "$CONFIG") must not quietly read ./config.yaml instead.
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"targets": [{"endpoint_url": _dead_endpoint()}],
+                                                          **VALID_FAST}))
+
+    def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "exporter", *args, "--once"], capture_output=True, text=True,
+                              env=aws_env(), cwd=tmp_path, timeout=60, check=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, [["--config.file", ""], ["--config.file="]]))
+    for result in results:
+        assert (result.returncode, result.stdout) == (2, ""), result.stderr
+        assert result.stderr.splitlines() == ["emr-serverless-exporter: --config.file: the path is empty ('')"]
