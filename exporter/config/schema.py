@@ -511,7 +511,9 @@ def _no_duplicate_keys(node: yaml.MappingNode) -> None:
             seen.add((key.tag, key.value))
 
 
-def _build(cls: type[Any], data: object, path: str) -> Any:
+def _build(cls: type[Any], data: object, path: str, base: Any = None) -> Any:
+    """An instance of ``cls`` from ``data``: the keys given, the rest from ``base`` (a section's default
+    where it is not the class's own, as for each operation's rate limit) or else the class's defaults."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path or 'configuration'}: expected a mapping, got {_yaml_type(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -523,16 +525,24 @@ def _build(cls: type[Any], data: object, path: str) -> Any:
     values: dict[str, Any] = {}
     for name, f in fields.items():
         key_path = f"{path}.{name}" if path else name
-        if name not in data:
+        if name not in data or (data[name] is None and _null_means_default(hints[name])):
             continue
-        value = _convert(hints[name], data[name], key_path)
+        section_default = f.default if dataclasses.is_dataclass(f.default) else None
+        value = _convert(hints[name], data[name], key_path, section_default)
         check = f.metadata.get("check")
         problem = check(value) if check else None
         if problem:
             sep = "" if problem.startswith(("[", ".")) else ": "
             raise ConfigError(f"{key_path}{sep}{problem}")
         values[name] = value
-    return cls(**values)
+    return dataclasses.replace(base, **values) if base is not None else cls(**values)
+
+
+def _null_means_default(hint: Any) -> bool:
+    """A section or a list left empty in YAML (null: ``discovery:`` with every key commented out) takes
+    its default, as an omitted one does. A scalar left empty stays an error: it is more likely a value
+    forgotten than one meant to be the default."""
+    return dataclasses.is_dataclass(hint) or typing.get_origin(hint) is tuple
 
 
 def _key_text(key: object) -> str:
@@ -542,7 +552,7 @@ def _key_text(key: object) -> str:
     return _quote(key)
 
 
-def _convert(hint: Any, value: object, path: str) -> Any:
+def _convert(hint: Any, value: object, path: str, section_default: Any = None) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType) and type(None) in args:
@@ -555,7 +565,7 @@ def _convert(hint: Any, value: object, path: str) -> Any:
             raise ConfigError(f"{path}: expected a list, got {_yaml_type(value)}")
         return tuple(_convert(args[0], item, f"{path}[{index}]") for index, item in enumerate(value))
     if dataclasses.is_dataclass(hint):
-        return _build(typing.cast(type[Any], hint), value, path)
+        return _build(typing.cast(type[Any], hint), value, path, section_default)
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true or false, got {_yaml_type(value)}")
