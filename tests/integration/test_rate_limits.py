@@ -1,0 +1,57 @@
+"""Client-side rate limits against the simulator: targets that spend one AWS quota (same credentials, region
+and endpoint) share its token buckets, another runner (another configuration) shares nothing with them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from emr_serverless_simulator import Simulator, Store
+from exporter.collect.target import CollectionRunner
+from exporter.config.schema import parse_config
+from exporter.wiring import build_runner
+
+# One ListApplications now, the next in 100 s: a target that finds the bucket empty is deferred at once
+# (collection.timeout_seconds leaves no time to wait), so Store.calls counts the buckets' tokens.
+ONE_LISTING = {"ListApplications": {"requests_per_second": 0.01, "burst": 1}}
+
+
+def runner(url: str, *regions: str, **aws: Any) -> CollectionRunner:
+    targets = [{"region": region, "endpoint_url": url, "name": f"t{i}"} for i, region in enumerate(regions)]
+    config = parse_config(yaml.safe_dump({
+        "targets": targets, "aws": {"rate_limits": ONE_LISTING, "max_attempts": 1, **aws},
+        "collection": {"timeout_seconds": 1, "min_interval_seconds": 0},
+    }))
+    return build_runner(config)
+
+
+def collect_once(built: CollectionRunner) -> None:
+    try:
+        built.collect()
+    finally:
+        built.close()
+
+
+def test_targets_of_one_quota_share_its_buckets(store: Store, simulator: Simulator) -> None:
+    store.add_application(name="analytics")
+    collect_once(runner(simulator.url, "us-east-1", "us-east-1"))
+    assert store.calls["ListApplications"] == 1  # the second target found the shared bucket empty
+
+
+def test_targets_of_other_quotas_have_their_own(store: Store, simulator: Simulator) -> None:
+    store.add_application(name="analytics")
+    collect_once(runner(simulator.url, "us-east-1", "eu-west-1"))
+    assert store.calls["ListApplications"] == 2
+
+
+def test_each_runner_has_its_own_registry(store: Store, simulator: Simulator) -> None:
+    # A module-global registry kept the first runner's buckets (and its configuration) for the next one.
+    store.add_application(name="analytics")
+    collect_once(runner(simulator.url, "us-east-1"))
+    collect_once(runner(simulator.url, "us-east-1"))
+    assert store.calls["ListApplications"] == 2
+    collect_once(runner(simulator.url, "us-east-1", rate_limits={"ListApplications": {"requests_per_second": 0}}))
+    collect_once(runner(simulator.url, "us-east-1", rate_limits={"ListApplications": {"requests_per_second": 0}}))
+    assert store.calls["ListApplications"] == 4
+
