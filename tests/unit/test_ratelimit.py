@@ -77,3 +77,14 @@ def test_never_faster_than_burst_plus_rate_times_elapsed(rate: float, burst: int
         for j in range(i, len(sent)):
             assert j - i + 1 <= burst + rate * (sent[j] - first) + 1e-6
     assert sent[0] >= start
+
+
+def test_a_token_free_now_is_taken_whatever_the_deadline() -> None:
+    # A collection with less than CALL_ROOM_SECONDS left still makes the call a bucket allows at once, as it
+    # would with no limit; only a wait for a later token is refused.
+    time = FakeTime()
+    limited = bucket(1, 2, time)
+    assert limited.acquire(latest=time.now - 0.4)
+    assert limited.acquire(latest=time.now - 0.4)
+    assert not limited.acquire(latest=time.now - 0.4)  # the next token is 1 s away
+    assert time.now == 1000.0
