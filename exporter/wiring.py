@@ -49,7 +49,8 @@ def build_runner(
     return CollectionRunner(
         collectors,
         timeout_seconds=config.collection.timeout_seconds,
-        min_interval_seconds=config.collection.min_interval_seconds,
+        # In the background the schedule is interval_seconds and scrapes never collect: no floor to apply.
+        min_interval_seconds=0.0 if config.collection.interval_seconds else config.collection.min_interval_seconds,
         clock=clock,
     )
 

@@ -342,14 +342,26 @@ class RateLimitConfig:
     burst: int = field(default=10, metadata=_check(_between(1, 10_000)))
 
 
+# Half of what AWS documents per account and region, with half its burst: the exporter leaves the other
+# half to what else spends the same quota (consoles, schedulers polling their job runs). An operation
+# AWS documents no quota for (ListSessions, GetSession) has no limit: the collection's own bounds hold it
+# (one pass per collection.min_interval_seconds at most, aws.max_concurrency calls in flight).
+_HALF_OF_10_PER_SECOND_BURST_50 = RateLimitConfig(requests_per_second=5, burst=25)
+_HALF_OF_1_PER_SECOND_BURST_25 = RateLimitConfig(requests_per_second=0.5, burst=12)
+_NO_LIMIT = RateLimitConfig()
+
+
 @dataclass(frozen=True)
 class RateLimitsConfig:
-    """Per operation, named as AWS names it (and as the `operation` label shows it)."""
+    """Per operation, named as AWS names it (and as the `operation` label shows it). A key left out of an
+    operation's entry keeps that operation's default (``_build``)."""
 
-    ListApplications: RateLimitConfig = RateLimitConfig()  # AWS's operation names
-    ListSessions: RateLimitConfig = RateLimitConfig()
-    GetSession: RateLimitConfig = RateLimitConfig()
-    GetApplication: RateLimitConfig = RateLimitConfig()
+    ListApplications: RateLimitConfig = _HALF_OF_10_PER_SECOND_BURST_50  # AWS's operation names
+    ListSessions: RateLimitConfig = _NO_LIMIT
+    GetSession: RateLimitConfig = _NO_LIMIT
+    GetApplication: RateLimitConfig = _HALF_OF_10_PER_SECOND_BURST_50
+    ListJobRuns: RateLimitConfig = _HALF_OF_1_PER_SECOND_BURST_25
+    GetJobRun: RateLimitConfig = _HALF_OF_10_PER_SECOND_BURST_50
 
     def by_operation(self) -> dict[str, RateLimitConfig]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -368,7 +380,9 @@ class AwsConfig:
 @dataclass(frozen=True)
 class CollectionConfig:
     timeout_seconds: float = field(default=25, metadata=_check(_between(0, 300, low_open=True)))
-    min_interval_seconds: float = field(default=0, metadata=_check(_between(0, 3600)))
+    # Scrapes closer together than this (start to start) share one collection: a scrape storm, a
+    # misconfigured scrape interval or an HA pair costs AWS at most one collection per this many seconds.
+    min_interval_seconds: float = field(default=5, metadata=_check(_between(0, 3600)))
     # 0: collect on each scrape; more: collect in the background this often, scrapes serve the snapshot.
     interval_seconds: float = field(default=0, metadata=_check(_between(0, 3600)))
 

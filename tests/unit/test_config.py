@@ -324,6 +324,42 @@ def test_the_default_region_is_checked_when_the_targets_are_built(monkeypatch: p
         build_runner(parse_config("targets: [{}, {region: eu-west-1}]"))
 
 
+# --- defaults that keep the exporter inside AWS's quotas ---------------------------------------------------
+
+# What AWS documents per account and region (requests per second, burst); ListSessions and GetSession have none.
+DOCUMENTED_QUOTAS = {"ListApplications": (10, 50), "GetApplication": (10, 50), "ListJobRuns": (1, 25),
+                     "GetJobRun": (10, 50)}
+
+
+def test_default_rate_limits_take_half_of_each_documented_quota_and_leave_the_others_free() -> None:
+    limits = Config().aws.rate_limits.by_operation()
+    assert set(limits) == {*DOCUMENTED_QUOTAS, "ListSessions", "GetSession"}
+    for operation, (rate, burst) in DOCUMENTED_QUOTAS.items():
+        assert limits[operation].requests_per_second == rate / 2, operation
+        assert 1 <= limits[operation].burst <= burst / 2, operation
+    assert limits["ListSessions"].requests_per_second == limits["GetSession"].requests_per_second == 0
+
+
+def test_by_default_scrapes_a_few_seconds_apart_share_one_collection() -> None:
+    assert 1 <= Config().collection.min_interval_seconds <= 10
+
+
+def test_a_rate_limit_key_left_out_keeps_the_operation_s_default() -> None:
+    limits = parse_config("""
+aws:
+  rate_limits:
+    ListApplications: {burst: 40}
+    GetApplication: {requests_per_second: 8}
+    ListJobRuns: {requests_per_second: 0}
+    GetSession: {requests_per_second: 2}
+""").aws.rate_limits
+    assert (limits.ListApplications.requests_per_second, limits.ListApplications.burst) == (5, 40)
+    assert (limits.GetApplication.requests_per_second, limits.GetApplication.burst) == (8, 25)
+    assert limits.ListJobRuns.requests_per_second == 0  # off
+    assert (limits.GetSession.requests_per_second, limits.GetSession.burst) == (2, 10)
+    assert limits.GetJobRun == Config().aws.rate_limits.GetJobRun
+
+
 # --- a section or a list left empty (its keys commented out) -----------------------------------------
 
 
