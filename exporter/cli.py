@@ -131,6 +131,8 @@ def flags_table() -> list[tuple[str, str, str]]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.config_file == "":  # an unset variable in a template: never fall back to ./config.yaml silently
+        raise UsageError("--config.file: the path is empty ('')")
     if args.total_shards < 1:
         raise UsageError(f"--total-shards: must be at least 1, got {args.total_shards}")
     if not 0 <= args.shard < args.total_shards:

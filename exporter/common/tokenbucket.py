@@ -37,7 +37,8 @@ class TokenBucket:
 
     def reserve(self, latest: float | None = None) -> float | None:
         """Reserve one request; return when (on this bucket's clock) it may be sent, or None when that is
-        after ``latest``, in which case nothing is taken."""
+        after ``latest``, in which case nothing is taken. ``latest`` bounds a wait: a request the bucket
+        allows now is never refused (no limit would not refuse it either)."""
         with self._lock:
             return self._reserve(self._clock(), latest)
 
@@ -49,13 +50,13 @@ class TokenBucket:
 
     def _reserve(self, now: float, latest: float | None) -> float | None:
         send_at = max(now, self._tat - self._tolerance)
-        if latest is not None and send_at > latest:
+        if latest is not None and send_at > max(latest, now):
             return None
         self._tat = max(self._tat, send_at) + self._interval
         return send_at
 
     def acquire(self, latest: float | None = None) -> bool:
-        """Wait for a token; False (at once, taking none) when none comes before ``latest``."""
+        """Wait for a token; False (at once, taking none) when none is free now or before ``latest``."""
         send_at = self.reserve(latest)
         if send_at is None:
             return False

@@ -45,6 +45,7 @@ def world() -> Iterator[tuple[Store, Clock, Any, Any, Any]]:
         config = parse_config(yaml.safe_dump({
             "targets": [{"region": "us-east-1", "endpoint_url": sim.url, "name": "sim"}],
             "metrics": {"tag_labels": ["team"]},
+            "collection": {"min_interval_seconds": 0},  # each collect() collects
         }))
         runner = build_runner(config)
         try:
