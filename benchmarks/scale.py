@@ -3,14 +3,16 @@
     .venv/bin/python benchmarks/scale.py [--scenarios S,M,L,L-quota] [--modes scrape,background]
                                          [--rounds 5] [--compare REV[,REV...]] [--quick]
 
-Scenarios (10 % of the sessions active; 50 ms API latency; aws.max_concurrency 32):
+Scenarios (10 % of the sessions active; 50 ms API latency; aws.max_concurrency 32; otherwise the default
+configuration). On scrape, every scenario is scraped every 15 s, as Prometheus would (back to back, scrapes
+would share collections: collection.min_interval_seconds):
 - S: 1 application, 100 sessions; M: 10 applications, 1,000 sessions; L: 100 applications, 10,000;
 - L-quota: L with the simulator throttling GetSession at 10 TPS (burst 10) as AWS would, the exporter's
-  aws.rate_limits.GetSession at the same rate; Prometheus-like scrapes every 15 s with a 10 s timeout
-  (on scrape), or collection.interval_seconds 15 (background); terminated sessions older than a minute
+  aws.rate_limits.GetSession at the same rate; scrapes with a 10 s timeout (on scrape), or
+  collection.interval_seconds 15 (background); terminated sessions older than a minute
   are left out (discovery.terminated_session_max_age_seconds 60), so that the steady state shows in
   minutes, not after the one-time backlog of 9,000 final sessions (15 min at 10 TPS).
---quick runs S, M and M-quota (M under the same quota) with 3 rounds: about four minutes.
+--quick runs S, M and M-quota (M under the same quota) with 3 rounds: about six minutes.
 
 The simulator runs in this process (so that its quota, its record of which session each GetSession
 fetched and the sessions' states can be read and changed), the exporter as a child process scraped
@@ -108,7 +110,7 @@ class Scenario:
         return round(self.sessions * self.active_fraction)
 
     def interval(self, mode: str) -> float:
-        """Seconds between scrapes (on scrape, under a quota) or collections (in the background)."""
+        """Seconds between scrapes (on scrape) or collections (in the background)."""
         if self.quota or mode == "scrape":
             return 15.0
         return {"S": 2.0, "M": 3.0}.get(self.name, 10.0)
@@ -377,10 +379,12 @@ def on_scrape(bench: Bench, trees: list[tuple[str, Path]], rounds: int, concurre
         if scenario.quota:  # enough collections to see every session refreshed, and a state change
             count = max(rounds, quota_collections(scenario, SCRAPE_TIMEOUT - 1, "scrape"))
         checked: list[Scrape | None] = [None for _ in exporters]
+        began = time.monotonic()
         for round_index in range(count):
             order = list(range(len(exporters)))
             if round_index % 2:
                 order.reverse()
+            time.sleep(max(0.0, scenario.interval("scrape") - (time.monotonic() - began)))
             began = time.monotonic()
             check = bool(scenario.quota) and round_index == 3
             if check:
@@ -394,8 +398,6 @@ def on_scrape(bench: Bench, trees: list[tuple[str, Path]], rounds: int, concurre
                     checked[index] = scrape
             print(f"  {scenario.name} scrape {round_index + 1}/{count}: "
                   + ", ".join(f"{s[-1].wall:.2f}s {s[-1].cpu:.2f} CPU" for s in scrapes), file=sys.stderr)
-            if scenario.quota:
-                time.sleep(max(0.0, scenario.interval("scrape") - (time.monotonic() - began)))
         active = bench.active()
         results = []
         for index, (name, _) in enumerate(trees):
@@ -550,7 +552,8 @@ def render_times(bench: Bench, rounds: int, concurrency: int) -> tuple[float, fl
     """CPU ms to render a steady-state collection in OpenMetrics: incremental and generic, in this process."""
     config = parse_config(yaml.safe_dump({
         "targets": [{"region": "us-east-1", "endpoint_url": bench.simulator.url}],
-        "aws": {"max_concurrency": concurrency}, "collection": {"timeout_seconds": 300},
+        "aws": {"max_concurrency": concurrency},
+        "collection": {"timeout_seconds": 300, "min_interval_seconds": 0},  # each collect() below collects
     }))
     runner = build_runner(config)
     fast, generic = [], []

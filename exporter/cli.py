@@ -27,11 +27,12 @@ from exporter.collect.target import Clock
 from exporter.common.logs import FORMATS, LEVELS, setup_logging
 from exporter.common.malloc import limit_arenas
 from exporter.config.schema import Config, ConfigError, TargetConfig, load_config
-from exporter.render.background import Snapshots
+from exporter.render.background import BackgroundRenderer
 from exporter.render.exposition import Exposition
 from exporter.web.app import ExporterApp, WebContext, parse_listen_address
 from exporter.web.server import HardenedServer
-from exporter.web.webconfig import WebConfigError, WebConfigWatcher
+from exporter.web.webconfig.files import WebConfigError
+from exporter.web.webconfig.watcher import WebConfigWatcher
 from exporter.wiring import build_exposition, build_runner
 
 PROG = "emr-serverless-exporter"
@@ -130,6 +131,8 @@ def flags_table() -> list[tuple[str, str, str]]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.config_file == "":  # an unset variable in a template: never fall back to ./config.yaml silently
+        raise UsageError("--config.file: the path is empty ('')")
     if args.total_shards < 1:
         raise UsageError(f"--total-shards: must be at least 1, got {args.total_shards}")
     if not 0 <= args.shard < args.total_shards:
@@ -233,8 +236,8 @@ def serve(args: argparse.Namespace, config: Config, listen_address: tuple[str, i
           exposition: Exposition, web_config: WebConfigWatcher | None) -> NoReturn:
     """Serve HTTP(S) until SIGTERM or SIGINT, then stop within a few seconds and end the process."""
     interval = config.collection.interval_seconds
-    snapshots = Snapshots(runner, exposition, interval) if interval else None
-    context = WebContext(runner, exposition, args.telemetry_path, demo=args.demo, snapshots=snapshots)
+    background = BackgroundRenderer(runner, exposition, interval) if interval else None
+    context = WebContext(runner, exposition, args.telemetry_path, demo=args.demo, background=background)
     tls = web_config is not None and web_config.current().config.tls is not None
 
     def tls_settings() -> tuple[ssl.SSLContext, tuple[str, ...]]:
@@ -259,8 +262,8 @@ def serve(args: argparse.Namespace, config: Config, listen_address: tuple[str, i
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    if snapshots is not None:
-        snapshots.start()  # collects now and then every interval
+    if background is not None:
+        background.start()  # collects now and then every interval
     else:  # warm up so that /readyz turns ready without waiting for the first scrape
         threading.Thread(target=runner.collect, name="first-collection", daemon=True).start()
     log.info(
@@ -269,14 +272,14 @@ def serve(args: argparse.Namespace, config: Config, listen_address: tuple[str, i
                           "tls": tls, "basic_auth": bool(web_config and web_config.current().auth.enabled),
                           "config": args.config_file, "targets": len(runner.targets),
                           "demo": args.demo, "shard": f"{args.shard}/{args.total_shards}",
-                          "collection": f"every {interval}s" if snapshots else "on scrape"}},
+                          "collection": f"every {interval}s" if background else "on scrape"}},
     )
     started = time.monotonic()
     stop.wait()
 
     log.info("shutting down", extra={"fields": {"grace_seconds": SHUTDOWN_GRACE_SECONDS}})
-    if snapshots is not None:
-        snapshots.close()
+    if background is not None:
+        background.close()
     runner.close()  # a collection in flight hands in what it has
     stopped = server.stop(grace=SHUTDOWN_GRACE_SECONDS)
     log.info("stopped", extra={"fields": {"uptime_seconds": round(time.monotonic() - started, 1),

@@ -11,7 +11,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.aws.calls import connect
+from exporter.aws.calls import RateLimitRegistry, connect
 from exporter.collect.discovery import Shard
 from exporter.collect.runner import CollectionRunner
 from exporter.collect.target import Clock, TargetCollector
@@ -30,6 +30,7 @@ def build_runner(
     if duplicate:  # a target without a region and one that names the default region
         raise ConfigError(f"targets{duplicate}")
     collectors = []
+    rate_limits = RateLimitRegistry(config.aws.rate_limits)  # one set of buckets per AWS quota, for this runner
     for index, target in enumerate(config.targets):
         region = target.region or session.region_name
         if not region:
@@ -41,14 +42,16 @@ def build_runner(
         if problem:  # the environment's default region: the configuration's own were checked at load
             raise ConfigError(f"targets[{index}].region: {'' if target.region else 'the default region '}{problem}")
         api = connect(config.aws, target, region=region, session=session,
-                      deadline_seconds=config.collection.timeout_seconds, label=target.name or f"{region}#{index}")
+                      deadline_seconds=config.collection.timeout_seconds, label=target.name or f"{region}#{index}",
+                      rate_limits=rate_limits)
         collectors.append(
             TargetCollector(api, region=region, name=target.name, discovery=config.discovery, shard=shard, clock=clock)
         )
     return CollectionRunner(
         collectors,
         timeout_seconds=config.collection.timeout_seconds,
-        min_interval_seconds=config.collection.min_interval_seconds,
+        # In the background the schedule is interval_seconds and scrapes never collect: no floor to apply.
+        min_interval_seconds=0.0 if config.collection.interval_seconds else config.collection.min_interval_seconds,
         clock=clock,
     )
 

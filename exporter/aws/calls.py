@@ -37,7 +37,7 @@ from exporter.common.deadline import Deadline
 from exporter.common.logs import warn_once
 from exporter.common.redaction import redact
 from exporter.common.tokenbucket import RateLimits, TokenBucket
-from exporter.config.schema import AwsConfig, RateLimitConfig, TargetConfig
+from exporter.config.schema import AwsConfig, RateLimitsConfig, TargetConfig
 from exporter.model.kinds import DetailT, ObjectKind, SummaryT
 from exporter.model.session import Application, ApplicationDetail, InvalidObject, convert, object_id
 
@@ -258,38 +258,47 @@ def utc_timestamp(value: Any) -> datetime:
     return botocore.utils.parse_timestamp(value)
 
 
-_shared_limits: dict[tuple[str, ...], RateLimits] = {}
-_shared_limits_lock = threading.Lock()
+class RateLimitRegistry:
+    """The token buckets of every AWS quota the exporter spends, one set per quota. Built once from the
+    configuration (``exporter.wiring``) and handed to each target's ``connect``: targets with the same
+    credentials, region and endpoint (the same account and region) get the same buckets, as AWS counts
+    their calls together; another registry (another configuration) shares nothing with this one."""
 
+    def __init__(self, limits: RateLimitsConfig) -> None:
+        self._limits = {op: limit for op, limit in limits.by_operation().items() if limit.requests_per_second > 0}
+        self._by_quota: dict[tuple[str, str, str], RateLimits] = {}
+        self._lock = threading.Lock()
 
-def shared_rate_limits(quota_key: tuple[str, ...], limits: dict[str, RateLimitConfig]) -> RateLimits:
-    """The buckets of one AWS quota: targets with the same ``quota_key`` (credentials, region,
-    endpoint: the same account and region) share them, as AWS counts their calls together."""
-    with _shared_limits_lock:
-        shared = _shared_limits.get(quota_key)
-        if shared is None:
-            buckets = {
-                operation: TokenBucket(limit.requests_per_second, limit.burst)
-                for operation, limit in limits.items()
-                if limit.requests_per_second > 0
-            }
-            shared = _shared_limits[quota_key] = RateLimits(buckets)
-        return shared
+    def for_target(self, target: TargetConfig, region: str) -> RateLimits:
+        """The buckets of the quota ``target`` spends in ``region``."""
+        quota = (target.role_arn or "default credentials", region, target.endpoint_url or "")
+        with self._lock:
+            shared = self._by_quota.get(quota)
+            if shared is None:
+                buckets = {op: TokenBucket(rate.requests_per_second, rate.burst) for op, rate in self._limits.items()}
+                shared = self._by_quota[quota] = RateLimits(buckets)
+            return shared
 
 
 def connect(
-    aws: AwsConfig, target: TargetConfig, *, region: str, session: boto3.Session, deadline_seconds: float, label: str
+    aws: AwsConfig,
+    target: TargetConfig,
+    *,
+    region: str,
+    session: boto3.Session,
+    deadline_seconds: float,
+    label: str,
+    rate_limits: RateLimitRegistry,
 ) -> EmrServerlessApi:
     """The API of one target: its credentials (the role it assumes, if any), its client, and the rate limits
-    of the AWS quota it spends. Everything ``aws`` configures is read here, ``max_concurrency`` included."""
+    of the AWS quota it spends (from ``rate_limits``, built from ``aws.rate_limits``). Everything else
+    ``aws`` configures is read here, ``max_concurrency`` included."""
     if target.role_arn:
         session = assume_role_session(session, region=region, role_arn=target.role_arn, external_id=target.external_id)
     client = make_client(aws, region=region, endpoint_url=target.endpoint_url, session=session,
                          deadline_seconds=deadline_seconds)
-    # Targets with the same credentials, region and endpoint spend one AWS quota: one set of buckets.
-    quota = (target.role_arn or "default credentials", region, target.endpoint_url or "")
     return EmrServerlessApi(
-        client, ApiCallCounter(), limits=shared_rate_limits(quota, aws.rate_limits.by_operation()),
+        client, ApiCallCounter(), limits=rate_limits.for_target(target, region),
         max_attempts=aws.max_attempts, max_pages=aws.max_pages, max_concurrency=aws.max_concurrency, target=label,
         account_id=account_id_from_arn(target.role_arn or ""),
     )

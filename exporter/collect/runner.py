@@ -34,6 +34,7 @@ class CollectionRunner:
         self._cond = threading.Condition()
         self._in_flight = False
         self._closed = False
+        self._last_start: float | None = None  # on ``clock``, when the last collection began
         self.latest: list[TargetResult] | None = None
         self.ready = threading.Event()
 
@@ -45,11 +46,13 @@ class CollectionRunner:
             if self._in_flight or self._closed:
                 self._cond.wait_for(lambda: not self._in_flight or self._closed, timeout=limit)
                 return self.latest if self.latest is not None else self._known()
-            if self.latest and self._min_interval:
-                last_end = max(result.finished_at for result in self.latest)
-                if self._clock() - last_end < self._min_interval:
-                    return self.latest
+            # Start to start, so that one scrape per interval longer than min_interval still collects each
+            # time however long the collection takes; a clock set back does not pin the last result.
+            now = self._clock()
+            if self.latest and self._last_start is not None and 0 <= now - self._last_start < self._min_interval:
+                return self.latest
             self._in_flight = True
+            self._last_start = now
         results: list[TargetResult] | None = None
         try:
             results = self._collect_all(limit)

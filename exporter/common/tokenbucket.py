@@ -1,9 +1,12 @@
-"""Client-side rate limits: one token bucket per API operation, shared by every target that spends the
-same AWS quota (quotas are per account and region).
+"""Rate limits: the exporter's one token bucket, and the AWS client's buckets per API operation.
 
-A caller reserves the next free slot and sleeps until it; reservations are served in the order they are
-made, so the stalest work, submitted first, is also sent first. A slot past the caller's deadline is not
-reserved at all: the call is deferred to a later collection instead of running late.
+AWS calls: one bucket per operation, shared by every target that spends the same AWS quota (quotas are
+per account and region). A caller reserves the next free slot and sleeps until it; reservations are
+served in the order they are made, so the stalest work, submitted first, is also sent first. A slot
+past the caller's deadline is not reserved at all: the call is deferred to a later collection instead
+of running late.
+
+HTTP: the web configuration's ``rate_limit`` takes a token per request or refuses it (429) at once.
 """
 
 from __future__ import annotations
@@ -35,14 +38,23 @@ class TokenBucket:
 
     def reserve(self, latest: float | None = None) -> float | None:
         """Reserve one request; return when (on this bucket's clock) it may be sent, or None when that is
-        after ``latest``, in which case nothing is taken."""
+        after ``latest``, in which case nothing is taken. ``latest`` bounds a wait: a request the bucket
+        allows now is never refused (no limit would not refuse it either)."""
+        with self._lock:
+            return self._reserve(self._clock(), latest)
+
+    def try_acquire(self) -> bool:
+        """Take a token if one is free now; False (taking none) when the caller would have to wait."""
         with self._lock:
             now = self._clock()
-            send_at = max(now, self._tat - self._tolerance)
-            if latest is not None and send_at > latest:
-                return None
-            self._tat = max(self._tat, send_at) + self._interval
-            return send_at
+            return self._reserve(now, latest=now) is not None
+
+    def _reserve(self, now: float, latest: float | None) -> float | None:
+        send_at = max(now, self._tat - self._tolerance)
+        if latest is not None and send_at > max(latest, now):
+            return None
+        self._tat = max(self._tat, send_at) + self._interval
+        return send_at
 
     def affordable(self, seconds: float) -> int:
         """How many requests could be sent from now until ``seconds`` from now, none being reserved meanwhile."""
@@ -56,7 +68,7 @@ class TokenBucket:
         return 0 if first > horizon else int((horizon - first) / self._interval) + 1
 
     def acquire(self, latest: float | None = None) -> bool:
-        """Wait for a token; False (at once, taking none) when none comes before ``latest``."""
+        """Wait for a token; False (at once, taking none) when none is free now or before ``latest``."""
         send_at = self.reserve(latest)
         if send_at is None:
             return False

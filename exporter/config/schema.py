@@ -363,14 +363,26 @@ class RateLimitConfig:
     burst: int = field(default=10, metadata=_check(_between(1, 10_000)))
 
 
+# Half of what AWS documents per account and region, with half its burst: the exporter leaves the other
+# half to what else spends the same quota (consoles, schedulers polling their job runs). An operation
+# AWS documents no quota for (ListSessions, GetSession) has no limit: the collection's own bounds hold it
+# (one pass per collection.min_interval_seconds at most, aws.max_concurrency calls in flight).
+_HALF_OF_10_PER_SECOND_BURST_50 = RateLimitConfig(requests_per_second=5, burst=25)
+_HALF_OF_1_PER_SECOND_BURST_25 = RateLimitConfig(requests_per_second=0.5, burst=12)
+_NO_LIMIT = RateLimitConfig()
+
+
 @dataclass(frozen=True)
 class RateLimitsConfig:
-    """Per operation, named as AWS names it (and as the `operation` label shows it)."""
+    """Per operation, named as AWS names it (and as the `operation` label shows it). A key left out of an
+    operation's entry keeps that operation's default (``_build``)."""
 
-    ListApplications: RateLimitConfig = RateLimitConfig()  # AWS's operation names
-    ListSessions: RateLimitConfig = RateLimitConfig()
-    GetSession: RateLimitConfig = RateLimitConfig()
-    GetApplication: RateLimitConfig = RateLimitConfig()
+    ListApplications: RateLimitConfig = _HALF_OF_10_PER_SECOND_BURST_50  # AWS's operation names
+    ListSessions: RateLimitConfig = _NO_LIMIT
+    GetSession: RateLimitConfig = _NO_LIMIT
+    GetApplication: RateLimitConfig = _HALF_OF_10_PER_SECOND_BURST_50
+    ListJobRuns: RateLimitConfig = _HALF_OF_1_PER_SECOND_BURST_25
+    GetJobRun: RateLimitConfig = _HALF_OF_10_PER_SECOND_BURST_50
 
     def by_operation(self) -> dict[str, RateLimitConfig]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -389,7 +401,9 @@ class AwsConfig:
 @dataclass(frozen=True)
 class CollectionConfig:
     timeout_seconds: float = field(default=25, metadata=_check(_between(0, 300, low_open=True)))
-    min_interval_seconds: float = field(default=0, metadata=_check(_between(0, 3600)))
+    # Scrapes closer together than this (start to start) share one collection: a scrape storm, a
+    # misconfigured scrape interval or an HA pair costs AWS at most one collection per this many seconds.
+    min_interval_seconds: float = field(default=5, metadata=_check(_between(0, 3600)))
     # 0: collect on each scrape; more: collect in the background this often, scrapes serve the snapshot.
     interval_seconds: float = field(default=0, metadata=_check(_between(0, 3600)))
 
@@ -532,7 +546,9 @@ def _no_duplicate_keys(node: yaml.MappingNode) -> None:
             seen.add((key.tag, key.value))
 
 
-def _build(cls: type[Any], data: object, path: str) -> Any:
+def _build(cls: type[Any], data: object, path: str, base: Any = None) -> Any:
+    """An instance of ``cls`` from ``data``: the keys given, the rest from ``base`` (a section's default
+    where it is not the class's own, as for each operation's rate limit) or else the class's defaults."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path or 'configuration'}: expected a mapping, got {_yaml_type(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -544,16 +560,24 @@ def _build(cls: type[Any], data: object, path: str) -> Any:
     values: dict[str, Any] = {}
     for name, f in fields.items():
         key_path = f"{path}.{name}" if path else name
-        if name not in data:
+        if name not in data or (data[name] is None and _null_means_default(hints[name])):
             continue
-        value = _convert(hints[name], data[name], key_path)
+        section_default = f.default if dataclasses.is_dataclass(f.default) else None
+        value = _convert(hints[name], data[name], key_path, section_default)
         check = f.metadata.get("check")
         problem = check(value) if check else None
         if problem:
             sep = "" if problem.startswith(("[", ".")) else ": "
             raise ConfigError(f"{key_path}{sep}{problem}")
         values[name] = value
-    return cls(**values)
+    return dataclasses.replace(base, **values) if base is not None else cls(**values)
+
+
+def _null_means_default(hint: Any) -> bool:
+    """A section or a list left empty in YAML (null: ``discovery:`` with every key commented out) takes
+    its default, as an omitted one does. A scalar left empty stays an error: it is more likely a value
+    forgotten than one meant to be the default."""
+    return dataclasses.is_dataclass(hint) or typing.get_origin(hint) is tuple
 
 
 def _key_text(key: object) -> str:
@@ -563,7 +587,7 @@ def _key_text(key: object) -> str:
     return _quote(key)
 
 
-def _convert(hint: Any, value: object, path: str) -> Any:
+def _convert(hint: Any, value: object, path: str, section_default: Any = None) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType) and type(None) in args:
@@ -576,7 +600,7 @@ def _convert(hint: Any, value: object, path: str) -> Any:
             raise ConfigError(f"{path}: expected a list, got {_yaml_type(value)}")
         return tuple(_convert(args[0], item, f"{path}[{index}]") for index, item in enumerate(value))
     if dataclasses.is_dataclass(hint):
-        return _build(typing.cast(type[Any], hint), value, path)
+        return _build(typing.cast(type[Any], hint), value, path, section_default)
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{path}: expected true or false, got {_yaml_type(value)}")

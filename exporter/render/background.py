@@ -8,8 +8,9 @@ says how old, and the alert rules watch it.
 
 Only the variants asked for lately are pre-rendered: Prometheus asks for OpenMetrics with gzip, and a
 render plus a gzip of a variant nobody reads is CPU and memory for nothing (docs/performance.md).
-Another variant is rendered on demand from what is known (no AWS call), kept until the next
-collection, and pre-rendered from then on while it is still asked for.
+Another variant is rendered on demand from what is known (no AWS call; scrapes that ask at the same
+time share one render), kept until the next collection, and pre-rendered from then on while it is
+still asked for. HEAD is answered from what is rendered and renders nothing.
 """
 
 from __future__ import annotations
@@ -18,22 +19,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_ACCEPT
 
 from exporter.collect.runner import CollectionRunner
-from exporter.render.exposition import Exposition, direct_kind, gzip_parts
+from exporter.render.exposition import Exposition, Format, gzip_parts
 from exporter.render.lineformat import Kind
+from exporter.render.renderings import ACCEPT, Rendered, Renderings, Variant, render, variant_of
 
 log = logging.getLogger(__name__)
 
-Variant = tuple[Kind, bool]  # a format, gzip-compressed or not
-# An Accept header per format. Every Accept header whose format the direct writer serves (Prometheus 3's
-# escaping=allow-utf-8 as well as 2's underscores: our names are legacy names either way) gets the same
-# bytes; only its Content-Type is its own.
-ACCEPT: dict[Kind, str] = {"openmetrics": OPENMETRICS_ACCEPT, "text": ""}
 # Pre-rendered before anyone asks: what Prometheus 2 and 3 (and the agents built on their scrape code) ask.
 FIRST_VARIANTS: tuple[Variant, ...] = (("openmetrics", True),)
 # A variant not asked for this long (and for two intervals) is no longer pre-rendered: longer than any
@@ -43,17 +36,9 @@ GZIP_LEVEL = 6  # compressed once per collection and served to every scrape: wor
 GENERIC_GZIP_LEVEL = 1  # a format only the generic path writes is rendered for each request: cheap, as on scrape
 
 
-@dataclass(frozen=True)
-class Rendered:
-    content_type: str
-    # Identity: the pieces as rendered, the session store's own lines, shared, not a joined copy (two
-    # formats joined cost 115 MB more at 10,000 sessions). Gzip: one compressed piece.
-    body: tuple[bytes, ...]
-    gzip: bool
-
-
-class Snapshots:
-    """Collects every ``interval`` seconds in a thread of its own and keeps the last rendering."""
+class BackgroundRenderer:
+    """Collects every ``interval`` seconds in a thread of its own and keeps the latest results rendered
+    in the variants asked for lately."""
 
     def __init__(self, runner: CollectionRunner, exposition: Exposition, interval_seconds: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -64,9 +49,8 @@ class Snapshots:
         self._clock = clock
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._rendered: dict[Variant, Rendered] | None = None  # None until the first collection ends
+        self._renderings: Renderings | None = None  # None until the first collection ends
         self._asked: dict[Variant, float] = dict.fromkeys(FIRST_VARIANTS, clock())  # when last asked for
-        self.renders = 0  # formats rendered so far, pre-rendered or on demand (tests read it)
         self._thread = threading.Thread(target=self._loop, name="background-collection", daemon=True)
 
     def start(self) -> None:
@@ -75,33 +59,29 @@ class Snapshots:
     def close(self) -> None:
         self._stop.set()
 
-    @property
-    def prerendered(self) -> set[Variant]:
-        """The variants the latest collection rendered (or a scrape since)."""
+    def get(self, negotiated: Format, gzip: bool) -> Rendered | None:
+        """The latest rendering in this format, or None before the first collection ends. A variant not
+        pre-rendered is rendered now from what is known (no AWS call; scrapes that ask meanwhile share
+        that render), kept until the next collection and pre-rendered from then on."""
+        variant = variant_of(negotiated, gzip)
         with self._lock:
-            return set(self._rendered or ())
+            if negotiated.direct:  # a format only the generic path writes is rendered each time, never ahead
+                self._asked[variant] = self._clock()
+            current = self._renderings
+        if current is None:
+            return None
+        level = GZIP_LEVEL if negotiated.direct else GENERIC_GZIP_LEVEL
+        rendered = current.get(variant, lambda: render(self._exposition, negotiated, gzip, level),
+                               keep=negotiated.direct)
+        return rendered.answering(negotiated)
 
-    def get(self, accept_header: str, gzip: bool) -> Rendered | None:
-        """The latest rendering for this Accept header, or None before the first collection ends. A variant
-        not pre-rendered is rendered now from what is known (no AWS call), and pre-rendered from the next
-        collection on."""
-        encoder, content_type = choose_encoder(accept_header)
-        kind = direct_kind(encoder)
+    def cached(self, negotiated: Format, gzip: bool) -> Rendered | None:
+        """The latest rendering in this format if there is one; nothing is rendered, nor remembered as
+        asked for (HEAD)."""
         with self._lock:
-            if kind is not None:
-                self._asked[(kind, gzip)] = self._clock()
-            current = self._rendered
-            if current is None:
-                return None
-            rendered = current.get((kind, gzip)) if kind is not None else None
-        if rendered is None:
-            if kind is None:  # an unusual format (another escaping or version): the generic path, each time
-                return self._render(accept_header, {gzip}, GENERIC_GZIP_LEVEL)[gzip]
-            rendered = self._render(ACCEPT[kind], {gzip})[gzip]
-            with self._lock:
-                if self._rendered is current:  # kept for the next scrapes until the next collection
-                    current.setdefault((kind, gzip), rendered)
-        return rendered if rendered.content_type == content_type else replace(rendered, content_type=content_type)
+            current = self._renderings
+        rendered = current.cached(variant_of(negotiated, gzip)) if current is not None else None
+        return rendered.answering(negotiated) if rendered is not None else None
 
     def refresh(self) -> None:
         """One collection, then one rendering per format asked for lately, in the encodings asked for."""
@@ -114,20 +94,18 @@ class Snapshots:
         for kind in ACCEPT:
             encodings = {gzip for asked, gzip in wanted if asked == kind}
             if encodings:
-                rendered.update(((kind, gz), r) for gz, r in self._render(ACCEPT[kind], encodings).items())
+                rendered.update(self._prerender(kind, encodings))
         with self._lock:
-            self._rendered = rendered
+            self._renderings = Renderings(rendered)
 
-    def _render(self, accept_header: str, encodings: set[bool], level: int = GZIP_LEVEL) -> dict[bool, Rendered]:
-        """One rendering for ``accept_header``, in each encoding asked (True: gzip), by encoding."""
-        parts, content_type = self._exposition.render_parts(accept_header)
-        with self._lock:
-            self.renders += 1
-        rendered = {}
+    def _prerender(self, kind: Kind, encodings: set[bool]) -> dict[Variant, Rendered]:
+        """One rendering of ``kind``, in each encoding asked (True: gzip)."""
+        parts, content_type = self._exposition.render_parts(ACCEPT[kind])
+        rendered: dict[Variant, Rendered] = {}
         if False in encodings:
-            rendered[False] = Rendered(content_type, tuple(parts), gzip=False)
+            rendered[(kind, False)] = Rendered(content_type, tuple(parts), gzip=False)
         if True in encodings:
-            rendered[True] = Rendered(content_type, (b"".join(gzip_parts(parts, level)),), gzip=True)
+            rendered[(kind, True)] = Rendered(content_type, (b"".join(gzip_parts(parts, GZIP_LEVEL)),), gzip=True)
         return rendered
 
     def _loop(self) -> None:

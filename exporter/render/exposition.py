@@ -1,9 +1,9 @@
-"""The /metrics body, written directly, in pieces.
+"""The /metrics body, written directly, in pieces, in the format the scrape's Accept header asks for.
 
-prometheus-client chooses the format from the Accept header (``choose_encoder``): the text format
-0.0.4 or 1.0.0, or OpenMetrics, with a name escaping scheme. Where that is text or OpenMetrics 1.0.0
-with ``underscores`` or ``allow-utf-8`` escaping (which leave this exporter's names as they are; it is
-what Prometheus and curl ask for), the body is:
+``negotiate`` chooses the format from the Accept header (media types by q-value; parameters in any
+order and case): the text format 0.0.4 or 1.0.0, or OpenMetrics, with a name escaping scheme. Where
+the escaping leaves this exporter's names as they are (``underscores``, ``allow-utf-8``, ``values``:
+every name here is a legacy name; it is what Prometheus and curl ask for), the body is:
 
 - prometheus-client's own collectors (process, platform, GC) through its encoder;
 - each kind's families (sessions, job runs) from its ``exporter.render.series.SeriesStore``, which
@@ -12,19 +12,20 @@ what Prometheus and curl ask for), the body is:
 - OpenMetrics' ``# EOF``.
 
 It is byte for byte what prometheus-client's ``generate_latest`` writes for the same registry with
-``exporter.metrics.collector.EmrServerlessCollector`` (tests/integration/test_exposition.py). Any other format
-(``dots`` or ``values`` escaping, another OpenMetrics version) is served through that generic path.
+``exporter.metrics.collector.EmrServerlessCollector`` (tests/integration/test_exposition.py). Only the
+``dots`` escaping, which renames every name, is served through that generic path.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import exposition as text_format
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as openmetrics_format
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -40,20 +41,98 @@ from exporter.render.series import SeriesStore
 
 Encoder = Callable[[Collector], bytes]
 # Escaping schemes under which prometheus-client writes legacy names unchanged.
-DIRECT_ESCAPINGS = ("underscores", "allow-utf-8")
+DIRECT_ESCAPINGS = (openmetrics_format.UNDERSCORES, openmetrics_format.ALLOWUTF8, openmetrics_format.VALUES)
+_ESCAPINGS = (*DIRECT_ESCAPINGS, openmetrics_format.DOTS)
+OPENMETRICS_TYPE = "application/openmetrics-text"
 
 
-def direct_kind(encoder: Encoder) -> Kind | None:
-    """The format ``exporter.render.lineformat`` writes for an encoder ``choose_encoder`` gave, or None."""
-    function = getattr(encoder, "func", encoder)  # a functools.partial with the escaping, or the function
-    options: dict[str, Any] = getattr(encoder, "keywords", {})
-    if options.get("escaping", "underscores") not in DIRECT_ESCAPINGS:
-        return None
-    if function is text_format.generate_latest:
-        return "text"
-    if function is openmetrics_format.generate_latest and options.get("version", "1.0.0") == "1.0.0":
-        return "openmetrics"
+@dataclass(frozen=True)
+class Format:
+    """What a scrape is answered with: the format, the name escaping and the Content-Type that says so."""
+
+    kind: Kind
+    escaping: str
+    content_type: str
+
+    @property
+    def direct(self) -> bool:
+        """Whether ``exporter.render.lineformat`` writes it (else prometheus-client's generic path does)."""
+        return self.escaping in DIRECT_ESCAPINGS
+
+    def encoder(self) -> Encoder:
+        if self.kind == "openmetrics":
+            return functools.partial(openmetrics_format.generate_latest, escaping=self.escaping, version="1.0.0")
+        return functools.partial(text_format.generate_latest, escaping=self.escaping)
+
+
+TEXT_0_0_4 = Format("text", openmetrics_format.UNDERSCORES, text_format.CONTENT_TYPE_PLAIN_0_0_4)
+
+
+def negotiate(accept_header: str) -> Format:
+    """The format for an Accept header (RFC 9110 section 12.5.1): the acceptable media type with the
+    highest q-value (the first listed of equals) among OpenMetrics, text/plain and wildcards; text 0.0.4
+    when none is.
+
+    OpenMetrics is answered as 1.0.0 whatever version is asked, and its Content-Type says 1.0.0: it is
+    what the body is, and what Prometheus parses whether it asked for 0.0.1, 1.0.0 or a version to come
+    (it chooses its parser by media type). The text format is 1.0.0 when asked for 1.0.0 or above (the
+    same lines, a Content-Type that names the escaping), else 0.0.4."""
+    best, best_quality = TEXT_0_0_4, 0.0
+    for media_type, parameters, quality in header_items(accept_header):
+        found = _format_of(media_type, parameters)
+        if found is not None and quality > best_quality:
+            best, best_quality = found, quality
+    return best
+
+
+def header_items(header: str) -> Iterator[tuple[str, dict[str, str], float]]:
+    """The items of an Accept-style header (``value;name=value;q=0.5, ...``): each value in lower case,
+    its parameters (names in lower case, values unquoted) and its q-value. A q-value that is not a
+    number from 0 to 1 makes the item unacceptable (0)."""
+    for item in header.split(","):
+        value, *parameter_items = item.split(";")
+        parameters: dict[str, str] = {}
+        for parameter in parameter_items:
+            name, _, text = parameter.partition("=")
+            parameters.setdefault(name.strip().lower(), text.strip().strip('"'))
+        yield value.strip().lower(), parameters, _quality(parameters.get("q"))
+
+
+def _quality(text: str | None) -> float:
+    if text is None:
+        return 1.0
+    try:
+        quality = float(text)
+    except ValueError:
+        return 0.0
+    return quality if 0.0 <= quality <= 1.0 else 0.0
+
+
+def _format_of(media_type: str, parameters: dict[str, str]) -> Format | None:
+    version = parameters.get("version", "")
+    escaping = parameters.get("escaping", "").lower()
+    named_escaping = escaping in _ESCAPINGS
+    if not named_escaping:
+        escaping = openmetrics_format.UNDERSCORES  # as prometheus-client: an unknown scheme is the default
+    if media_type == OPENMETRICS_TYPE:
+        content_type = openmetrics_format.CONTENT_TYPE_LATEST
+        if named_escaping or _at_least_1_0_0(version):  # prometheus-client's Content-Types for the usual headers
+            content_type += f"; escaping={escaping}"
+        return Format("openmetrics", escaping, content_type)
+    if media_type == "text/plain":
+        if _at_least_1_0_0(version):
+            return Format("text", escaping, f"{text_format.CONTENT_TYPE_PLAIN_1_0_0}; escaping={escaping}")
+        return TEXT_0_0_4
+    if media_type in ("*/*", "text/*"):
+        return TEXT_0_0_4
     return None
+
+
+def _at_least_1_0_0(version: str) -> bool:
+    parts = version.split(".")
+    if not all(part.isdigit() for part in parts):
+        return False
+    return tuple(int(part) for part in parts) >= (1,)  # 1, 1.0 and 1.0.0 alike
 
 
 class _Chain(Collector):
@@ -102,9 +181,9 @@ class Exposition:
     def render_parts(self, accept_header: str = "") -> tuple[list[bytes], str]:
         """The body as a list of pieces, to be written (or compressed) one by one: at 10,000 sessions
         the body is ~55 MB, which need not exist in one piece beside the stores it is made of."""
-        encoder, content_type = choose_encoder(accept_header)
-        kind = direct_kind(encoder)
-        if kind is None:
+        negotiated = negotiate(accept_header)
+        encoder, content_type, kind = negotiated.encoder(), negotiated.content_type, negotiated.kind
+        if not negotiated.direct:
             return [encoder(self._generic)], content_type
         results = self._runner.latest or []
         with self._lock:

@@ -19,8 +19,8 @@ backslash, newline and double quote escaped, the value as Go formats a float (``
 rendering of a session serves every format; only headers are per format.
 
 Names are legacy Prometheus names without colons (``[a-zA-Z_][a-zA-Z0-9_]*``): the escaping schemes
-``underscores`` and ``allow-utf-8`` leave them as they are in both formats. Other schemes rename them
-(``dots``, ``values``): ``exporter.render.exposition`` sends those to prometheus-client's generic path.
+``underscores``, ``allow-utf-8`` and ``values`` leave them as they are in both formats. ``dots`` renames
+them: ``exporter.render.exposition`` sends it to prometheus-client's generic path.
 tests/unit/test_lineformat.py compares this module with prometheus-client on generated families.
 """
 

@@ -1,8 +1,12 @@
 """HTTP serving: the telemetry path, a landing page, /healthz and /readyz, as a WSGI application.
 
-A scrape runs (or joins) one collection bounded by the scrape's own timeout header, then renders it
-(``exporter.render.exposition``: prometheus-client's encoders, text or OpenMetrics, gzip when asked). AWS
-failures never turn into an HTTP error: they show in ``emr_serverless_up`` and the API error counters.
+A scrape runs (or joins) one collection bounded by the scrape's own timeout header (in background
+mode it takes the latest instead), then gets its rendering in the format its Accept header asks for
+(``exporter.render.exposition.negotiate``), gzip-compressed when Accept-Encoding prefers it; concurrent
+scrapes share one render (``exporter.render.renderings``). HEAD answers the same headers without
+collecting or rendering. AWS failures never turn into an HTTP error: they show in ``emr_serverless_up``
+and the API error counters. A scrape's own headers can cause one error only: 406, for an
+Accept-Encoding that refuses both gzip and identity.
 
 With a web configuration (``--web.config.file``), every response carries its headers and everything
 but the probes needs basic auth when users are configured: /healthz and /readyz stay open so that the
@@ -14,24 +18,30 @@ from __future__ import annotations
 
 import html
 import logging
-import threading
-import time
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from exporter import __version__
 from exporter.collect.runner import CollectionRunner
+from exporter.common.tokenbucket import TokenBucket
 from exporter.model.kinds import KINDS
-from exporter.render.background import Snapshots
-from exporter.render.exposition import Exposition, chunks, gzip_parts
-from exporter.web.webconfig import LoadedWebConfig, RateLimit
+from exporter.render.background import BackgroundRenderer
+from exporter.render.exposition import Exposition, chunks, header_items, negotiate
+from exporter.render.renderings import OnScrapeRenderer, Rendered
+from exporter.web.webconfig.schema import RateLimit
+from exporter.web.webconfig.watcher import LoadedWebConfig
 
 log = logging.getLogger(__name__)
 
 # Leave Prometheus time to receive and parse the answer before its own timeout ends the scrape.
 SCRAPE_TIMEOUT_MARGIN_SECONDS = 0.5
-PROBE_PATHS = ("/healthz", "/readyz")
+# The least a scrape's timeout header can leave a collection. A collection cut sooner ends before AWS's
+# first answers (a page takes a round trip or two): every target would be `up` 0 with nothing new, though
+# the scraper that asked so little has given up already. The collection it started still serves the
+# next scrape, and the configured collection.timeout_seconds bounds it as always.
+MIN_SCRAPE_TIMEOUT_SECONDS = 1.0
 TEXT = "text/plain; charset=utf-8"
 
 StartResponse = Callable[..., Any]
@@ -44,7 +54,20 @@ class WebContext:
     exposition: Exposition
     telemetry_path: str
     demo: bool = False
-    snapshots: Snapshots | None = None  # background mode: scrapes serve the latest snapshot
+    background: BackgroundRenderer | None = None  # background mode: scrapes serve its latest renderings
+
+
+@dataclass
+class Response:
+    status: str
+    headers: list[tuple[str, str]]
+    body: Sequence[bytes] = ()
+    # HEAD on the telemetry path answers without rendering: the length is known only when a rendering is.
+    length_known: bool = True
+
+
+def text_response(status: str, text: str, *headers: tuple[str, str]) -> Response:
+    return Response(status, [("Content-Type", TEXT), *headers], [text.encode()])
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
@@ -57,55 +80,25 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _quality(params: list[str]) -> float:
-    for param in params:
-        name, _, value = param.strip().partition("=")
-        if name.strip().lower() == "q":
-            try:
-                q = float(value)
-            except ValueError:
-                return 0.0
-            return q if 0.0 <= q <= 1.0 else 0.0
-    return 1.0
-
-
-def gzip_wanted(accept_encoding: str) -> bool:
-    """Accept-Encoding negotiation (RFC 9110 section 12.5.3) between gzip and identity.
+def choose_encoding(accept_encoding: str) -> str | None:
+    """Accept-Encoding negotiation (RFC 9110 section 12.5.3): "gzip", "identity", or None when the
+    client refuses both (answered 406).
 
     gzip when it is acceptable (listed as gzip or x-gzip, or covered by ``*``, with q > 0) and not less
-    preferred than an identity the client lists explicitly; ``gzip;q=0`` or ``*;q=0`` rule it out."""
+    preferred than an identity the client lists explicitly; ``gzip;q=0`` or ``*;q=0`` rule it out.
+    identity is acceptable unless ``identity;q=0``, or ``*;q=0`` without an entry for identity."""
     qualities: dict[str, float] = {}
-    for item in accept_encoding.split(","):
-        coding, *params = item.split(";")
-        coding = coding.strip().lower()
+    for coding, _, quality in header_items(accept_encoding):
         if coding:
-            qualities[coding] = max(qualities.get(coding, 0.0), _quality(params))
+            qualities[coding] = max(qualities.get(coding, 0.0), quality)
     if "gzip" in qualities or "x-gzip" in qualities:
         gzip_q = max(qualities.get("gzip", 0.0), qualities.get("x-gzip", 0.0))
     else:
         gzip_q = qualities.get("*", 0.0)
-    return gzip_q > 0 and gzip_q >= qualities.get("identity", 0.0)
-
-
-class TokenBucket:
-    """exporter-toolkit's ``rate_limit``: one request per ``interval`` on average, bursts of ``burst``."""
-
-    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
-        self._clock = clock
-        self._tokens = float(limit.burst)
-        self._at = clock()
-        self._lock = threading.Lock()
-
-    def allow(self) -> bool:
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.limit.burst, self._tokens + (now - self._at) / self.limit.interval_seconds)
-            self._at = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return True
-            return False
+    identity_q = qualities.get("identity", qualities.get("*", 1.0))
+    if gzip_q > 0 and gzip_q >= qualities.get("identity", 0.0):
+        return "gzip"
+    return "identity" if identity_q > 0 else None
 
 
 class ExporterApp:
@@ -115,87 +108,96 @@ class ExporterApp:
     def __init__(self, context: WebContext, web_config: Callable[[], LoadedWebConfig] | None = None) -> None:
         self.context = context
         self._web_config = web_config
-        self._bucket: TokenBucket | None = None
+        self._on_scrape = OnScrapeRenderer(context.runner, context.exposition)
+        self._rate_limit: tuple[RateLimit, TokenBucket] | None = None  # the limit in force and its bucket
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/") or "/"
-        status, headers, body = self._respond(environ, method, path)
+        response = self._respond(environ, method, path)
+        headers = response.headers
         if self._web_config is not None:
             headers.extend(self._web_config().config.headers)
-        headers.append(("Content-Length", str(sum(len(part) for part in body))))
-        start_response(status, headers)
+        if response.length_known:
+            headers.append(("Content-Length", str(sum(len(part) for part in response.body))))
+        start_response(response.status, headers)
         log.debug("http request", extra={"fields": {"client": environ.get("REMOTE_ADDR", ""), "method": method,
-                                                    "path": path, "status": status[:3]}})
-        return [] if method == "HEAD" else chunks(body)
+                                                    "path": path, "status": response.status[:3]}})
+        return [] if method == "HEAD" else chunks(response.body)
 
-    def _respond(self, environ: Environ, method: str, path: str) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+    def _respond(self, environ: Environ, method: str, path: str) -> Response:
         if method not in ("GET", "HEAD"):
-            return "405 Method Not Allowed", [("Content-Type", TEXT), ("Allow", "GET, HEAD")], [b"method not allowed\n"]
+            return text_response("405 Method Not Allowed", "method not allowed\n", ("Allow", "GET, HEAD"))
         context = self.context
         if path == "/healthz":
-            return "200 OK", [("Content-Type", TEXT)], [b"ok\n"]
+            return text_response("200 OK", "ok\n")
         if path == "/readyz":
             if context.runner.ready.is_set():
-                return "200 OK", [("Content-Type", TEXT)], [b"ready\n"]
-            return "503 Service Unavailable", [("Content-Type", TEXT)], [b"the first collection has not finished\n"]
+                return text_response("200 OK", "ready\n")
+            return text_response("503 Service Unavailable", "the first collection has not finished\n")
         refused = self._refused(environ)
         if refused is not None:
             return refused
         if path == context.telemetry_path:
             return self._metrics(environ, method)
         if path == "/":
-            return "200 OK", [("Content-Type", "text/html; charset=utf-8")], [landing_page(context).encode()]
-        return "404 Not Found", [("Content-Type", TEXT)], [b"not found\n"]
+            return Response("200 OK", [("Content-Type", "text/html; charset=utf-8")], [landing_page(context).encode()])
+        return text_response("404 Not Found", "not found\n")
 
-    def _refused(self, environ: Environ) -> tuple[str, list[tuple[str, str]], list[bytes]] | None:
+    def _refused(self, environ: Environ) -> Response | None:
         """429 past the rate limit, 401 without valid credentials; None when the request may go on."""
         if self._web_config is None:
             return None
         loaded = self._web_config()
         limit = loaded.config.rate_limit
         if limit is not None:
-            bucket = self._bucket
-            if bucket is None or bucket.limit != limit:  # the first request, or a reloaded web config
-                bucket = self._bucket = TokenBucket(limit)
-            if not bucket.allow():
-                return "429 Too Many Requests", [("Content-Type", TEXT)], [b"too many requests\n"]
+            if self._rate_limit is None or self._rate_limit[0] != limit:  # the first request, or a reloaded config
+                self._rate_limit = (limit, TokenBucket(1 / limit.interval_seconds, limit.burst))
+            if not self._rate_limit[1].try_acquire():
+                return text_response("429 Too Many Requests", "too many requests\n")
         if loaded.auth.enabled and not loaded.auth.check(environ.get("HTTP_AUTHORIZATION")):
-            return (
-                "401 Unauthorized",
-                [("Content-Type", TEXT), ("WWW-Authenticate", 'Basic realm="emr-serverless-exporter"')],
-                [b"unauthorized\n"],
-            )
+            return text_response("401 Unauthorized", "unauthorized\n",
+                                 ("WWW-Authenticate", 'Basic realm="emr-serverless-exporter"'))
         return None
 
-    def _metrics(self, environ: Environ, method: str) -> tuple[str, list[tuple[str, str]], list[bytes]]:
+    def _metrics(self, environ: Environ, method: str) -> Response:
+        vary = ("Vary", "Accept, Accept-Encoding")
+        encoding = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        if encoding is None:
+            return text_response("406 Not Acceptable", "not acceptable: the body is sent as gzip or identity\n", vary)
+        gzip = encoding == "gzip"
+        negotiated = negotiate(environ.get("HTTP_ACCEPT", ""))
         context = self.context
-        if context.snapshots is not None:
-            snapshot = context.snapshots.get(environ.get("HTTP_ACCEPT", ""),
-                                             gzip_wanted(environ.get("HTTP_ACCEPT_ENCODING", "")))
-            if snapshot is not None:
-                headers = [("Content-Type", snapshot.content_type), ("Vary", "Accept, Accept-Encoding")]
-                if snapshot.gzip:
-                    headers.append(("Content-Encoding", "gzip"))
-                return "200 OK", headers, list(snapshot.body)
-            # Before the first background collection ends: render what is known (nothing yet), no AWS call.
-        elif method == "GET":  # HEAD answers from what is known: it never costs AWS calls
-            context.runner.collect(timeout=scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS")))
-        parts, content_type = context.exposition.render_parts(environ.get("HTTP_ACCEPT", ""))
-        headers = [("Content-Type", content_type), ("Vary", "Accept, Accept-Encoding")]
-        if gzip_wanted(environ.get("HTTP_ACCEPT_ENCODING", "")):
-            parts = gzip_parts(parts)
+        rendered: Rendered | None = None
+        if method == "HEAD":  # what a GET would get, without rendering it, or collecting (no AWS call)
+            source = context.background or self._on_scrape
+            rendered = source.cached(negotiated, gzip)
+        else:
+            if context.background is not None:
+                rendered = context.background.get(negotiated, gzip)
+            else:
+                context.runner.collect(timeout=scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS")))
+            # Before the first background collection ends, what is known (nothing yet) is rendered: no AWS call.
+            if rendered is None:
+                rendered = self._on_scrape.get(negotiated, gzip)
+        headers = [("Content-Type", negotiated.content_type), vary]
+        if gzip:
             headers.append(("Content-Encoding", "gzip"))
-        return "200 OK", headers, parts
+        if rendered is None:
+            return Response("200 OK", headers, length_known=False)
+        return Response("200 OK", headers, rendered.body)
 
 
 def scrape_timeout(header: str | None) -> float | None:
-    """The collection's bound for a scrape that sent ``X-Prometheus-Scrape-Timeout-Seconds: header``."""
+    """The collection's bound for a scrape that sent ``X-Prometheus-Scrape-Timeout-Seconds: header``:
+    None (the configured timeout alone) unless it is a finite number of seconds above 0."""
     try:
-        seconds = float(header) if header else None
+        seconds = float(header) if header else math.nan
     except ValueError:
         return None
-    return max(0.1, seconds - SCRAPE_TIMEOUT_MARGIN_SECONDS) if seconds else None
+    if not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return max(MIN_SCRAPE_TIMEOUT_SECONDS, seconds - SCRAPE_TIMEOUT_MARGIN_SECONDS)
 
 
 def landing_page(context: WebContext) -> str:

@@ -3,19 +3,19 @@
 cheroot brings HTTP/1.1 parsing, keep-alive, limits on request sizes, a fixed pool of worker threads
 and TLS through Python's ssl. What it leaves open is closed here, each by a small override:
 
-- TLS handshakes run in a worker, not in cheroot's single accept loop, where one client that connects
-  and sends nothing would freeze the whole server for a socket timeout (cherrypy/cheroot#748).
-- A new connection waits in the selector until it sends something, as a kept-alive one does; cheroot
-  hands new connections straight to a worker, so 1,000 silent connections would queue ahead of a scrape.
+- The TLS handshake and the request head are read in the selector loop, without blocking, as their
+  bytes arrive; a connection goes to a worker only once its head is complete. cheroot does the
+  handshake in its accept loop, where one client that connects and sends nothing freezes the whole
+  server for a socket timeout (cherrypy/cheroot#748), and hands a connection to a worker as soon as
+  it is readable, where a client that sends half a head and goes silent, or trickles a byte a
+  second, holds the worker until a deadline: 50 of them stalled a scrape 10 s. Workers now wait only
+  for the application and the response, and silent connections cost no thread.
 - At most ``max_connections`` are open; at the limit the longest-idle one is closed to make room (as
   nginx reuses keep-alive connections), so idle connections cannot lock Prometheus out.
-- Deadlines that cheroot's per-operation socket timeout cannot give: the request head must arrive
-  within ``header_timeout`` of the connection becoming readable (a client that trickles a byte every
-  few seconds would otherwise hold a worker forever), and the response must be written within
-  ``write_timeout``. A connection past its deadline is shut down, which frees its worker at once. One
-  that waited in the queue for a worker gets only what is left of ``header_timeout``, at least
-  ``QUEUED_GRACE_SECONDS``: a real client's request head has arrived by then, so a flood of stalled
-  connections drains quickly and the scrape queued behind it is still served.
+- Deadlines that cheroot's per-operation socket timeout cannot give: the request head (and the TLS
+  handshake) must arrive within ``header_timeout`` of the connection's first byte, and the response
+  must be written within ``write_timeout``. A connection past its deadline is shut down, which frees
+  a worker at once or, in the selector, closes it.
 - cheroot's diagnostics go to this module's logger, one line each, without tracebacks.
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import selectors
 import socket
 import ssl
 import threading
@@ -36,14 +37,16 @@ from cheroot import connections, server, wsgi
 from cheroot.makefile import StreamReader, StreamWriter
 from cheroot.ssl import Adapter
 
-from exporter.web.webconfig import client_san_allowed
+from exporter.web.webconfig.tls import client_san_allowed
 
 log = logging.getLogger(__name__)
 
 WSGIApp = Callable[..., Any]
 TLSSettings = Callable[[], tuple[ssl.SSLContext, tuple[str, ...]]]  # the context, the allowed client SANs
 
-QUEUED_GRACE_SECONDS = 0.5
+# What ends a request head: cheroot wants CRLF; a bare LF head goes to it too, to be answered 400.
+_HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
+_RECV_BYTES = 64 * 1024
 _PLAIN_HTTP_TO_TLS = (  # Go's net/http answer to the same mistake
     b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
     b"Client sent an HTTP request to an HTTPS server.\n"
@@ -55,7 +58,7 @@ class ServerLimits:
     threads: int = 8  # workers: scrapes share one collection, so a few serve several Prometheus servers
     max_connections: int = 512
     idle_timeout_seconds: int = 10  # a kept-alive or silent connection; also each socket read or write
-    header_timeout_seconds: float = 10.0  # from readable to the whole request head
+    header_timeout_seconds: float = 10.0  # from the first byte to the whole request head (TLS handshake included)
     write_timeout_seconds: float = 60.0  # the whole response (a gzipped 10,000-session body is ~3 MB)
     max_header_bytes: int = 64 * 1024
     max_body_bytes: int = 64 * 1024  # GET and HEAD only; a body is read and dropped
@@ -115,19 +118,105 @@ class _LazyTLSAdapter(Adapter):
         return StreamReader(sock, mode, size) if "r" in mode else StreamWriter(sock, mode, size)
 
 
+class _ReadAhead(socket.SocketIO):
+    """The socket's bytes, after those the selector loop has already read (``ahead``)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(sock, "rb")
+        self.ahead = bytearray()
+
+    def readinto(self, buffer: Any) -> int | None:
+        if not self.ahead:
+            return super().readinto(buffer)
+        size = min(len(buffer), len(self.ahead))
+        buffer[:size] = self.ahead[:size]
+        del self.ahead[:size]
+        return size
+
+
+class _Reader(StreamReader):
+    """cheroot's reader over ``_ReadAhead``."""
+
+    raw: _ReadAhead
+
+    def __init__(self, sock: socket.socket, bufsize: int) -> None:
+        super(StreamReader, self).__init__(_ReadAhead(sock), bufsize)
+        self.bytes_read = 0
+
+    def has_data(self) -> bool:
+        if super().has_data() or self.raw.ahead:  # type: ignore[no-untyped-call]
+            return True
+        sock = self.raw._sock  # type: ignore[attr-defined]
+        # Bytes TLS has decrypted but nobody read: the selector would never see them.
+        with contextlib.suppress(OSError, ValueError):
+            return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+        return False
+
+    def take_buffered(self) -> bytes:
+        """What cheroot's buffer holds past the last request (a pipelined one), removed from it."""
+        buffered = bytes(self._read_buf[self._read_pos:])  # type: ignore[attr-defined]
+        self._reset_read_buf()  # type: ignore[attr-defined]
+        return buffered
+
+
+class _Step:
+    READY = "ready"  # a complete request head: to a worker
+    WAIT = "wait"  # more to come: back to the selector
+    CLOSED = "closed"  # the client left, or broke the rules: close it
+
+
 class _Connection(server.HTTPConnection):
     server: HardenedServer
+    rfile: _Reader
 
     def __init__(self, srv: HardenedServer, sock: socket.socket, makefile: Any = None) -> None:
         super().__init__(srv, sock, makefile)
-        self.dispatched = False  # False until the client first sends something
-        self.queued_at = 0.0  # when it was last handed to the workers' queue
+        self.rfile = _Reader(sock, self.rbufsize)
+        self.accepted = False  # False until first handed back to the selector
+        self.head_started = False  # the current request's first byte (or handshake) has arrived
         self.handshake_pending = isinstance(sock, ssl.SSLSocket)
 
+    def read_ahead(self) -> str:
+        """Read what has arrived, without blocking; say whether the head is complete (a ``_Step``)."""
+        sock = self.socket
+        if not self.head_started:
+            self.head_started = True
+            self.server.deadlines.set(self, self.server.limits.header_timeout_seconds)
+        ahead = self.rfile.raw.ahead
+        ahead[:0] = self.rfile.take_buffered()
+        timeout = sock.gettimeout()
+        sock.settimeout(0)
+        try:
+            if self.handshake_pending:
+                step = self._handshake_step()
+                if step != _Step.READY or self.handshake_pending:  # not done yet, failed, or left to a worker
+                    return step
+            searched = 0
+            while not self._head_complete(searched):
+                searched = max(0, len(ahead) - 3)
+                try:
+                    data = sock.recv(_RECV_BYTES)
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    return _Step.WAIT
+                except OSError:  # a reset, a TLS error, a shutdown by the deadline
+                    return _Step.CLOSED
+                if not data:  # the client left before its head was complete
+                    return _Step.CLOSED
+                ahead += data
+            return _Step.READY
+        finally:
+            with contextlib.suppress(OSError):
+                sock.settimeout(timeout)
+
+    def _head_complete(self, searched: int) -> bool:
+        ahead = self.rfile.raw.ahead
+        if len(ahead) > self.server.limits.max_header_bytes:
+            return True  # too long: cheroot answers it
+        return any(ahead.find(end, searched) >= 0 for end in _HEAD_ENDS)
+
     def communicate(self) -> bool:
-        limits = self.server.limits
-        waited = time.monotonic() - self.queued_at
-        self.server.deadlines.set(self, max(limits.header_timeout_seconds - waited, QUEUED_GRACE_SECONDS))
+        self.head_started = False  # the next request's head is timed from its own first byte
+        self.server.deadlines.set(self, self.server.limits.header_timeout_seconds)  # the head is there
         try:
             if self.handshake_pending and not self._handshake():
                 return False
@@ -135,21 +224,45 @@ class _Connection(server.HTTPConnection):
         finally:
             self.server.deadlines.clear(self)
 
+    def _handshake_step(self) -> str:
+        """One step of a non-blocking TLS handshake. A handshake that must wait to write (the client
+        does not read) is left to a worker, where the deadline bounds it."""
+        sock = self.socket
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            return _Step.WAIT
+        except ssl.SSLWantWriteError:
+            return _Step.READY
+        except (ssl.SSLError, OSError) as err:
+            self._handshake_failed(err)
+            return _Step.CLOSED
+        self.handshake_pending = False
+        return _Step.READY if self._client_allowed() else _Step.CLOSED
+
     def _handshake(self) -> bool:
+        """A blocking TLS handshake, in a worker."""
         self.handshake_pending = False
         sock = self.socket
         assert isinstance(sock, ssl.SSLSocket)
         try:
             sock.do_handshake()
-        except ssl.SSLError as err:
-            if err.reason == "HTTP_REQUEST":
-                with contextlib.suppress(OSError):
-                    socket.socket.sendall(sock, _PLAIN_HTTP_TO_TLS)
-            log.debug("TLS handshake failed", extra={"fields": {"client": self.remote_addr, "err": err.reason or err}})
+        except (ssl.SSLError, OSError) as err:  # OSError: a timeout, a reset, a shutdown by the deadline
+            self._handshake_failed(err)
             return False
-        except OSError as err:  # a timeout, a reset, a shutdown by the deadline
-            log.debug("TLS handshake failed", extra={"fields": {"client": self.remote_addr, "err": str(err)}})
-            return False
+        return self._client_allowed()
+
+    def _handshake_failed(self, err: OSError) -> None:
+        if isinstance(err, ssl.SSLError) and err.reason == "HTTP_REQUEST":
+            with contextlib.suppress(OSError):
+                socket.socket.sendall(self.socket, _PLAIN_HTTP_TO_TLS)
+        reason = err.reason if isinstance(err, ssl.SSLError) and err.reason else str(err)
+        log.debug("TLS handshake failed", extra={"fields": {"client": self.remote_addr, "err": reason}})
+
+    def _client_allowed(self) -> bool:
+        sock = self.socket
+        assert isinstance(sock, ssl.SSLSocket)
         _, allowed_sans = self.server.tls_settings()
         if allowed_sans and not client_san_allowed(sock.getpeercert() or {}, allowed_sans):
             log.warning("client certificate refused: no allowed SAN (tls_server_config.client_allowed_sans)",
@@ -210,9 +323,20 @@ class _ConnectionManager(connections.ConnectionManager):
 
     def _expire(self, threshold: float) -> None:
         super()._expire(threshold)  # type: ignore[misc]  # idle connections in the selector
-        for conn in self.server.deadlines.pop_expired():  # busy ones past their deadline
+        selector = self._selector  # type: ignore[attr-defined]
+        for conn in self.server.deadlines.pop_expired():
             log.debug("connection closed: deadline passed", extra={"fields": {"client": conn.remote_addr}})
-            _shut_down(conn.socket)
+            try:
+                selector.unregister(conn.socket.fileno())
+            except (KeyError, ValueError, OSError):  # not in the selector: a worker has it
+                _shut_down(conn.socket)
+            else:  # a head still arriving
+                conn.close()
+
+    def wait_for(self, conn: _Connection) -> None:
+        """Back into the selector until more of its request arrives; ``last_used`` stays as it was, so
+        a client that trickles bytes does not count as active."""
+        self._selector.register(conn.socket.fileno(), selectors.EVENT_READ, data=conn)  # type: ignore[attr-defined]
 
     def forget(self, conn: _Connection) -> None:
         with self.open_lock:
@@ -267,13 +391,22 @@ class HardenedServer(wsgi.Server):
         plain._selector.close()  # type: ignore[attr-defined]
 
     def process_conn(self, conn: _Connection) -> None:
-        if not conn.dispatched:
-            # A new connection: into the selector until the client sends something (no worker meanwhile).
-            conn.dispatched = True
+        """Called by the selector loop for a readable connection (and by a worker for one with bytes
+        left over from its last request): a worker gets it only once its request head is complete."""
+        if not conn.accepted:  # a new connection: into the selector until the client sends something
+            conn.accepted = True
             self._connections.put(conn)
             return
-        conn.queued_at = time.monotonic()
-        super().process_conn(conn)
+        step = conn.read_ahead()
+        if step == _Step.WAIT:
+            manager = self._connections
+            assert isinstance(manager, _ConnectionManager)  # prepare() put it there
+            manager.wait_for(conn)
+        elif step == _Step.CLOSED:
+            conn.close()
+        else:
+            self.deadlines.clear(conn)  # a complete head may wait for a worker; it gets its deadline there
+            super().process_conn(conn)
 
     def connection_closed(self, conn: _Connection) -> None:
         self.deadlines.clear(conn)

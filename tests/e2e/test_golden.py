@@ -8,7 +8,8 @@ regenerate the files and read their diff before committing it:
 
 - ``demo.prom``: ``--demo --once`` (the text format, one collection).
 - ``demo.openmetrics.txt``: ``/metrics`` of a serving ``--demo`` asked for OpenMetrics once ready: its
-  second collection, so the API counters and cache hits are those of a steady-state collection too.
+  second collection (``collection.min_interval_seconds`` 0: the instant is fixed, so no time passes between
+  the two), so the API counters and cache hits are those of a steady-state collection too.
 
 ``EMR_SERVERLESS_EXPORTER_DEMO_SEED`` and ``EMR_SERVERLESS_EXPORTER_DEMO_TIME`` (test-only, read only with
 ``--demo``) fix the simulator's seed and the instant both the simulator and the exporter read as now
@@ -75,6 +76,7 @@ def test_demo_once_is_the_golden_text(tmp_path: Path) -> None:
 
 
 def test_served_openmetrics_is_the_golden_openmetrics(tmp_path: Path) -> None:
+    (tmp_path / "config.yaml").write_text("collection: {min_interval_seconds: 0}\n")
     with serving("--demo", cwd=tmp_path, env=aws_env(**DEMO_ENV)) as served:
         status, headers, raw = get(served.url + "/metrics", headers={"Accept": OPENMETRICS})
     assert status == 200 and headers["Content-Type"].startswith("application/openmetrics-text"), headers

@@ -142,9 +142,12 @@ def serving(
 
 
 def simulator_config(url: str, **sections: Any) -> str:
-    """A configuration with one target, ``sim``, at ``url`` (a simulator), and ``sections`` as given."""
+    """A configuration with one target, ``sim``, at ``url`` (a simulator), and ``sections`` as given. Each
+    scrape or ``collect()`` collects (``collection.min_interval_seconds`` 0 unless ``sections`` set it): a
+    test that changes the simulator and collects again means a new collection."""
     data: dict[str, Any] = {"targets": [{"region": "us-east-1", "endpoint_url": url, "name": "sim"}]}
     data.update(sections)
+    data["collection"] = {"min_interval_seconds": 0, **(data.get("collection") or {})}
     return yaml.safe_dump(data)
 
 

@@ -4,17 +4,22 @@ nothing, and answer at once whatever AWS does."""
 from __future__ import annotations
 
 import gzip
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
+from prometheus_client.registry import CollectorRegistry
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.config.schema import parse_config
-from exporter.render.background import ACCEPT, FIRST_VARIANTS, REMEMBER_SECONDS, Snapshots
-from exporter.render.exposition import Exposition, direct_kind
+from exporter.render.background import FIRST_VARIANTS, REMEMBER_SECONDS, BackgroundRenderer
+from exporter.render.exposition import Exposition, negotiate
+from exporter.render.lineformat import Kind
+from exporter.render.renderings import ACCEPT, Rendered
 from exporter.wiring import build_exposition
 from tests.helpers.support import collecting, get, promtool_check, serving_simulator, simulator_config
 
@@ -86,89 +91,211 @@ ACCEPT_HEADERS = [
     "*/*",
     "",
 ]
+# Unusual but valid: each a format the direct writer writes, so each must be served the pre-rendered
+# body. Before, every one of them took the generic path (a full render per scrape) or the wrong format.
+UNUSUAL_ACCEPT_HEADERS: dict[str, Kind] = {
+    "application/openmetrics-text;version=1.0.0;escaping=values": "openmetrics",  # names stay as they are
+    "application/openmetrics-text; escaping=allow-utf-8; version=1.0.0; charset=utf-8": "openmetrics",
+    "Application/OpenMetrics-Text; Version=1.0.0": "openmetrics",  # media types and names are case-insensitive
+    'application/openmetrics-text;version="1.0.0"': "openmetrics",  # a quoted value
+    "application/openmetrics-text;version=1.0": "openmetrics",
+    "application/openmetrics-text;version=2.0.0": "openmetrics",  # no native histograms here: the same body
+    "application/openmetrics-text; version=0.0.1": "openmetrics",
+    "text/plain;version=0.0.4;q=0.2,application/openmetrics-text;version=1.0.0;q=0.9": "openmetrics",
+    "application/openmetrics-text;version=1.0.0;q=0,text/plain;version=0.0.4": "text",  # q=0: not acceptable
+    "text/plain;version=1.0.0;escaping=values": "text",
+    "text/plain; charset=utf-8; version=0.0.4": "text",
+}
 
 
-def snapshots_over(url: str, clock: list[float] | None = None) -> tuple[Snapshots, Exposition]:
-    runner, _ = collecting(url)
+class Renders:
+    """The accept headers ``exposition.render_parts`` is called with: the renders done, counted by the
+    test (the renderer keeps no count of its own). ``slow`` holds each render until it is set."""
+
+    def __init__(self, exposition: Exposition, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.accepts: list[str] = []
+        self.started = threading.Event()
+        self.slow: threading.Event | None = None
+        original = exposition.render_parts
+
+        def recording(accept_header: str = "") -> tuple[list[bytes], str]:
+            self.accepts.append(accept_header)
+            self.started.set()
+            if self.slow is not None:
+                self.slow.wait(30)
+            return original(accept_header)
+
+        monkeypatch.setattr(exposition, "render_parts", recording)
+
+    @property
+    def count(self) -> int:
+        return len(self.accepts)
+
+    def kinds(self) -> list[str]:
+        return [negotiate(accept).kind for accept in self.accepts]
+
+
+@dataclass
+class Rendering:
+    renderer: BackgroundRenderer
+    exposition: Exposition
+    generic: CollectorRegistry  # every family through prometheus-client's generic path, over the same runner
+
+
+def renderer_over(url: str, clock: list[float] | None = None) -> Rendering:
+    runner, registry = collecting(url)
     exposition = build_exposition(runner, parse_config(simulator_config(url)))
-    if clock is None:
-        return Snapshots(runner, exposition, interval_seconds=60), exposition
-    return Snapshots(runner, exposition, interval_seconds=60, clock=lambda: clock[0]), exposition
+    now = (lambda: clock[0]) if clock is not None else time.monotonic
+    return Rendering(BackgroundRenderer(runner, exposition, interval_seconds=60, clock=now), exposition, registry)
+
+
+def prerendered(renderer: BackgroundRenderer) -> set[tuple[str, bool]]:
+    """The variants the renderer has ready: what HEAD (which renders nothing) finds."""
+    formats = {"openmetrics": negotiate(OPENMETRICS), "text": negotiate("")}
+    return {(kind, gzip) for kind, negotiated in formats.items() for gzip in (True, False)
+            if renderer.cached(negotiated, gzip) is not None}
 
 
 @pytest.mark.parametrize("accept", ACCEPT_HEADERS)
 @pytest.mark.parametrize("gzipped", [True, False])
-def test_every_usual_accept_header_is_served_from_the_snapshot(simulator: Simulator, accept: str,
-                                                                gzipped: bool) -> None:
+def test_every_usual_accept_header_is_served_from_the_snapshot(simulator: Simulator, accept: str, gzipped: bool,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     # Prometheus 3 asks for escaping=allow-utf-8: keyed by content type, the snapshot missed it and every
     # scrape rendered 10,000 sessions anew (1.4 s at scenario L instead of milliseconds).
-    snapshots, exposition = snapshots_over(simulator.url)
-    encoder, content_type = choose_encoder(accept)
-    kind = direct_kind(encoder)
-    assert kind is not None
-    snapshots.get(accept, gzipped)  # None before the first collection: remembered all the same
-    snapshots.refresh()
-    renders = snapshots.renders
-    served = snapshots.get(accept, gzipped)
-    assert served is not None and served.content_type == content_type and served.gzip == gzipped
-    assert snapshots.renders == renders  # pre-rendered, not rendered anew
-    assert served.body is snapshots.get(ACCEPT[kind], gzipped).body  # type: ignore[union-attr]  # shared
+    rendering = renderer_over(simulator.url)
+    renderer, exposition = rendering.renderer, rendering.exposition
+    renders = Renders(exposition, monkeypatch)
+    negotiated = negotiate(accept)
+    assert negotiated.direct and negotiated.content_type == choose_encoder(accept)[1]  # prometheus-client's
+    assert renderer.get(negotiated, gzipped) is None  # before the first collection: remembered all the same
+    renderer.refresh()
+    before = renders.count
+    served = renderer.get(negotiated, gzipped)
+    assert served is not None and served.content_type == negotiated.content_type and served.gzip == gzipped
+    assert renders.count == before  # pre-rendered, not rendered anew
+    assert served.body is renderer.get(negotiate(ACCEPT[negotiated.kind]), gzipped).body  # type: ignore[union-attr]
     fresh, _ = exposition.render(accept)
     body = gzip.decompress(b"".join(served.body)) if gzipped else b"".join(served.body)
     assert ours(body) == ours(fresh)  # the process's own figures moved in between
 
 
-def test_only_what_was_asked_for_is_prerendered(simulator: Simulator) -> None:
+@pytest.mark.parametrize("accept", UNUSUAL_ACCEPT_HEADERS)
+def test_an_unusual_accept_header_the_direct_writer_serves_gets_the_prerendered_body(
+        simulator: Simulator, accept: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rendering = renderer_over(simulator.url)
+    renderer, exposition = rendering.renderer, rendering.exposition
+    renders = Renders(exposition, monkeypatch)
+    kind = UNUSUAL_ACCEPT_HEADERS[accept]
+    renderer.get(negotiate(ACCEPT[kind]), gzip=True)  # asked for: pre-rendered from the next collection on
+    renderer.refresh()
+    before = renders.count
+    negotiated = negotiate(accept)
+    served = renderer.get(negotiated, gzip=True)
+    assert served is not None and renders.count == before  # no render of its own
+    assert served.body is renderer.get(negotiate(ACCEPT[kind]), gzip=True).body  # type: ignore[union-attr]
+    body = gzip.decompress(served.body[0])
+    assert body.endswith(b"# EOF\n") == (kind == "openmetrics")
+    assert served.content_type.startswith("application/openmetrics-text; version=1.0.0;" if kind == "openmetrics"
+                                          else "text/plain; version=")
+    # The same lines as prometheus-client writes for the usual header. (For escaping=values its OpenMetrics
+    # writer escapes legacy sample names all the same, unlike its own HELP lines and Prometheus' model,
+    # which leave a legacy name as it is: the direct writer follows Prometheus.)
+    assert ours(body) == ours(negotiate(ACCEPT[kind]).encoder()(rendering.generic))
+
+
+def test_only_what_was_asked_for_is_prerendered(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
-    snapshots, exposition = snapshots_over(simulator.url, clock)
-    snapshots.refresh()
+    rendering = renderer_over(simulator.url, clock)
+    renderer, exposition = rendering.renderer, rendering.exposition
+    renders = Renders(exposition, monkeypatch)
+    renderer.refresh()
     # Before anyone asks: OpenMetrics with gzip, what Prometheus asks; text is not rendered at all.
-    assert snapshots.prerendered == set(FIRST_VARIANTS) == {("openmetrics", True)}
-    assert snapshots.renders == 1
+    assert prerendered(renderer) == set(FIRST_VARIANTS) == {("openmetrics", True)}
+    assert renders.kinds() == ["openmetrics"]
 
     # Plain text, identity (a curl): rendered on demand from what is known, complete and valid, with
     # its own Content-Type; kept for the next scrapes until the next collection.
-    served = snapshots.get("", gzip=False)
+    served = renderer.get(negotiate(""), gzip=False)
     assert served is not None and not served.gzip and served.content_type.startswith("text/plain")
     text = b"".join(served.body)
     promtool_check(text)
     assert text.count(b"emr_serverless_session_info{") == 5
-    assert snapshots.renders == 2
-    assert snapshots.get("text/plain;version=0.0.4", gzip=False) is not None and snapshots.renders == 2
+    assert renders.kinds() == ["openmetrics", "text"]
+    assert renderer.get(negotiate("text/plain;version=0.0.4"), gzip=False) is not None and renders.count == 2
 
     # The next collection pre-renders it beside OpenMetrics (one render for both): a scrape is a look-up.
     clock[0] += 60
-    snapshots.refresh()
-    assert snapshots.prerendered == {("openmetrics", True), ("text", False)}
-    assert snapshots.renders == 4
-    again = snapshots.get("", gzip=False)
-    assert again is not None and again is not served and snapshots.renders == 4
+    renderer.refresh()
+    assert prerendered(renderer) == {("openmetrics", True), ("text", False)}
+    assert renders.count == 4
+    again = renderer.get(negotiate(""), gzip=False)
+    assert again is not None and again is not served and renders.count == 4
     assert ours(b"".join(again.body)) == ours(exposition.render("")[0])
 
     # Still asked by Prometheus, no longer by the curl: the curl's variant is forgotten.
     clock[0] += REMEMBER_SECONDS + 1
-    assert snapshots.get(OPENMETRICS, gzip=True) is not None
-    snapshots.refresh()
-    assert snapshots.prerendered == {("openmetrics", True)}
+    assert renderer.get(negotiate(OPENMETRICS), gzip=True) is not None
+    renderer.refresh()
+    assert prerendered(renderer) == {("openmetrics", True)}
     # And nothing at all once nobody asks: a collection renders nothing.
     clock[0] += REMEMBER_SECONDS + 1
-    renders = snapshots.renders
-    snapshots.refresh()
-    assert snapshots.prerendered == set() and snapshots.renders == renders
-    served = snapshots.get(OPENMETRICS, gzip=True)  # rendered on demand: still complete
+    before = renders.count
+    renderer.refresh()
+    assert prerendered(renderer) == set() and renders.count == before
+    served = renderer.get(negotiate(OPENMETRICS), gzip=True)  # rendered on demand: still complete
     assert served is not None and served.gzip and gzip.decompress(served.body[0]).endswith(b"# EOF\n")
-    assert snapshots.renders == renders + 1
+    assert renders.count == before + 1
 
 
 def test_an_unusual_format_is_rendered_each_time_and_never_prerendered(simulator: Simulator) -> None:
-    snapshots, _ = snapshots_over(simulator.url)
-    snapshots.refresh()
+    renderer = renderer_over(simulator.url).renderer
+    renderer.refresh()
     accept = "text/plain;version=1.0.0;escaping=dots"  # the generic path: not a variant the writer serves
-    served = snapshots.get(accept, gzip=True)
+    served = renderer.get(negotiate(accept), gzip=True)
     assert served is not None and served.content_type == choose_encoder(accept)[1]
     assert gzip.decompress(b"".join(served.body)).count(b"emr__serverless__session__info{") == 5  # dots escaped
-    snapshots.refresh()
-    assert snapshots.prerendered == {("openmetrics", True)}
+    renderer.refresh()
+    assert prerendered(renderer) == {("openmetrics", True)}
+
+
+@pytest.mark.parametrize("accept", ["", "text/plain;version=1.0.0;escaping=dots"], ids=["direct", "generic"])
+def test_concurrent_scrapes_of_a_variant_not_prerendered_share_one_render(
+        simulator: Simulator, accept: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    rendering = renderer_over(simulator.url)
+    renderer, exposition = rendering.renderer, rendering.exposition
+    renderer.refresh()
+    renders = Renders(exposition, monkeypatch)
+    renders.slow = threading.Event()
+    negotiated = negotiate(accept)
+    served: list[Rendered | None] = []
+    scrapes = [threading.Thread(target=lambda: served.append(renderer.get(negotiated, gzip=False)))
+               for _ in range(6)]
+    scrapes[0].start()
+    assert renders.started.wait(10)  # the first scrape is rendering: the others come while it does
+    for scrape in scrapes[1:]:
+        scrape.start()
+    time.sleep(0.2)  # not needed to pass: lets the others reach the render under way before it ends
+    renders.slow.set()
+    for scrape in scrapes:
+        scrape.join(30)
+    assert renders.count == 1  # one render; before, one per scrape
+    assert len(served) == 6 and all(s is not None and s.body is served[0].body for s in served)  # type: ignore[union-attr]
+
+
+def test_head_renders_nothing_and_asks_for_nothing(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    rendering = renderer_over(simulator.url, clock)
+    renderer, exposition = rendering.renderer, rendering.exposition
+    renderer.refresh()
+    renders = Renders(exposition, monkeypatch)
+    # Text is not pre-rendered: HEAD finds nothing, renders nothing, and does not make the next
+    # collections pre-render it for ten minutes.
+    assert renderer.cached(negotiate(""), gzip=False) is None
+    assert renderer.cached(negotiate(OPENMETRICS), gzip=True) is not None  # what is rendered is found
+    clock[0] += 60
+    renderer.refresh()
+    assert renders.kinds() == ["openmetrics"]
+    assert prerendered(renderer) == {("openmetrics", True)}
 
 
 def ours(body: bytes) -> list[bytes]:

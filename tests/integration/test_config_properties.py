@@ -30,10 +30,12 @@ from emr_serverless_simulator import Simulator, Store
 from exporter.config.schema import (
     Config,
     ConfigError,
+    RateLimitsConfig,
     TargetConfig,
     _key_text,
     _SafeLoader,
     load_config,
+    parse_config,
 )
 from exporter.model.kinds import APPLICATION_STATES
 from exporter.wiring import build_exposition, build_runner
@@ -111,6 +113,12 @@ PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
     "read_timeout_seconds": _seconds(300, above_zero=True),
     "timeout_seconds": _seconds(300, above_zero=True),
     "min_interval_seconds": _seconds(3600),
+    # Rates and bursts that keep the two collections of an example quick (no wait for a token is long).
+    "rate_limits": st.dictionaries(
+        st.sampled_from([f.name for f in dataclasses.fields(RateLimitsConfig)]),
+        st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+            "requests_per_second": st.sampled_from([0, 5, 50, 10_000]), "burst": st.sampled_from([2, 10, 10_000])})),
+        max_size=3),
 }
 
 
@@ -220,6 +228,41 @@ def test_damaged_yaml_fails_with_one_line(
     check_outcome(path, damaged, simulator)
 
 
+# Where a section or a list may be left empty: each top-level key, and the sections and lists inside them.
+EMPTIABLE = [(section,) for section in SECTIONS] + [
+    ("aws", "rate_limits"), ("metrics", "prices"), ("metrics", "prices", "table"), ("metrics", "tag_labels"),
+    ("discovery", "application_ids"), ("discovery", "application_states"),
+]
+
+
+@PROPERTY_SETTINGS
+@given(document=config_shaped(), emptied=st.sets(st.sampled_from(EMPTIABLE)))
+def test_a_section_or_list_left_empty_is_the_same_as_one_left_out(
+    document: Any, emptied: set[tuple[str, ...]]
+) -> None:
+    """``discovery:`` with every key commented out is YAML null: it must mean what leaving it out means."""
+
+    def rewrite(data: Any, path: tuple[str, ...], keep_key: bool) -> Any:
+        if not isinstance(data, dict):
+            return data
+        rewritten = {}
+        for key, value in data.items():
+            here = (*path, key)
+            if here not in emptied:
+                rewritten[key] = rewrite(value, here, keep_key)
+            elif keep_key:
+                rewritten[key] = None
+        return rewritten
+
+    def outcome(data: Any) -> Config | str:
+        try:
+            return parse_config(dump(data))
+        except ConfigError as err:
+            return str(err)
+
+    assert outcome(rewrite(document, (), keep_key=True)) == outcome(rewrite(document, (), keep_key=False))
+
+
 # --- the real process -------------------------------------------------------------------------------
 
 def _dead_endpoint() -> str:
@@ -282,3 +325,19 @@ def test_an_invalid_default_region_from_the_environment_exits_2(tmp_path: Path) 
         "emr-serverless-exporter: targets[0].region: the default region 'eu west 1' is not an AWS region name "
         "like us-east-1"
     ]
+
+
+def test_an_empty_config_file_path_exits_2_instead_of_reading_the_default_file(tmp_path: Path) -> None:
+    # A template's unset variable (--config.file "$CONFIG") must not quietly read ./config.yaml instead.
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"targets": [{"endpoint_url": _dead_endpoint()}],
+                                                          **VALID_FAST}))
+
+    def run(args: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "exporter", *args, "--once"], capture_output=True, text=True,
+                              env=aws_env(), cwd=tmp_path, timeout=60, check=False)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(run, [["--config.file", ""], ["--config.file="]]))
+    for result in results:
+        assert (result.returncode, result.stdout) == (2, ""), result.stderr
+        assert result.stderr.splitlines() == ["emr-serverless-exporter: --config.file: the path is empty ('')"]

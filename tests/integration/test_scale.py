@@ -32,7 +32,8 @@ def two_simulators() -> Iterator[tuple[tuple[Store, Simulator], tuple[Store, Sim
 
 def runner_for(*sims: Simulator, **sections: Any) -> tuple[CollectionRunner, Any]:
     data: dict[str, Any] = {
-        "targets": [{"region": "us-east-1", "endpoint_url": sim.url, "name": f"t{i}"} for i, sim in enumerate(sims)]
+        "targets": [{"region": "us-east-1", "endpoint_url": sim.url, "name": f"t{i}"} for i, sim in enumerate(sims)],
+        "collection": {"min_interval_seconds": 0},  # each collect() collects, unless a test says otherwise
     }
     data.update(sections)
     config = parse_config(yaml.safe_dump(data))

@@ -10,6 +10,7 @@ import contextlib
 import gzip
 import http.client
 import json
+import math
 import os
 import shutil
 import signal
@@ -27,16 +28,28 @@ from typing import Any
 import bcrypt
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.config.schema import parse_config
-from exporter.web.app import ExporterApp, WebContext, gzip_wanted
+from exporter.render.exposition import negotiate
+from exporter.web.app import (
+    MIN_SCRAPE_TIMEOUT_SECONDS,
+    SCRAPE_TIMEOUT_MARGIN_SECONDS,
+    ExporterApp,
+    WebContext,
+    choose_encoding,
+    scrape_timeout,
+)
 from exporter.web.server import HardenedServer, ServerLimits
-from exporter.web.webconfig import WebConfigWatcher
+from exporter.web.webconfig.watcher import WebConfigWatcher
 from exporter.wiring import build_exposition, build_runner
 from tests.helpers.certs import KeyPair, make_authority, self_signed
 from tests.helpers.prometheus_server import PrometheusServer
-from tests.helpers.support import get, serving_simulator, simulator_config
+from tests.helpers.support import get, samples_of, serving_simulator, simulator_config
 
 PASSWORD = "scrape-me"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -126,8 +139,8 @@ def simulator(store: Store) -> Iterator[Simulator]:
 
 
 @contextlib.contextmanager
-def exporter_app(simulator: Simulator, web_config: str | None = None) -> Iterator[ExporterApp]:
-    config = parse_config(simulator_config(simulator.url))
+def exporter_app(simulator: Simulator, web_config: str | None = None, **sections: Any) -> Iterator[ExporterApp]:
+    config = parse_config(simulator_config(simulator.url, **sections))
     runner = build_runner(config)
     watcher = WebConfigWatcher(web_config) if web_config else None
     try:
@@ -140,11 +153,48 @@ def exporter_app(simulator: Simulator, web_config: str | None = None) -> Iterato
 # --- HEAD, methods, encodings ---------------------------------------------------------------------------
 
 
+def call(app: ExporterApp, path: str = "/metrics", method: str = "GET",
+         **headers: str) -> tuple[str, dict[str, str], bytes]:
+    """One request straight to the WSGI application: (status, headers, body). ``headers`` by their
+    WSGI names (``accept_encoding`` for Accept-Encoding)."""
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path,
+               **{f"HTTP_{name.upper()}": value for name, value in headers.items()}}
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]]) -> None:
+        answer.update(status=status, headers=dict(response_headers))
+
+    body = b"".join(app(environ, start_response))
+    return answer["status"], answer["headers"], body
+
+
+class Renders:
+    """How often the exposition renders: counted by the test, around ``render_parts``. ``slow``, when
+    set, holds each render until it is set."""
+
+    def __init__(self, app: ExporterApp, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.started = threading.Event()
+        self.slow: threading.Event | None = None
+        exposition = app.context.exposition
+        original = exposition.render_parts
+
+        def counting(accept_header: str = "") -> tuple[list[bytes], str]:
+            self.count += 1
+            self.started.set()
+            if self.slow is not None:
+                self.slow.wait(30)
+            return original(accept_header)
+
+        monkeypatch.setattr(exposition, "render_parts", counting)
+
+
 def test_head_answers_the_headers_of_a_get_without_a_body(simulator: Simulator) -> None:
     with exporter_app(simulator) as app, running(app) as server:
         port = port_of(server)
         app.context.runner.collect()
         for path in ("/metrics", "/", "/healthz"):
+            get(f"http://127.0.0.1:{port}{path}")  # /metrics: the HEAD below finds this scrape's rendering
             answer = raw_exchange(port, f"HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
             head, _, body = answer.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200 OK"), head
@@ -156,30 +206,137 @@ def test_head_answers_the_headers_of_a_get_without_a_body(simulator: Simulator) 
         assert status == 405 and headers["Allow"] == "GET, HEAD"
 
 
+def test_head_on_metrics_renders_nothing_and_calls_aws_for_nothing(
+        store: Store, simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    with exporter_app(simulator) as app:
+        renders = Renders(app, monkeypatch)
+        calls = sum(store.calls.values())
+        status, headers, body = call(app, method="HEAD", accept=OPENMETRICS, accept_encoding="gzip")
+        assert status == "200 OK" and body == b""
+        assert headers["Content-Type"].startswith("application/openmetrics-text")
+        assert headers["Content-Encoding"] == "gzip" and headers["Vary"] == "Accept, Accept-Encoding"
+        assert "Content-Length" not in headers  # not known without rendering
+        assert renders.count == 0 and sum(store.calls.values()) == calls  # before, a full render, dropped
+        # After a GET, its rendering is there: HEAD says its length, still without rendering.
+        _, _, got = call(app, accept=OPENMETRICS, accept_encoding="gzip")
+        assert renders.count == 1
+        _, headers, _ = call(app, method="HEAD", accept=OPENMETRICS, accept_encoding="gzip")
+        assert headers["Content-Length"] == str(len(got)) and renders.count == 1
+
+
+def test_concurrent_scrapes_of_one_collection_share_one_render(
+        simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Scrapes closer together than collection.min_interval_seconds share a collection, and now its
+    # rendering too: one render, not one per scrape (an HA pair, a scrape storm).
+    with exporter_app(simulator, collection={"min_interval_seconds": 60}) as app:
+        app.context.runner.collect()
+        renders = Renders(app, monkeypatch)
+        renders.slow = threading.Event()
+        bodies: list[bytes] = []
+
+        def scrape() -> None:
+            bodies.append(call(app, accept=OPENMETRICS, accept_encoding="gzip")[2])
+
+        scrapes = [threading.Thread(target=scrape) for _ in range(6)]
+        scrapes[0].start()
+        assert renders.started.wait(10)  # the first scrape is rendering: the others come while it does
+        for thread in scrapes[1:]:
+            thread.start()
+        time.sleep(0.2)  # not needed to pass: lets the others reach the render under way before it ends
+        renders.slow.set()
+        for thread in scrapes:
+            thread.join(30)
+        assert renders.count == 1  # before, one per scrape
+        assert len(bodies) == 6 and len(set(bodies)) == 1
+        assert gzip.decompress(bodies[0]).count(b"emr_serverless_session_info{") == 1
+
+
 @pytest.mark.parametrize(
-    ("accept_encoding", "gzipped"),
+    ("accept_encoding", "encoding"),
     [
-        ("", False),
-        ("gzip", True),
-        ("GZIP", True),
-        ("x-gzip", True),
-        ("gzip, deflate, br", True),
-        ("gzip;q=0", False),
-        ("gzip; q=0.000", False),
-        ("gzip;q=0, identity", False),
-        ("identity", False),
-        ("*", True),
-        ("*;q=0", False),
-        ("*;q=0, gzip;q=0.5", True),
-        ("gzip;q=0.5, identity;q=1", False),
-        ("gzip;q=1, identity;q=0.5", True),
-        ("identity;q=0, gzip;q=0.1", True),
-        ("deflate", False),
-        ("gzip;q=banana", False),
+        ("", "identity"),
+        ("gzip", "gzip"),
+        ("GZIP", "gzip"),
+        ("x-gzip", "gzip"),
+        ("gzip, deflate, br", "gzip"),
+        ("gzip;q=0", "identity"),
+        ("gzip; q=0.000", "identity"),
+        ("gzip;q=0, identity", "identity"),
+        ("identity", "identity"),
+        ("*", "gzip"),
+        ("*;q=0", None),  # refuses everything, identity included: 406
+        ("*;q=0, gzip;q=0.5", "gzip"),
+        ("*;q=0, identity", "identity"),
+        ("gzip;q=0.5, identity;q=1", "identity"),
+        ("gzip;q=1, identity;q=0.5", "gzip"),
+        ("identity;q=0, gzip;q=0.1", "gzip"),
+        ("identity;q=0", None),
+        ("identity;q=0, deflate", None),
+        ("gzip;q=0, identity;q=0", None),
+        ("deflate", "identity"),
+        ("gzip;q=banana", "identity"),
     ],
 )
-def test_accept_encoding_negotiation(accept_encoding: str, gzipped: bool) -> None:
-    assert gzip_wanted(accept_encoding) is gzipped
+def test_accept_encoding_negotiation(accept_encoding: str, encoding: str | None) -> None:
+    assert choose_encoding(accept_encoding) == encoding
+
+
+HEADER_TEXT = st.text(alphabet=st.sampled_from(list("abcdeginopqrstvxyz*/-.=;, 0123456789\"")), max_size=80)
+
+
+@given(HEADER_TEXT | st.sampled_from(["application/openmetrics-text", "text/plain", "gzip", "identity"]).flatmap(
+    lambda value: HEADER_TEXT.map(lambda rest: value + rest)))
+def test_any_accept_or_accept_encoding_header_is_answered(header: str) -> None:
+    negotiated = negotiate(header)
+    assert negotiated.content_type.startswith(("text/plain; version=", "application/openmetrics-text; version=1.0.0"))
+    assert choose_encoding(header) in ("gzip", "identity", None)
+
+
+def test_an_accept_encoding_that_refuses_every_encoding_gets_406(simulator: Simulator) -> None:
+    with exporter_app(simulator) as app:
+        for refusing in ("identity;q=0", "*;q=0", "gzip;q=0, identity;q=0"):
+            status, headers, body = call(app, accept_encoding=refusing)
+            assert status == "406 Not Acceptable" and b"gzip or identity" in body, refusing
+            assert "Content-Encoding" not in headers
+        status, _, body = call(app, accept_encoding="identity;q=0, gzip")  # everything else as before
+        assert status == "200 OK" and b"emr_serverless_up" in gzip.decompress(body)
+
+
+def test_openmetrics_of_any_version_is_answered_as_what_it_is(simulator: Simulator) -> None:
+    # Prometheus asks for OpenMetrics 0.0.1 as a fallback (and scrape_protocols can make it the only
+    # choice): it gets OpenMetrics, not text. A version this exporter does not write is answered with
+    # the version the body is, not the one asked.
+    with exporter_app(simulator) as app:
+        for accept in ("application/openmetrics-text; version=0.0.1", "application/openmetrics-text; version=99"):
+            status, headers, body = call(app, accept=accept)
+            assert status == "200 OK"
+            assert headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            assert body.endswith(b"# EOF\n")
+            families = {family.name for family in parse_openmetrics(body.decode())}  # type: ignore[no-untyped-call]
+            assert "emr_serverless_up" in families
+
+
+@pytest.mark.parametrize("header", ["-5", "nan", "-inf", "0.0001", "1e-300", "0", "-0", "inf", "garbage", ""])
+def test_no_scrape_timeout_header_ends_the_collection_at_once(store: Store, simulator: Simulator, header: str) -> None:
+    # ListApplications takes 0.3 s: -5, nan, -inf and 0.0001 used to end the collection after 0.1 s (up 0),
+    # while 0, inf and garbage were ignored. Now every non-finite or non-positive value is ignored, and a
+    # tiny positive one leaves the collection at least MIN_SCRAPE_TIMEOUT_SECONDS.
+    store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=300))
+    with exporter_app(simulator) as app:
+        status, _, body = call(app, x_prometheus_scrape_timeout_seconds=header)
+    assert status == "200 OK"
+    assert [sample.value for sample in samples_of(body.decode())["emr_serverless_up"]] == [1.0], header
+
+
+@given(st.text() | st.floats().map(str))
+def test_a_scrape_timeout_is_ignored_or_a_sane_bound(header: str) -> None:
+    seconds = scrape_timeout(header)
+    assert seconds is None or (math.isfinite(seconds) and seconds >= MIN_SCRAPE_TIMEOUT_SECONDS)
+
+
+def test_a_scrape_timeout_leaves_the_scraper_a_margin() -> None:
+    assert scrape_timeout("10") == 10 - SCRAPE_TIMEOUT_MARGIN_SECONDS
+    assert scrape_timeout("1.2") == MIN_SCRAPE_TIMEOUT_SECONDS
 
 
 def test_gzip_over_http(simulator: Simulator) -> None:
@@ -366,6 +523,71 @@ def test_a_client_that_stops_mid_request_is_cut_at_the_header_deadline() -> None
         finally:
             for sock in stalled:
                 sock.close()
+
+
+def _partial_heads(port: int, count: int, tls: bool) -> list[socket.socket]:
+    """``count`` connections that send the first lines of a request head (TLS: the first bytes of a
+    ClientHello) and then nothing."""
+    opened = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00" if tls else b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        opened.append(sock)
+    return opened
+
+
+@pytest.mark.parametrize("clients", ["50 silent partial heads", "16 tricklers", "20 silent partial TLS handshakes"])
+def test_slow_clients_do_not_hold_a_scrape(pki: Pki, clients: str) -> None:
+    # With the default limits (8 workers, a 10 s head deadline), a worker per slow client held every
+    # worker for the deadline: the scrape took 10 s or more. Now heads are read in the selector loop and
+    # a worker sees only complete ones. benchmarks/slow_clients.py measures it.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server.cert), str(pki.server.key))
+    tls = "TLS" in clients
+    with running(limits=ServerLimits(), tls=(lambda: (context, ())) if tls else None) as server:
+        port = port_of(server)
+        slow = _partial_heads(port, int(clients.split()[0]), tls)
+        stop = threading.Event()
+
+        def trickle() -> None:
+            while not stop.wait(0.2):
+                for sock in slow:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(b"X")
+
+        trickler = threading.Thread(target=trickle, daemon=True)
+        if "trickler" in clients:
+            trickler.start()
+        try:
+            time.sleep(0.5)  # every slow client has been seen by the server
+            scheme = "https" if tls else "http"
+            status, _, body = get(f"{scheme}://127.0.0.1:{port}/", timeout=5,
+                                  context=client_context(pki) if tls else None)
+            assert status == 200 and body == b"hi\n"
+        finally:
+            stop.set()
+            for sock in slow:
+                sock.close()
+
+
+def test_a_head_in_pieces_pipelined_requests_and_keep_alive_are_served(pki: Pki) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server.cert), str(pki.server.key))
+    for tls in (False, True):
+        with running(tls=(lambda: (context, ())) if tls else None) as server:
+            sock = socket.create_connection(("127.0.0.1", port_of(server)), timeout=8)
+            if tls:
+                sock = client_context(pki).wrap_socket(sock, server_hostname="localhost")
+            with sock:
+                for piece in (b"GET / HT", b"TP/1.1\r\nHost: x\r", b"\n\r\n"):  # a head in three reads
+                    sock.sendall(piece)
+                    time.sleep(0.1)
+                # Then two requests in one write, the second closing the connection.
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answers = b""
+                while chunk := sock.recv(65536):
+                    answers += chunk
+            assert answers.count(b"HTTP/1.1 200 OK") == 3 and answers.count(b"hi\n") == 3, (tls, answers)
 
 
 def test_at_the_connection_limit_the_longest_idle_connection_makes_room() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import typing
 from pathlib import Path
 from typing import Any
@@ -321,3 +322,89 @@ def test_the_default_region_is_checked_when_the_targets_are_built(monkeypatch: p
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
     with pytest.raises(ConfigError, match=r"^targets\[1\]: collects the exporter's own account in region eu-west-1"):
         build_runner(parse_config("targets: [{}, {region: eu-west-1}]"))
+
+
+# --- defaults that keep the exporter inside AWS's quotas ---------------------------------------------------
+
+# What AWS documents per account and region (requests per second, burst); ListSessions and GetSession have none.
+DOCUMENTED_QUOTAS = {"ListApplications": (10, 50), "GetApplication": (10, 50), "ListJobRuns": (1, 25),
+                     "GetJobRun": (10, 50)}
+
+
+def test_default_rate_limits_take_half_of_each_documented_quota_and_leave_the_others_free() -> None:
+    limits = Config().aws.rate_limits.by_operation()
+    assert set(limits) == {*DOCUMENTED_QUOTAS, "ListSessions", "GetSession"}
+    for operation, (rate, burst) in DOCUMENTED_QUOTAS.items():
+        assert limits[operation].requests_per_second == rate / 2, operation
+        assert 1 <= limits[operation].burst <= burst / 2, operation
+    assert limits["ListSessions"].requests_per_second == limits["GetSession"].requests_per_second == 0
+
+
+def test_by_default_scrapes_a_few_seconds_apart_share_one_collection() -> None:
+    assert 1 <= Config().collection.min_interval_seconds <= 10
+
+
+def test_a_rate_limit_key_left_out_keeps_the_operation_s_default() -> None:
+    limits = parse_config("""
+aws:
+  rate_limits:
+    ListApplications: {burst: 40}
+    GetApplication: {requests_per_second: 8}
+    ListJobRuns: {requests_per_second: 0}
+    GetSession: {requests_per_second: 2}
+""").aws.rate_limits
+    assert (limits.ListApplications.requests_per_second, limits.ListApplications.burst) == (5, 40)
+    assert (limits.GetApplication.requests_per_second, limits.GetApplication.burst) == (8, 25)
+    assert limits.ListJobRuns.requests_per_second == 0  # off
+    assert (limits.GetSession.requests_per_second, limits.GetSession.burst) == (2, 10)
+    assert limits.GetJobRun == Config().aws.rate_limits.GetJobRun
+
+
+# --- a section or a list left empty (its keys commented out) -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "discovery:\n",
+        "discovery:\n  # application_ids: []\n  # session_lookback_seconds: 86400\n",
+        "aws:\n",
+        "aws:\n  rate_limits:\n",
+        "aws:\n  rate_limits:\n    GetApplication:\n    ListSessions: null\n",
+        "metrics:\n",
+        "metrics:\n  prices:\n",
+        "metrics:\n  prices:\n    table:\n",
+        "metrics:\n  tag_labels:\n",
+        "collection:\n",
+        "targets:\n",
+        "targets:\n#  - region: eu-west-1\n",
+        "discovery: ~\naws: ~\nmetrics: ~\ncollection: ~\n",
+    ],
+)
+def test_a_section_or_list_left_empty_takes_its_defaults(text: str) -> None:
+    assert parse_config(text) == Config()
+
+
+def test_the_example_with_every_key_commented_out_is_the_default() -> None:
+    # What a user does with the shipped file: comment out keys, keep the section headers.
+    header = re.compile(r"\s*[A-Za-z_]+:\s*(#.*)?")
+    lines = (ROOT / "config.yaml").read_text().splitlines()
+    commented = [line if not line.strip() or line.lstrip().startswith("#") or header.fullmatch(line) else f"# {line}"
+                 for line in lines]
+    assert any(line.startswith("# ") and ":" in line for line in commented)
+    assert parse_config("\n".join(commented)) == Config()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("collection:\n  timeout_seconds:\n", "collection.timeout_seconds: expected a number, got null"),
+        ("aws:\n  rate_limits:\n    GetSession: {burst: null}\n",
+         "aws.rate_limits.GetSession.burst: expected an integer, got null"),
+        ("metrics:\n  tags_info_metric:\n", "metrics.tags_info_metric: expected true or false, got null"),
+    ],
+)
+def test_a_value_left_empty_is_still_an_error(text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(text)
+

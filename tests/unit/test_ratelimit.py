@@ -103,3 +103,24 @@ def test_affordable_is_what_reservations_would_get(
         assert granted <= burst + rate * (seconds + idle) + used + 1  # never endless
     assert abs(promised - granted) <= 1
     assert RateLimits({}).affordable("ListJobRuns", seconds) == float("inf")
+
+
+def test_try_acquire_takes_a_free_token_or_refuses_at_once() -> None:
+    # The web rate limit (exporter-toolkit's rate_limit: one request per interval, bursts of burst).
+    time = FakeTime()
+    limited = bucket(1 / 3600, 2, time)  # interval 1h, burst 2
+    assert [limited.try_acquire() for _ in range(3)] == [True, True, False]
+    assert time.now == 1000.0  # it never waits
+    time.now += 3600
+    assert [limited.try_acquire() for _ in range(2)] == [True, False]  # one interval: one token back
+
+
+def test_a_token_free_now_is_taken_whatever_the_deadline() -> None:
+    # A collection with less than CALL_ROOM_SECONDS left still makes the call a bucket allows at once, as it
+    # would with no limit; only a wait for a later token is refused.
+    time = FakeTime()
+    limited = bucket(1, 2, time)
+    assert limited.acquire(latest=time.now - 0.4)
+    assert limited.acquire(latest=time.now - 0.4)
+    assert not limited.acquire(latest=time.now - 0.4)  # the next token is 1 s away
+    assert time.now == 1000.0
