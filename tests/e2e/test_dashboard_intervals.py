@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from emr_serverless_simulator import Simulator, build_scenario
-from exporter.config.schema import parse_config
+from exporter.config.schema import Config, parse_config
 from exporter.wiring import build_exposition, build_runner
 from tests.helpers import observability
 from tests.helpers.observability import (
@@ -72,7 +72,10 @@ def demo_history() -> tuple[float, float, list[tuple[float, str]]]:
     store = build_scenario("demo", clock=clock)
     expositions = []
     with Simulator(store, port=0) as simulator:
-        config = parse_config(yaml.safe_dump({"targets": [{"region": "us-east-1", "endpoint_url": simulator.url}]}))
+        # 45 minutes replayed in seconds on the simulator's clock: the rate limits count real time, so they are off.
+        no_limits = {operation: {"requests_per_second": 0} for operation in Config().aws.rate_limits.by_operation()}
+        config = parse_config(yaml.safe_dump({"targets": [{"region": "us-east-1", "endpoint_url": simulator.url}],
+                                              "aws": {"rate_limits": no_limits}}))
         session = boto3.Session(aws_access_key_id="demo", aws_secret_access_key="demo", region_name="us-east-1")
         runner = build_runner(config, session=session, clock=clock)
         exposition = build_exposition(runner, config)
