@@ -349,6 +349,9 @@ class EmrServerlessApi:
         return self._list("ListApplications", self._client.list_applications, params, deadline,
                           "applications", Application, "application")
 
+    def rate_limited(self, operation: str) -> bool:
+        return self._limits.limited(operation)
+
     def affordable(self, operation: str, seconds: float) -> float:
         """How many calls of ``operation`` the rate limit allows within ``seconds`` (infinite: no limit)."""
         return self._limits.affordable(operation, seconds)

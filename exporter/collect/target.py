@@ -62,6 +62,10 @@ GET_PRIORITY = 1.0
 # deployment that failed together do not retry together). A scrape meanwhile gets the last result, up 0.
 FAILURE_BACKOFF_FIRST_SECONDS = 10.0
 FAILURE_BACKOFF_CAP_SECONDS = 300.0
+# Listings of a rate-limited operation (ListJobRuns) run this many at a time, in plan order: all at once,
+# they would share the tokens out page by page and none would finish before the deadline (a first listing
+# is several pages), every collection starting them all over again.
+LIMITED_LISTINGS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,7 @@ class _Pass:
     refreshed: set[KindKey] = field(default_factory=set)
     running: set[int] = field(default_factory=set)  # calls a worker has started (set ops are atomic)
     applications: list[Application] | None = None  # ListApplications' answer, if it came
+    waiting_listings: dict[AnyKind, list[Listing]] = field(default_factory=dict)  # rate-limited, in plan order
     discovery_failed: bool = False  # ListApplications failed for another reason than the budget
 
 
@@ -257,11 +262,23 @@ class TargetCollector:
         else:
             applications_to_list = applications
         for kind in self.kinds:
-            for app in self._to_list(kind, applications_to_list, run.deadline):
+            to_list = self._to_list(kind, applications_to_list, run.deadline)
+            planned: list[Listing] = []
+            for app in to_list:
                 listings = self.windows[kind].listings(app.id, run.started)
                 run.listings_left[kind, app.id] = len(listings)
-                for listing in listings:
-                    self._submit(run, ListObjects(listing), LISTING_PRIORITY)
+                planned += listings
+            if self._api.rate_limited(kind.list_operation):
+                planned, run.waiting_listings[kind] = planned[:LIMITED_LISTINGS_IN_FLIGHT], planned[
+                    LIMITED_LISTINGS_IN_FLIGHT:]
+            for listing in planned:
+                self._submit(run, ListObjects(listing), LISTING_PRIORITY)
+            # Not listed this time (quiet, or past the listing budget): what is known is refreshed all the same,
+            # within the detail call's own budget, as after a failed listing.
+            for app in applications_to_list:
+                if app not in to_list:
+                    for refresh in self.inventories[kind].fallback(app.id):
+                        self._refresh(run, refresh)
         if applications_to_list:
             for app in self.applications.to_describe():  # new or changed applications only
                 self._submit(run, GetApplication(app), LISTING_PRIORITY)
@@ -427,6 +444,9 @@ class TargetCollector:
                     run.discovery_failed = True
                     self._failed(run, error)
             case ListObjects(listing):
+                waiting = run.waiting_listings.get(listing.kind)
+                if waiting and not run.deadline.passed:
+                    self._submit(run, ListObjects(waiting.pop(0)), LISTING_PRIORITY)
                 if error is None:
                     self._listed(run, listing, result)
                 elif not_found:

@@ -93,6 +93,30 @@ def hours_as_seconds(
     return read
 
 
+def usage_families(
+    prefix: str, noun: str, used: Callable[[Obj], ResourceUtilization | None],
+    billed: Callable[[Obj], ResourceUtilization | None],
+) -> tuple[Family[Obj], ...]:
+    """The six use and billed-use counters of a kind whose detail carries AWS's totalResourceUtilization and
+    billedResourceUtilization: ``prefix`` ``emr_serverless_session``, ``noun`` "session"."""
+    families: list[Family[Obj]] = []
+    groups = (("", "totalResourceUtilization", used), ("billed_", "billedResourceUtilization", billed))
+    for billing, group, read in groups:
+        verb = f"AWS bills for the {noun}" if billing else f"the {noun} used"
+        families += [
+            Family(f"{prefix}_{billing}vcpu_seconds_total", "counter",
+                   f"vCPU-seconds {verb} ({'' if billing else 'AWS '}{group}.vCPUHour x 3600).",
+                   value(hours_as_seconds(read, lambda u: u.vcpu_hours)), unit="seconds"),
+            Family(f"{prefix}_{billing}memory_byte_seconds_total", "counter",
+                   f"Byte-seconds of memory {verb} ({group}.memoryGBHour x 3600 x 2^30).",
+                   value(hours_as_seconds(read, lambda u: u.memory_gb_hours, BYTES_PER_GB)), unit="byte_seconds"),
+            Family(f"{prefix}_{billing}storage_byte_seconds_total", "counter",
+                   f"Byte-seconds of storage {verb} ({group}.storageGBHour x 3600 x 2^30).",
+                   value(hours_as_seconds(read, lambda u: u.storage_gb_hours, BYTES_PER_GB)), unit="byte_seconds"),
+        ]
+    return tuple(families)
+
+
 def _no_clock(obj: Any, now: float) -> float | None:
     return None
 

@@ -3,7 +3,7 @@ the listing's ``type``)."""
 
 from __future__ import annotations
 
-from exporter.metrics.families import BYTES_PER_GB, Family, KindTable, hours_as_seconds, info, state_set, value
+from exporter.metrics.families import Family, KindTable, info, state_set, usage_families, value
 from exporter.model.job_run import JobRun
 from exporter.model.kinds import JOB_RUNS
 from exporter.model.session import ResourceUtilization, epoch
@@ -84,43 +84,7 @@ JOB_RUN_FAMILIES: tuple[Family[JobRun], ...] = (
         "Failed attempts per hour after which a streaming job run stops (retryPolicy.maxFailedAttemptsPerHour).",
         value(lambda r, now: r.retry_policy.max_failed_attempts_per_hour if r.retry_policy else None),
     ),
-    Family(
-        "emr_serverless_job_run_vcpu_seconds_total", "counter",
-        "vCPU-seconds the job run used (AWS totalResourceUtilization.vCPUHour x 3600).",
-        value(hours_as_seconds(_used, lambda u: u.vcpu_hours)),
-        unit="seconds",
-    ),
-    Family(
-        "emr_serverless_job_run_memory_byte_seconds_total", "counter",
-        "Byte-seconds of memory the job run used (totalResourceUtilization.memoryGBHour x 3600 x 2^30).",
-        value(hours_as_seconds(_used, lambda u: u.memory_gb_hours, BYTES_PER_GB)),
-        unit="byte_seconds",
-    ),
-    Family(
-        "emr_serverless_job_run_storage_byte_seconds_total", "counter",
-        "Byte-seconds of storage the job run used (totalResourceUtilization.storageGBHour x 3600 x 2^30).",
-        value(hours_as_seconds(_used, lambda u: u.storage_gb_hours, BYTES_PER_GB)),
-        unit="byte_seconds",
-    ),
-    Family(
-        "emr_serverless_job_run_billed_vcpu_seconds_total", "counter",
-        "vCPU-seconds AWS bills for the job run (billedResourceUtilization.vCPUHour x 3600).",
-        value(hours_as_seconds(_billed, lambda u: u.vcpu_hours)),
-        unit="seconds",
-    ),
-    Family(
-        "emr_serverless_job_run_billed_memory_byte_seconds_total", "counter",
-        "Byte-seconds of memory AWS bills for the job run (billedResourceUtilization.memoryGBHour x 3600 x 2^30).",
-        value(hours_as_seconds(_billed, lambda u: u.memory_gb_hours, BYTES_PER_GB)),
-        unit="byte_seconds",
-    ),
-    Family(
-        "emr_serverless_job_run_billed_storage_byte_seconds_total", "counter",
-        "Byte-seconds of storage AWS bills for the job run "
-        "(billedResourceUtilization.storageGBHour x 3600 x 2^30).",
-        value(hours_as_seconds(_billed, lambda u: u.storage_gb_hours, BYTES_PER_GB)),
-        unit="byte_seconds",
-    ),
+    *usage_families("emr_serverless_job_run", "job run", _used, _billed),
 )
 
 JOB_RUN_TABLE: KindTable[JobRun] = KindTable(

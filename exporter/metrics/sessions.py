@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.metrics.families import BYTES_PER_GB, Family, KindTable, hours_as_seconds, info, state_set, value
+from exporter.metrics.families import Family, KindTable, info, state_set, usage_families, value
 from exporter.model.kinds import SESSIONS
 from exporter.model.session import ResourceUtilization, Session, epoch
 
@@ -67,44 +67,7 @@ SESSION_FAMILIES: tuple[Family[Session], ...] = (
         value(lambda s, now: s.execution_seconds),
         unit="seconds",
     ),
-    Family(
-        "emr_serverless_session_vcpu_seconds_total", "counter",
-        "vCPU-seconds the session used (AWS totalResourceUtilization.vCPUHour x 3600).",
-        value(hours_as_seconds(_used, lambda u: u.vcpu_hours)),
-        unit="seconds",
-    ),
-    Family(
-        "emr_serverless_session_memory_byte_seconds_total", "counter",
-        "Byte-seconds of memory the session used (totalResourceUtilization.memoryGBHour x 3600 x 2^30).",
-        value(hours_as_seconds(_used, lambda u: u.memory_gb_hours, BYTES_PER_GB)),
-        unit="byte_seconds",
-    ),
-    Family(
-        "emr_serverless_session_storage_byte_seconds_total", "counter",
-        "Byte-seconds of storage the session used (totalResourceUtilization.storageGBHour x 3600 x 2^30).",
-        value(hours_as_seconds(_used, lambda u: u.storage_gb_hours, BYTES_PER_GB)),
-        unit="byte_seconds",
-    ),
-    Family(
-        "emr_serverless_session_billed_vcpu_seconds_total", "counter",
-        "vCPU-seconds AWS bills for the session (billedResourceUtilization.vCPUHour x 3600).",
-        value(hours_as_seconds(_billed, lambda u: u.vcpu_hours)),
-        unit="seconds",
-    ),
-    Family(
-        "emr_serverless_session_billed_memory_byte_seconds_total", "counter",
-        "Byte-seconds of memory AWS bills for the session "
-        "(billedResourceUtilization.memoryGBHour x 3600 x 2^30).",
-        value(hours_as_seconds(_billed, lambda u: u.memory_gb_hours, BYTES_PER_GB)),
-        unit="byte_seconds",
-    ),
-    Family(
-        "emr_serverless_session_billed_storage_byte_seconds_total", "counter",
-        "Byte-seconds of storage AWS bills for the session "
-        "(billedResourceUtilization.storageGBHour x 3600 x 2^30).",
-        value(hours_as_seconds(_billed, lambda u: u.storage_gb_hours, BYTES_PER_GB)),
-        unit="byte_seconds",
-    ),
+    *usage_families("emr_serverless_session", "session", _used, _billed),
 )
 
 

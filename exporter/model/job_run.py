@@ -10,7 +10,17 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct, field
 
-from exporter.model.session import Count, Id, ResourceUtilization, State, Text, check_time, epoch, label_safe
+from exporter.model.session import (
+    Count,
+    Id,
+    ResourceUtilization,
+    State,
+    Text,
+    check_time,
+    epoch,
+    label_safe,
+    safe_tags,
+)
 
 # Not a label (free text AWS writes): a failed run's reason, logged once, at most this long.
 StateDetails = Annotated[str, Meta(max_length=64 * 1024)]
@@ -93,12 +103,7 @@ class JobRun(Struct, gc=False):
             check_time(value, name)
         for attr in ("arn", "state", "name", "mode", "type", "release_label", "execution_role_arn", "created_by"):
             setattr(self, attr, label_safe(getattr(self, attr)))
-        if self.tags:
-            # In AWS's key order, so that of keys that collide the first in sorted order wins.
-            safe: dict[str, str] = {}
-            for key in sorted(self.tags):
-                safe.setdefault(label_safe(key), label_safe(self.tags[key]))
-            self.tags = safe
+        self.tags = safe_tags(self.tags)
 
     @property
     def id(self) -> str:

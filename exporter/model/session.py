@@ -52,6 +52,15 @@ def label_safe(text: str) -> str:
     return _UNSAFE.sub(REPLACEMENT, text) if _UNSAFE.search(text) else text
 
 
+def safe_tags(tags: dict[str, str]) -> dict[str, str]:
+    """Tags as label-safe keys and values, in AWS's key order, so that of keys that collide (here, or on one
+    label name later) the first in sorted order wins, the documented rule; the order is kept from here on."""
+    safe: dict[str, str] = {}
+    for key in sorted(tags):
+        safe.setdefault(label_safe(key), label_safe(tags[key]))
+    return safe
+
+
 def check_time(value: datetime | None, name: str) -> None:
     if value is None:
         return
@@ -147,13 +156,7 @@ class Session(Struct, gc=False):
             check_time(value, name)
         for attr in ("arn", "state", "name", "release_label", "execution_role_arn", "created_by"):
             setattr(self, attr, label_safe(getattr(self, attr)))
-        if self.tags:
-            # In AWS's key order, so that of keys that collide (here, or on one label name later) the first
-            # in sorted order wins, as SPEC section 3 says; the order of this dict is kept from here on.
-            safe: dict[str, str] = {}
-            for key in sorted(self.tags):
-                safe.setdefault(label_safe(key), label_safe(self.tags[key]))
-            self.tags = safe
+        self.tags = safe_tags(self.tags)
 
     @property
     def id(self) -> str:

@@ -1,0 +1,130 @@
+"""Job runs collected from the simulator through the real boto3 client: the listing planned within the
+ListJobRuns rate limit, quiet applications, runs seen ending, kinds switched off, the mode filter."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prometheus_client.exposition import generate_latest
+
+from emr_serverless_simulator import Fault, Simulator, Store
+from tests.helpers.support import collecting, samples_of, value
+
+NO_SESSIONS = {"sessions": False}
+
+
+def scrape(registry: Any) -> dict[str, list[Any]]:
+    return samples_of(generate_latest(registry).decode())
+
+
+def run_ids(samples: dict[str, list[Any]]) -> set[str]:
+    return {s.labels["job_run_id"] for s in samples.get("emr_serverless_job_run_info", [])}
+
+
+def listed(store: Store) -> list[str]:
+    """The application ids of each ListJobRuns the simulator answers, in order, as they arrive."""
+    seen: list[str] = []
+
+    def record(params: Any) -> bool:
+        seen.append(params["applicationId"])
+        return False
+
+    store.add_fault(Fault(operation="ListJobRuns", error_code=None, delay_ms=0.001, match=record))
+    return seen
+
+
+def test_under_a_tight_listing_quota_every_run_is_exported_within_the_bound(store: Store, simulator: Simulator) -> None:
+    # Each first listing is four pages (two running runs, 120 ended ones). Listings sharing the tokens page by
+    # page finished none before the deadline, and every collection started them over: now a few at a time.
+    now = time.time()
+    apps = [store.add_application(name=f"etl{i}") for i in range(4)]
+    truth = {store.add_job_run(app, state="RUNNING") for app in apps for _ in range(2)}
+    truth |= {store.add_job_run(app, state="SUCCESS", created_at=now - 900, ended_at=now - 600)
+              for app in apps for _ in range(120)}
+    runner, registry = collecting(simulator.url, discovery=NO_SESSIONS, collection={"timeout_seconds": 3},
+                                  aws={"rate_limits": {"ListJobRuns": {"requests_per_second": 2, "burst": 2},
+                                                       "GetJobRun": {"requests_per_second": 20, "burst": 20}}})
+    collections = 0
+    try:
+        while collections < 8 and run_ids(scrape(registry)) != truth:
+            result = runner.collect()[0]
+            assert result.up, result.errors  # the budget, not AWS, holds the listing back
+            collections += 1
+        samples = scrape(registry)
+    finally:
+        runner.close()
+    # 4 x 4 pages at 2/s and 2 burst: 7 s of tokens, three collections of 3 s.
+    assert run_ids(samples) == truth and collections <= 4
+    assert value(samples, "emr_serverless_oldest_listing_age_seconds", kind="job_run") < 3 * collections
+
+
+def test_a_quiet_application_is_not_listed_again_until_it_changes(store: Store, simulator: Simulator) -> None:
+    stopped = store.add_application(name="stopped", state="STOPPED")
+    busy = store.add_application(name="busy")
+    store.add_job_run(busy, state="RUNNING")
+    done = store.add_job_run(stopped, state="SUCCESS", created_at=time.time() - 120, ended_at=time.time() - 60)
+    seen = listed(store)
+    runner, registry = collecting(simulator.url, discovery=NO_SESSIONS,
+                                  aws={"rate_limits": {"ListJobRuns": {"requests_per_second": 0}}})
+    try:
+        for _ in range(3):
+            assert runner.collect()[0].up
+        quiet = seen.count(stopped)
+        store.set_application_state(stopped, "STARTED")  # a run submitted to it starts it: listed again
+        assert runner.collect()[0].up
+        samples = scrape(registry)
+    finally:
+        runner.close()
+    assert quiet == 2 and seen.count(stopped) == 4  # its two listings once, then again once it changed
+    assert seen.count(busy) == 8  # every collection
+    assert done in run_ids(samples)  # served from what is known meanwhile
+    assert value(samples, "emr_serverless_oldest_listing_age_seconds", kind="job_run") < 5
+
+
+def test_runs_seen_ending_are_counted_once_and_final_ones_at_the_start_never(
+    store: Store, simulator: Simulator
+) -> None:
+    app = store.add_application(name="etl")
+    store.add_job_run(app, state="FAILED", created_at=time.time() - 300, ended_at=time.time() - 200)
+    going = store.add_job_run(app, state="RUNNING")
+    runner, registry = collecting(simulator.url, discovery=NO_SESSIONS)
+    try:
+        assert runner.collect()[0].up
+        first = scrape(registry)
+        store.set_job_run_state(app, going, "FAILED", ended_at=time.time(), state_details="OutOfMemoryError")
+        quick = store.add_job_run(app, state="SUCCESS", created_at=time.time(), ended_at=time.time())
+        store.add_fault(Fault(operation="ListJobRuns", error_code="ThrottlingException"))
+        assert runner.collect()[0].up  # throttled: no error; the failed run is fetched from what is known
+        store.clear_faults()
+        for _ in range(2):  # the listing again, twice: nothing counted twice
+            assert runner.collect()[0].up
+        samples = scrape(registry)
+    finally:
+        runner.close()
+    ended = "emr_serverless_application_job_runs_ended_total"
+    assert {s.labels["state"]: s.value for s in first[ended]} == {"SUCCESS": 0, "FAILED": 0, "CANCELLED": 0}
+    assert {s.labels["state"]: s.value for s in samples[ended]} == {"SUCCESS": 1, "FAILED": 1, "CANCELLED": 0}
+    assert quick in run_ids(samples)
+
+
+def test_a_kind_switched_off_costs_no_call_and_the_mode_filter_is_sent(store: Store, simulator: Simulator) -> None:
+    app = store.add_application(name="etl")
+    store.add_session(app, state="IDLE")
+    batch = store.add_job_run(app, state="RUNNING", mode="BATCH")
+    store.add_job_run(app, state="RUNNING", mode="STREAMING")
+    runner, registry = collecting(simulator.url, discovery={"job_runs": False})
+    try:
+        assert runner.collect()[0].up
+        assert "ListJobRuns" not in store.calls and "GetJobRun" not in store.calls
+        assert "emr_serverless_job_run_info" not in scrape(registry)
+    finally:
+        runner.close()
+    store.reset_calls()
+    runner, registry = collecting(simulator.url, discovery={"sessions": False, "job_run_modes": ["BATCH"]})
+    try:
+        assert runner.collect()[0].up
+        assert "ListSessions" not in store.calls and "GetSession" not in store.calls
+        assert run_ids(scrape(registry)) == {batch}
+    finally:
+        runner.close()
