@@ -149,7 +149,7 @@ class Session(Struct, gc=False):
             setattr(self, attr, label_safe(getattr(self, attr)))
         if self.tags:
             # In AWS's key order, so that of keys that collide (here, or on one label name later) the first
-            # in sorted order wins, as SPEC section 3 says; the order of this dict is kept from here on.
+            # in sorted order wins (the documented rule); the order of this dict is kept from here on.
             safe: dict[str, str] = {}
             for key in sorted(self.tags):
                 safe.setdefault(label_safe(key), label_safe(self.tags[key]))
