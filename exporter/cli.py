@@ -1,4 +1,4 @@
-"""Command line: flags (SPEC section 2), wiring, and the serve / --once / --demo modes."""
+"""Command line: flags, wiring, and the serve / --once / --demo modes."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from exporter.aws.calls import RateLimitRegistry, connect
 from exporter.collect.discovery import Shard
 from exporter.collect.runner import CollectionRunner
 from exporter.collect.target import Clock, TargetCollector
+from exporter.common.redaction import add_secret
 from exporter.config.schema import Config, ConfigError, duplicate_target, region_problem
 from exporter.metrics.collector import EmrServerlessCollector
 from exporter.render.exposition import Exposition
@@ -23,8 +24,10 @@ from exporter.render.exposition import Exposition
 def build_runner(
     config: Config, *, session: boto3.Session | None = None, shard: Shard | None = None, clock: Clock = time.time
 ) -> CollectionRunner:
-    """Clients and collectors for every configured target; ``clock`` is the collections' wall clock
-    (tests replay the simulator's controllable clock)."""
+    """Clients and collectors for every configured target, the configuration's secrets registered for
+    redaction; ``clock`` is the collections' wall clock (tests replay the simulator's controllable clock)."""
+    for secret in config.secrets():  # from here on, no log line or error text shows them
+        add_secret(secret)
     session = session or boto3.Session()
     duplicate = duplicate_target(config.targets, default_region=session.region_name)
     if duplicate:  # a target without a region and one that names the default region

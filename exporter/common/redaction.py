@@ -1,4 +1,4 @@
-"""Secrets never reach a log line, a metric or the landing page (issue 8, SPEC section 5).
+"""Secrets never reach a log line, a metric or the landing page.
 
 ``redact(text)`` removes, wherever they appear in a text:
 

@@ -1,4 +1,4 @@
-"""The YAML configuration (SPEC section 3): defaults, validation, one clear error per problem.
+"""The YAML configuration: defaults, validation, one clear error per problem.
 
 Each section is a frozen dataclass; a field's type says what YAML type it takes and its
 ``check`` metadata says which values are valid. ``load_config`` walks the dataclasses, so a new key
@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 import botocore.utils
 import yaml
 
-from exporter.common.redaction import add_secret
 from exporter.model.kinds import APPLICATION_STATES, JOB_RUN_MODES, ObjectKind
 
 
@@ -239,7 +238,7 @@ def _quote(value: object, limit: int = 60) -> str:
 
 
 def tag_label_name(tag_key: str) -> str:
-    """``aws:cloudformation:stack-name`` -> ``tag_aws_cloudformation_stack_name`` (SPEC section 3)."""
+    """``aws:cloudformation:stack-name`` -> ``tag_aws_cloudformation_stack_name``."""
     return "tag_" + re.sub(r"[^a-zA-Z0-9_]", "_", tag_key)
 
 
@@ -476,13 +475,10 @@ def _read_text(path: Path) -> str:
 
 
 def parse_config(text: str) -> Config:
-    """Validate a configuration text; raises ConfigError naming the key. Its secrets are redacted from
-    then on (``exporter.common.redaction``)."""
+    """Validate a configuration text; raises ConfigError naming the key. Pure: whoever runs the
+    configuration registers its secrets for redaction (``exporter.wiring.build_runner``)."""
     data = _load_yaml(text)
-    config: Config = Config() if data is None else _build(Config, data, "")
-    for secret in config.secrets():
-        add_secret(secret)
-    return config
+    return Config() if data is None else _build(Config, data, "")
 
 
 def _load_yaml(text: str) -> object:

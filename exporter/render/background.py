@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from exporter.collect.runner import CollectionRunner
 from exporter.render.exposition import Exposition, Format, gzip_parts
-from exporter.render.lineformat import Kind
+from exporter.render.lineformat import Syntax
 from exporter.render.renderings import ACCEPT, Rendered, Renderings, Variant, render, variant_of
 
 log = logging.getLogger(__name__)
@@ -91,21 +91,21 @@ class BackgroundRenderer:
             self._asked = {variant: at for variant, at in self._asked.items() if now - at <= self._remember}
             wanted = set(self._asked)
         rendered: dict[Variant, Rendered] = {}
-        for kind in ACCEPT:
-            encodings = {gzip for asked, gzip in wanted if asked == kind}
+        for syntax in ACCEPT:
+            encodings = {gzip for asked, gzip in wanted if asked == syntax}
             if encodings:
-                rendered.update(self._prerender(kind, encodings))
+                rendered.update(self._prerender(syntax, encodings))
         with self._lock:
             self._renderings = Renderings(rendered)
 
-    def _prerender(self, kind: Kind, encodings: set[bool]) -> dict[Variant, Rendered]:
-        """One rendering of ``kind``, in each encoding asked (True: gzip)."""
-        parts, content_type = self._exposition.render_parts(ACCEPT[kind])
+    def _prerender(self, syntax: Syntax, encodings: set[bool]) -> dict[Variant, Rendered]:
+        """One rendering of ``syntax``, in each encoding asked (True: gzip)."""
+        parts, content_type = self._exposition.render_parts(ACCEPT[syntax])
         rendered: dict[Variant, Rendered] = {}
         if False in encodings:
-            rendered[(kind, False)] = Rendered(content_type, tuple(parts), gzip=False)
+            rendered[(syntax, False)] = Rendered(content_type, tuple(parts), gzip=False)
         if True in encodings:
-            rendered[(kind, True)] = Rendered(content_type, (b"".join(gzip_parts(parts, GZIP_LEVEL)),), gzip=True)
+            rendered[(syntax, True)] = Rendered(content_type, (b"".join(gzip_parts(parts, GZIP_LEVEL)),), gzip=True)
         return rendered
 
     def _loop(self) -> None:

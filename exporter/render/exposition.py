@@ -36,7 +36,7 @@ from exporter.config.schema import MetricsConfig
 from exporter.metrics.collector import EmrServerlessCollector
 from exporter.metrics.labels import Group, Labels
 from exporter.metrics.tables import KIND_TABLES
-from exporter.render.lineformat import OPENMETRICS_EOF, FamilyWriter, Kind, SharedLabels
+from exporter.render.lineformat import OPENMETRICS_EOF, FamilyWriter, SharedLabels, Syntax
 from exporter.render.series import SeriesStore
 
 Encoder = Callable[[Collector], bytes]
@@ -50,7 +50,7 @@ OPENMETRICS_TYPE = "application/openmetrics-text"
 class Format:
     """What a scrape is answered with: the format, the name escaping and the Content-Type that says so."""
 
-    kind: Kind
+    syntax: Syntax
     escaping: str
     content_type: str
 
@@ -60,7 +60,7 @@ class Format:
         return self.escaping in DIRECT_ESCAPINGS
 
     def encoder(self) -> Encoder:
-        if self.kind == "openmetrics":
+        if self.syntax == "openmetrics":
             return functools.partial(openmetrics_format.generate_latest, escaping=self.escaping, version="1.0.0")
         return functools.partial(text_format.generate_latest, escaping=self.escaping)
 
@@ -153,8 +153,8 @@ class _GroupWriter:
             FamilyWriter(f.name, f.type, f.help, self.shared, f.extra_labels, f.unit) for f in group.families
         ]
 
-    def write(self, kind: Kind, group: Group[Any]) -> bytes:
-        out = [[writer.headers[kind].decode()] for writer in self.writers]
+    def write(self, syntax: Syntax, group: Group[Any]) -> bytes:
+        out = [[writer.headers[syntax].decode()] for writer in self.writers]
         for labels, obj, now in group.rows:
             runs = self.shared.runs(labels)
             for spec, writer, lines in zip(group.families, self.writers, out, strict=True):
@@ -182,7 +182,7 @@ class Exposition:
         """The body as a list of pieces, to be written (or compressed) one by one: at 10,000 sessions
         the body is ~55 MB, which need not exist in one piece beside the stores it is made of."""
         negotiated = negotiate(accept_header)
-        encoder, content_type, kind = negotiated.encoder(), negotiated.content_type, negotiated.kind
+        encoder, content_type, syntax = negotiated.encoder(), negotiated.content_type, negotiated.syntax
         if not negotiated.direct:
             return [encoder(self._generic)], content_type
         results = self._runner.latest or []
@@ -190,17 +190,17 @@ class Exposition:
             object_parts: list[bytes] = []
             for store in self.stores:
                 store.update(results)
-                object_parts += store.parts(kind)
+                object_parts += store.parts(syntax)
         body = encoder(self._registry)
         eof = body.endswith(OPENMETRICS_EOF)
         if eof:  # OpenMetrics ends with one EOF marker, after everything
             body = body[: -len(OPENMETRICS_EOF)]
-        parts = [body, *object_parts, self._others(kind, results)]
+        parts = [body, *object_parts, self._others(syntax, results)]
         return ([*parts, OPENMETRICS_EOF] if eof else parts), content_type
 
-    def _others(self, kind: Kind, results: Sequence[TargetResult]) -> bytes:
+    def _others(self, syntax: Syntax, results: Sequence[TargetResult]) -> bytes:
         groups = self._labels.other_groups(results)
-        return b"".join(writer.write(kind, group) for writer, group in zip(self._group_writers, groups, strict=True))
+        return b"".join(writer.write(syntax, group) for writer, group in zip(self._group_writers, groups, strict=True))
 
 
 # The body's many small pieces are compressed and sent in chunks of about this size.

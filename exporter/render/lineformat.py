@@ -32,9 +32,9 @@ from typing import Literal
 
 from prometheus_client.utils import floatToGoString
 
-Kind = Literal["text", "openmetrics"]
+Syntax = Literal["text", "openmetrics"]
 MetricType = Literal["gauge", "counter"]
-KINDS: tuple[Kind, ...] = ("text", "openmetrics")
+SYNTAXES: tuple[Syntax, ...] = ("text", "openmetrics")
 OPENMETRICS_EOF = b"# EOF\n"
 
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -60,21 +60,21 @@ def sample_name(name: str, type: MetricType) -> str:
     return name if type != "counter" or name.endswith("_total") else name + "_total"
 
 
-def header(kind: Kind, name: str, type: MetricType, help: str, unit: str = "") -> bytes:
+def header(syntax: Syntax, name: str, type: MetricType, help: str, unit: str = "") -> bytes:
     """The ``# HELP``, ``# TYPE`` (and in OpenMetrics ``# UNIT``) lines of a family, as prometheus-client
-    writes them in ``kind``."""
+    writes them in ``syntax``."""
     check_name(name)
     family = name[: -len("_total")] if type == "counter" and name.endswith("_total") else name
     if unit and not family.endswith("_" + check_name(unit)):
         # prometheus-client would append the unit to the name; OpenMetrics wants it as the suffix.
         raise ValueError(f"the unit {unit!r} is not the suffix of {name!r}")
-    if kind == "text":
+    if syntax == "text":
         shown = family + "_total" if type == "counter" else family
         text = help.replace("\\", "\\\\").replace("\n", "\\n")
     else:
         shown = family
         text = escape_value(help)
-    unit_line = f"# UNIT {shown} {unit}\n" if unit and kind == "openmetrics" else ""
+    unit_line = f"# UNIT {shown} {unit}\n" if unit and syntax == "openmetrics" else ""
     return f"# HELP {shown} {text}\n# TYPE {shown} {type}\n{unit_line}".encode()
 
 
@@ -153,7 +153,7 @@ class FamilyWriter:
     ) -> None:
         self.name = sample_name(name, type)
         self.labels = FamilyLabels(shared, own)
-        self.headers: dict[Kind, bytes] = {kind: header(kind, name, type, help, unit) for kind in KINDS}
+        self.headers: dict[Syntax, bytes] = {syntax: header(syntax, name, type, help, unit) for syntax in SYNTAXES}
 
     def lines(self, runs: Sequence[str], samples: Iterable[tuple[Sequence[str], float]]) -> str:
         """The sample lines of one object: ``samples`` are (own label values, value)."""

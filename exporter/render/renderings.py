@@ -23,14 +23,14 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from exporter.collect.runner import CollectionRunner
 from exporter.collect.target import TargetResult
 from exporter.render.exposition import Exposition, Format, gzip_parts
-from exporter.render.lineformat import Kind
+from exporter.render.lineformat import Syntax
 
-# A format the direct writer writes, by kind, or the generic path's, by Content-Type; gzip-compressed or not.
-Variant = tuple[Kind | str, bool]
-# An Accept header per kind: what a variant the direct writer writes is rendered with. Every Accept
+# A format the direct writer writes, by syntax, or the generic path's, by Content-Type; gzip-compressed or not.
+Variant = tuple[Syntax | str, bool]
+# An Accept header per syntax: what a variant the direct writer writes is rendered with. Every Accept
 # header whose format the direct writer serves (Prometheus 3's escaping=allow-utf-8 as well as 2's
 # underscores: our names are legacy names either way) gets the same bytes; only its Content-Type is its own.
-ACCEPT: dict[Kind, str] = {"openmetrics": OPENMETRICS_ACCEPT, "text": ""}
+ACCEPT: dict[Syntax, str] = {"openmetrics": OPENMETRICS_ACCEPT, "text": ""}
 SCRAPE_GZIP_LEVEL = 1  # a body rendered for few scrapes: half the CPU of level 6 for 10 % more bytes
 
 
@@ -55,12 +55,12 @@ class Rendered:
 
 
 def variant_of(negotiated: Format, gzip: bool) -> Variant:
-    return (negotiated.kind if negotiated.direct else negotiated.content_type), gzip
+    return (negotiated.syntax if negotiated.direct else negotiated.content_type), gzip
 
 
 def render(exposition: Exposition, negotiated: Format, gzip: bool, level: int) -> Rendered:
     """One rendering in ``negotiated``'s format, compressed at ``level`` when ``gzip``."""
-    accept = ACCEPT[negotiated.kind] if negotiated.direct else negotiated.content_type
+    accept = ACCEPT[negotiated.syntax] if negotiated.direct else negotiated.content_type
     parts, content_type = exposition.render_parts(accept)
     if gzip:
         return Rendered(content_type, (b"".join(gzip_parts(parts, level)),), gzip=True)

@@ -31,7 +31,7 @@ from exporter.collect.target import TargetIdentity, TargetResult
 from exporter.config.schema import MetricsConfig
 from exporter.metrics.families import KindTable, LabelValues, ObjSample
 from exporter.metrics.labels import Labels, application_names
-from exporter.render.lineformat import KINDS, FamilyWriter, Kind, SharedLabels, format_value, header, label_pairs
+from exporter.render.lineformat import SYNTAXES, FamilyWriter, SharedLabels, Syntax, format_value, header, label_pairs
 
 ObjectKey = tuple[str, str]  # (target name, object id)
 # Everything an object's samples depend on: its target, its application's name, the object itself
@@ -68,8 +68,8 @@ class SeriesStore:
             for spec in table.families
         ]
         self._tags = self._labels.tags_info_metric
-        self.headers: dict[Kind, list[bytes]] = {}  # per format, one per family
-        for fmt in KINDS:
+        self.headers: dict[Syntax, list[bytes]] = {}  # per syntax, one per family
+        for fmt in SYNTAXES:
             self.headers[fmt] = [writer.headers[fmt] for writer in self._writers]
             if self._tags:
                 self.headers[fmt].append(header(fmt, table.tags_family, "gauge", table.tags_help))
@@ -95,9 +95,9 @@ class SeriesStore:
                 fresh[key] = entry
         self._objects = fresh
 
-    def parts(self, kind: Kind) -> list[bytes]:
-        """Every family of the kind in the ``kind`` format: its header, then each object's lines."""
-        headers = self.headers[kind]
+    def parts(self, syntax: Syntax) -> list[bytes]:
+        """Every family of the kind in ``syntax``: its header, then each object's lines."""
+        headers = self.headers[syntax]
         parts: list[bytes] = []
         lines = [entry.lines for entry in self._objects.values()]
         # One column per family, transposed in C; with no objects, just the headers.

@@ -18,7 +18,7 @@ from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.config.schema import parse_config
 from exporter.render.background import FIRST_VARIANTS, REMEMBER_SECONDS, BackgroundRenderer
 from exporter.render.exposition import Exposition, negotiate
-from exporter.render.lineformat import Kind
+from exporter.render.lineformat import Syntax
 from exporter.render.renderings import ACCEPT, Rendered
 from exporter.wiring import build_exposition
 from tests.helpers.support import collecting, get, promtool_check, serving_simulator, simulator_config
@@ -93,7 +93,7 @@ ACCEPT_HEADERS = [
 ]
 # Unusual but valid: each a format the direct writer writes, so each must be served the pre-rendered
 # body. Before, every one of them took the generic path (a full render per scrape) or the wrong format.
-UNUSUAL_ACCEPT_HEADERS: dict[str, Kind] = {
+UNUSUAL_ACCEPT_HEADERS: dict[str, Syntax] = {
     "application/openmetrics-text;version=1.0.0;escaping=values": "openmetrics",  # names stay as they are
     "application/openmetrics-text; escaping=allow-utf-8; version=1.0.0; charset=utf-8": "openmetrics",
     "Application/OpenMetrics-Text; Version=1.0.0": "openmetrics",  # media types and names are case-insensitive
@@ -132,7 +132,7 @@ class Renders:
         return len(self.accepts)
 
     def kinds(self) -> list[str]:
-        return [negotiate(accept).kind for accept in self.accepts]
+        return [negotiate(accept).syntax for accept in self.accepts]
 
 
 @dataclass
@@ -152,7 +152,7 @@ def renderer_over(url: str, clock: list[float] | None = None) -> Rendering:
 def prerendered(renderer: BackgroundRenderer) -> set[tuple[str, bool]]:
     """The variants the renderer has ready: what HEAD (which renders nothing) finds."""
     formats = {"openmetrics": negotiate(OPENMETRICS), "text": negotiate("")}
-    return {(kind, gzip) for kind, negotiated in formats.items() for gzip in (True, False)
+    return {(syntax, gzip) for syntax, negotiated in formats.items() for gzip in (True, False)
             if renderer.cached(negotiated, gzip) is not None}
 
 
@@ -173,7 +173,7 @@ def test_every_usual_accept_header_is_served_from_the_snapshot(simulator: Simula
     served = renderer.get(negotiated, gzipped)
     assert served is not None and served.content_type == negotiated.content_type and served.gzip == gzipped
     assert renders.count == before  # pre-rendered, not rendered anew
-    assert served.body is renderer.get(negotiate(ACCEPT[negotiated.kind]), gzipped).body  # type: ignore[union-attr]
+    assert served.body is renderer.get(negotiate(ACCEPT[negotiated.syntax]), gzipped).body  # type: ignore[union-attr]
     fresh, _ = exposition.render(accept)
     body = gzip.decompress(b"".join(served.body)) if gzipped else b"".join(served.body)
     assert ours(body) == ours(fresh)  # the process's own figures moved in between
@@ -185,22 +185,22 @@ def test_an_unusual_accept_header_the_direct_writer_serves_gets_the_prerendered_
     rendering = renderer_over(simulator.url)
     renderer, exposition = rendering.renderer, rendering.exposition
     renders = Renders(exposition, monkeypatch)
-    kind = UNUSUAL_ACCEPT_HEADERS[accept]
-    renderer.get(negotiate(ACCEPT[kind]), gzip=True)  # asked for: pre-rendered from the next collection on
+    syntax = UNUSUAL_ACCEPT_HEADERS[accept]
+    renderer.get(negotiate(ACCEPT[syntax]), gzip=True)  # asked for: pre-rendered from the next collection on
     renderer.refresh()
     before = renders.count
     negotiated = negotiate(accept)
     served = renderer.get(negotiated, gzip=True)
     assert served is not None and renders.count == before  # no render of its own
-    assert served.body is renderer.get(negotiate(ACCEPT[kind]), gzip=True).body  # type: ignore[union-attr]
+    assert served.body is renderer.get(negotiate(ACCEPT[syntax]), gzip=True).body  # type: ignore[union-attr]
     body = gzip.decompress(served.body[0])
-    assert body.endswith(b"# EOF\n") == (kind == "openmetrics")
-    assert served.content_type.startswith("application/openmetrics-text; version=1.0.0;" if kind == "openmetrics"
+    assert body.endswith(b"# EOF\n") == (syntax == "openmetrics")
+    assert served.content_type.startswith("application/openmetrics-text; version=1.0.0;" if syntax == "openmetrics"
                                           else "text/plain; version=")
     # The same lines as prometheus-client writes for the usual header. (For escaping=values its OpenMetrics
     # writer escapes legacy sample names all the same, unlike its own HELP lines and Prometheus' model,
     # which leave a legacy name as it is: the direct writer follows Prometheus.)
-    assert ours(body) == ours(negotiate(ACCEPT[kind]).encoder()(rendering.generic))
+    assert ours(body) == ours(negotiate(ACCEPT[syntax]).encoder()(rendering.generic))
 
 
 def test_only_what_was_asked_for_is_prerendered(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,8 +18,8 @@ from exporter.model.session import label_safe
 from exporter.render.lineformat import (
     OPENMETRICS_EOF,
     FamilyWriter,
-    Kind,
     SharedLabels,
+    Syntax,
     check_name,
     format_value,
     header,
@@ -37,8 +37,8 @@ class Families(Collector):
         return self.families
 
 
-def reference(kind: Kind, escaping: str, families: Iterable[Metric]) -> bytes:
-    if kind == "text":
+def reference(syntax: Syntax, escaping: str, families: Iterable[Metric]) -> bytes:
+    if syntax == "text":
         return generate_text(Families(families), escaping=escaping)
     body: bytes = generate_openmetrics(Families(families), escaping=escaping)  # type: ignore[no-untyped-call]
     return body
@@ -90,47 +90,47 @@ def client_family(family: dict[str, Any]) -> Metric:
     return metric
 
 
-def direct(kind: Kind, families: list[dict[str, Any]]) -> bytes:
+def direct(syntax: Syntax, families: list[dict[str, Any]]) -> bytes:
     body = b""
     for family in families:
         shared = SharedLabels(family["shared"])
         writer = FamilyWriter(family["name"], family["type"], family["help"], shared, family["own"], family["unit"])
-        body += writer.headers[kind]
+        body += writer.headers[syntax]
         for shared_values, own_values, value in family["samples"]:
             body += writer.lines(shared.runs(shared_values), [(own_values, value)]).encode()
-    return body + (OPENMETRICS_EOF if kind == "openmetrics" else b"")
+    return body + (OPENMETRICS_EOF if syntax == "openmetrics" else b"")
 
 
 @pytest.mark.parametrize("escaping", ESCAPINGS)
-@pytest.mark.parametrize("kind", ["text", "openmetrics"])
+@pytest.mark.parametrize("syntax", ["text", "openmetrics"])
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(generated=st.lists(families(), max_size=3, unique_by=lambda f: f["name"].removesuffix("_total")))
 def test_families_are_written_as_prometheus_client_writes_them(
-    kind: Kind, escaping: str, generated: list[dict[str, Any]]
+    syntax: Syntax, escaping: str, generated: list[dict[str, Any]]
 ) -> None:
-    expected = reference(kind, escaping, [client_family(family) for family in generated])
-    assert direct(kind, generated) == expected
+    expected = reference(syntax, escaping, [client_family(family) for family in generated])
+    assert direct(syntax, generated) == expected
 
 
 @pytest.mark.parametrize("escaping", ESCAPINGS)
-@pytest.mark.parametrize("kind", ["text", "openmetrics"])
+@pytest.mark.parametrize("syntax", ["text", "openmetrics"])
 @settings(max_examples=60, deadline=None)
 @given(
     samples=st.lists(st.dictionaries(label_names, label_values, max_size=6), max_size=4),
     value=values,
 )
 def test_labels_that_differ_from_sample_to_sample(
-    kind: Kind, escaping: str, samples: list[dict[str, str]], value: float
+    syntax: Syntax, escaping: str, samples: list[dict[str, str]], value: float
 ) -> None:
     """The tags family: each session has its own label names."""
     metric = Metric("emr_serverless_session_tags", "Tags.", "gauge")
     for labels in samples:
         metric.samples.append(Sample("emr_serverless_session_tags", labels, value))
-    body = header(kind, "emr_serverless_session_tags", "gauge", "Tags.")
+    body = header(syntax, "emr_serverless_session_tags", "gauge", "Tags.")
     for labels in samples:
         body += f"emr_serverless_session_tags{label_pairs(list(labels), list(labels.values()))} ".encode()
         body += f"{format_value(value)}\n".encode()
-    assert body + (OPENMETRICS_EOF if kind == "openmetrics" else b"") == reference(kind, escaping, [metric])
+    assert body + (OPENMETRICS_EOF if syntax == "openmetrics" else b"") == reference(syntax, escaping, [metric])
 
 
 def test_awkward_values_by_example() -> None:
