@@ -26,7 +26,9 @@ REPLACEMENT = "\ufffd"
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # control characters and lone surrogates
+# Control characters but the line feed, and lone surrogates. Every exposition format escapes a line feed in a
+# label value as ``\n`` and every parser reads it back; the others have no escape (a raw CR splits a line).
+_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[0-9a-z]+$")]
 Text = Annotated[str, Meta(max_length=64 * 1024)]  # label text; cut to MAX_LABEL_VALUE_CHARS after checks
@@ -45,8 +47,9 @@ class InvalidObject(ValueError):
 
 
 def label_safe(text: str) -> str:
-    """``text`` as a valid label value in every format: control characters and lone surrogates
-    (invalid UTF-8 from the wire) become U+FFFD, and it is cut at ``MAX_LABEL_VALUE_CHARS``."""
+    """``text`` as a valid label value in every format: control characters other than the line feed, and
+    lone surrogates (invalid UTF-8 from the wire), become U+FFFD, and it is cut at ``MAX_LABEL_VALUE_CHARS``.
+    A line feed is kept: the formats escape it as ``\\n``, so the value read back is the one AWS holds."""
     if len(text) > MAX_LABEL_VALUE_CHARS:
         text = text[:MAX_LABEL_VALUE_CHARS]
     return _UNSAFE.sub(REPLACEMENT, text) if _UNSAFE.search(text) else text

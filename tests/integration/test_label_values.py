@@ -7,21 +7,26 @@ then the exporter's own exposition, text and OpenMetrics) and the result must:
 
 - pass ``promtool check metrics`` with no finding, parse with prometheus-client's parsers, and hold no
   raw control character and no invalid UTF-8;
-- carry every label value in its sanitized form: Cc characters and lone surrogates replaced by U+FFFD,
-  truncated to 1,024 characters; tag keys named ``tag_`` + every character outside ``[a-zA-Z0-9_]`` -> ``_``.
+- carry every label value in its sanitized form: a line feed kept (escaped as ``\\n``), other Cc characters
+  and lone surrogates replaced by U+FFFD, truncated to 1,024 characters; tag keys named ``tag_`` + every
+  character outside ``[a-zA-Z0-9_]`` -> ``_``.
 
-A real Prometheus scraping such an exporter sees the target up and the sessions with those labels.
+A real Prometheus scraping such an exporter sees the target up and the sessions with those labels. A line
+feed reads back equal in every format the exporter answers in, by prometheus-client's parsers and by a real
+Prometheus.
 """
 
 from __future__ import annotations
 
+import http.server
 import itertools
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -229,3 +234,129 @@ def test_camel_case_tag_key_and_promtool() -> None:
     registry = CollectorRegistry()
     Gauge("emr_serverless_session_tags", "tags", [tag_label_name("costCenter")], registry=registry).labels("x").set(1)
     assert promtool(generate_latest(registry).decode()) == ""
+
+
+# --- a line feed, format by format -----------------------------------------------------------------------
+
+# Every format the exporter answers in, by the Accept header that asks for it: the direct writer's text 0.0.4,
+# text 1.0.0 and OpenMetrics 1.0.0, and prometheus-client's generic path (escaping=values).
+FORMATS = {
+    "text-0.0.4": "text/plain;version=0.0.4",
+    "text-1.0.0": "text/plain;version=1.0.0",
+    "openmetrics-1.0.0": OPENMETRICS,
+    "generic-text-1.0.0-values": "text/plain;version=1.0.0;escaping=values",
+}
+LINE_FEED_NAMES = ["two\nlines", "\nleading and trailing\n", "crlf\r\nmixed\x00\x85\u2028end", "\n"]
+LINE_FEED_TAGS = [{"team": "data\nops"}, {"team": "\r\n"}, {"team": "x\n\ny"}, {}]
+
+
+def line_feed_world(now: float) -> list[JsonObject]:
+    return [
+        make_session(APP, f"00linefeed{index:010d}", name, "IDLE", now - 60, idleSince=now - 30,
+                     tags=LINE_FEED_TAGS[index])
+        for index, name in enumerate(LINE_FEED_NAMES)
+    ]
+
+
+@pytest.fixture
+def line_feed_bodies() -> Iterator[tuple[list[JsonObject], dict[str, tuple[bytes, str]]]]:
+    """The exporter's exposition of sessions whose names and tags hold line feeds, in every format:
+    format -> (body, content type)."""
+    now = time.time()
+    world = line_feed_world(now)
+    with HostileEndpoint(World([make_application(APP, "app\nname", now - 3600)], {APP: world})) as served:
+        config = parse_config(exporter_config(served.url))
+        runner = build_runner(config)
+        try:
+            results = runner.collect()
+            assert results[0].up, results[0].errors
+            exposition = build_exposition(runner, config)
+            bodies = {fmt: exposition.render(accept) for fmt, accept in FORMATS.items()}
+        finally:
+            runner.close()
+    yield world, bodies
+
+
+def info_and_tags(families: Any) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    info: dict[str, dict[str, str]] = {}
+    tag_series: dict[str, dict[str, str]] = {}
+    for family in families:
+        for sample in family.samples:
+            if sample.name.endswith("session_info"):
+                info[sample.labels["session_id"]] = dict(sample.labels)
+            elif sample.name.endswith("session_tags"):
+                tag_series[sample.labels["session_id"]] = dict(sample.labels)
+    return info, tag_series
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_a_line_feed_reads_back_equal_with_prometheus_client(
+    line_feed_bodies: tuple[list[JsonObject], dict[str, tuple[bytes, str]]], fmt: str
+) -> None:
+    world, bodies = line_feed_bodies
+    body, content_type = bodies[fmt]
+    assert content_type.startswith("application/openmetrics-text" if "openmetrics" in fmt else "text/plain")
+    text = body.decode()
+    parser = parse_openmetrics if "openmetrics" in fmt else parse_text
+    info, tag_series = info_and_tags(parser(text))
+    for session in world:
+        labels = info[session["sessionId"]]
+        assert labels["session_name"] == sanitized(session["name"])
+        assert "\n" in labels["session_name"]  # kept, not U+FFFD
+        assert labels["tag_team"] == sanitized(session["tags"].get("team", ""))
+        assert labels["application_name"] == "app\nname"
+        assert tag_series[session["sessionId"]].get("tag_team", "") == sanitized(session["tags"].get("team", ""))
+    assert RAW_CONTROL.search(text) is None
+
+
+class _Bodies(http.server.BaseHTTPRequestHandler):
+    """Answers /<format> with that format's body and content type, as the exporter rendered them."""
+
+    bodies: ClassVar[dict[str, tuple[bytes, str]]] = {}
+
+    def do_GET(self) -> None:
+        body, content_type = self.bodies[self.path.strip("/")]
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_line_feed_reads_back_equal_in_a_real_prometheus(
+    line_feed_bodies: tuple[list[JsonObject], dict[str, tuple[bytes, str]]]
+) -> None:
+    """Prometheus (2.42 has no scrape_protocols) parses a body by its content type: each format's body is
+    served as the exporter rendered it, one scrape job per format, and the label values queried back."""
+    world, bodies = line_feed_bodies
+    handler = type("Handler", (_Bodies,), {"bodies": bodies})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    jobs = [{"job_name": fmt, "metrics_path": f"/{fmt}", "static_configs": [{"targets": [address]}]}
+            for fmt in FORMATS]
+    try:
+        with PrometheusServer(targets=[address], metrics_path="/text-0.0.4", extra_jobs=jobs[1:],
+                              job="text-0.0.4") as prometheus:
+            prometheus.wait_for(f"count(emr_serverless_session_info) == {len(world) * len(FORMATS)}", 20)
+            found = prometheus.query("emr_serverless_session_info")
+            health = {target["labels"]["job"]: target["health"] for target in prometheus.targets_status()}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert health == dict.fromkeys(FORMATS, "up"), health
+    by_format: dict[str, dict[str, dict[str, str]]] = {}
+    for sample in found:
+        by_format.setdefault(sample["metric"]["job"], {})[sample["metric"]["session_id"]] = sample["metric"]
+    assert set(by_format) == set(FORMATS)
+    for fmt, info in by_format.items():
+        for session in world:
+            labels = info[session["sessionId"]]
+            assert labels["session_name"] == sanitized(session["name"]), fmt
+            # Prometheus stores no empty label: a session without the tag has no tag_team there.
+            assert labels.get("tag_team", "") == sanitized(session["tags"].get("team", "")), fmt
+            assert labels["application_name"] == "app\nname", fmt
