@@ -9,7 +9,9 @@ then the exporter's own exposition, text and OpenMetrics) and the result must:
   raw control character and no invalid UTF-8;
 - carry every label value in its sanitized form: a line feed kept (escaped as ``\\n``), other Cc characters
   and lone surrogates replaced by U+FFFD, truncated to 1,024 characters; tag keys named ``tag_`` + every
-  character outside ``[a-zA-Z0-9_]`` -> ``_``.
+  character outside ``[a-zA-Z0-9_]`` -> ``_``;
+- leave out a session whose name or tags are longer than botocore's service model allows (256 characters
+  for a name or tag value, 128 for a tag key), counted in ``emr_serverless_invalid_objects_total``.
 
 A real Prometheus scraping such an exporter sees the target up and the sessions with those labels. A line
 feed reads back equal in every format the exporter answers in, by prometheus-client's parsers and by a real
@@ -39,6 +41,7 @@ from exporter.config.schema import parse_config, tag_label_name
 from exporter.wiring import build_exposition, build_runner
 from tests.helpers.hostile_endpoint import HostileEndpoint, JsonObject, World, make_application, make_session
 from tests.helpers.prometheus_server import PrometheusServer
+from tests.helpers.service_model import bound
 from tests.helpers.support import MAX_LABEL_LENGTH, sanitized, serving
 
 APP = "00labelapplication01"
@@ -48,6 +51,10 @@ RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 CAMEL_CASE = re.compile("[a-z][A-Z]")  # promtool's lint rule for metric and label names
 CAMEL_CASE_FINDING = "label names should be written in 'snake_case' not 'camelCase'"
 SPECIALS = "\r\n\t\x00\x1b\x7f\x85\x9f\u2028\ufeff\"\\{}=,# \udc80\ud800"
+NAME_MAX = bound("Session", "name")
+TAGS_MAX = bound("Session", "tags")
+TAG_KEY_MAX = bound("TagKey")
+TAG_VALUE_MAX = bound("TagValue")
 
 _ids = itertools.count(1)
 
@@ -61,7 +68,9 @@ any_char = st.one_of(
     st.sampled_from(SPECIALS),
 )
 short_text = st.text(any_char, max_size=24)
-anything = st.one_of(short_text, short_text, st.text(any_char, min_size=1000, max_size=1300))
+# Around the model's bounds (a name or tag value at most 256 characters), and far past them.
+anything = st.one_of(short_text, short_text, st.text(any_char, min_size=250, max_size=262),
+                     st.text(any_char, min_size=1000, max_size=1300))
 tag_keys = st.one_of(st.sampled_from(TAG_LABELS), st.text(any_char, min_size=1, max_size=20))
 tags = st.dictionaries(tag_keys, anything, max_size=4)
 
@@ -79,6 +88,13 @@ def sessions(draw: st.DrawFn) -> list[JsonObject]:
 
 
 # --- what the exporter must make of them ----------------------------------------------------------------
+
+
+def within_model(session: JsonObject) -> bool:
+    """The session's name and tags are as long as botocore's model allows: else it is an invalid object."""
+    tags = session.get("tags") or {}
+    return (len(session.get("name") or "") <= NAME_MAX and len(tags) <= TAGS_MAX
+            and all(len(key) <= TAG_KEY_MAX and len(value) <= TAG_VALUE_MAX for key, value in tags.items()))
 
 
 def expected_info_labels(session: JsonObject) -> dict[str, str]:
@@ -131,8 +147,12 @@ def check_exposition(body: bytes, content_type: str, world: list[JsonObject]) ->
         assert not findings, findings[:2000]
     info = samples_by_session(families, "emr_serverless_session_info")
     tag_series = samples_by_session(families, "emr_serverless_session_tags")
-    assert set(info) == {s["sessionId"] for s in world}, "every session is exported, once"
-    for session in world:
+    valid = [s for s in world if within_model(s)]
+    assert set(info) == {s["sessionId"] for s in valid}, "every valid session is exported, once"
+    invalid = [sample.value for family in families for sample in family.samples
+               if sample.name == "emr_serverless_invalid_objects_total" and sample.labels["kind"] == "session"]
+    assert invalid == [len(world) - len(valid)], "every session over the model's bounds is counted invalid"
+    for session in valid:
         labels = info[session["sessionId"]]
         for label, value in expected_info_labels(session).items():
             assert labels.get(label) == value, (label, labels.get(label), value)
@@ -185,12 +205,12 @@ def test_any_string_from_aws_gives_a_valid_exposition(endpoint: HostileEndpoint,
 
 NASTY_NAMES = [
     "carriage\rreturn", "new\nline", "nul\x00byte", "tab\tdel\x7fnel\x85", "lone \udc80 surrogate",
-    'quote " backslash \\ brace } comma , equals =', "emoji 🚀 and 東京", "x" * 3000,
+    'quote " backslash \\ brace } comma , equals =', "emoji 🚀 and 東京", "x" * 256,
 ]
 NASTY_TAGS = [
     {"team": "data\r\nops", "cost center": "\x00"},
     {"team": "\ud800", "weird key\n\x01": "v\x9f"},
-    {"team": "é" * 1500},
+    {"team": "é" * 256},
     {},
 ]
 
