@@ -582,14 +582,24 @@ class EmrServerlessApi:
                 return PAGE_LIMIT, f"more than {self._max_pages} pages (aws.max_pages)"
             return has_items(page)
 
-        while True:
-            page = self._call(operation, method, params, deadline, valid_page)
-            items.extend(self._valid(page[key], kind, kind_name))
-            token = page.get("nextToken")
-            if not token:
-                return items
-            seen_tokens.add(token)
-            params = {**params, "nextToken": token}
+        page: dict[str, Any] = {}
+        try:
+            while True:
+                page = self._call(operation, method, params, deadline, valid_page)
+                items.extend(self._valid(page[key], kind, kind_name))
+                token = page.get("nextToken")
+                if not token:
+                    return items
+                seen_tokens.add(token)
+                params = {**params, "nextToken": token}
+        except BaseException:
+            # The error's traceback holds this frame, and the collection keeps the error: drop what the failed
+            # listing gathered, or it lives as long as the error does (a listing abandoned at the deadline
+            # kept its tens of thousands of summaries in a reference cycle until a full garbage collection).
+            items.clear()
+            seen_tokens.clear()
+            page = {}
+            raise
 
     def _call(
         self,

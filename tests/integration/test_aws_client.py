@@ -264,3 +264,29 @@ def test_every_request_sent_is_counted_in_the_collection_that_abandoned_it() -> 
     assert second.api_calls.get(("GetSession", "ThrottlingException")) == 2
     assert sum(second.api_calls.values()) == sum(received.values()), (second.api_calls, received)
 
+
+# --- a failed listing keeps nothing it listed -----------------------------------------------------------------
+
+
+def test_a_failed_listing_keeps_nothing_it_listed() -> None:
+    """The collection keeps a failed call's error (and, for a listing abandoned at the deadline, in a reference
+    cycle until a full garbage collection): the error must not hold the summaries the listing had gathered.
+    Three endless listings of 100 pages of 50 new sessions each held ~15,000 summaries (~5 MB) before."""
+    with HostileEndpoint() as endpoint:
+        endpoint.endless_pages("ListSessions", "new", match={"applicationId": BAD_APP}, page_size=50)
+        api = EmrServerlessApi(hostile_client(endpoint), ApiCallCounter(), max_attempts=1, max_pages=100)
+        kept: list[ApiError] = []
+        with pytest.raises(ApiError):  # a first one warms up what lives on: the connection, botocore's caches
+            api.list_sessions(BAD_APP, Deadline.after(60))
+        tracemalloc.start()
+        try:
+            for _ in range(3):
+                with pytest.raises(ApiError) as failed:
+                    api.list_sessions(BAD_APP, Deadline.after(60))
+                kept.append(failed.value)
+            held, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert [error.code for error in kept] == ["PageLimitExceeded"] * 3
+    assert endpoint.calls["ListSessions"] == 4 * 100
+    assert held < 1_000_000, f"{held / 1e6:.1f} MB held after three failed listings"
