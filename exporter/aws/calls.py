@@ -4,10 +4,13 @@ attempt counted, every response checked (``exporter.model.session``) before anyt
 Errors are told apart by their AWS error code, never by HTTP status (``ThrottlingException`` is not in
 the emr-serverless model, so boto3 has no exception class for it). Retries are ours, not botocore's,
 so that each one waits for the rate limit, backs off with jitter, and never outlives the deadline.
+Every request sent is counted once: by its outcome, or as ``Timeout`` when the collection's deadline
+passed while it was in flight. A response body larger than ``MAX_RESPONSE_BYTES`` is not read whole.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -30,7 +33,17 @@ from botocore.credentials import (
     Credentials,
     DeferredRefreshableCredentials,
 )
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    HTTPClientError,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import ReadTimeoutError as Urllib3ReadTimeoutError
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from exporter import __version__
 from exporter.common.deadline import Deadline
@@ -49,6 +62,8 @@ log = logging.getLogger(__name__)
 NOT_FOUND = "ResourceNotFoundException"
 INVALID_RESPONSE = "InvalidResponse"
 PAGE_LIMIT = "PageLimitExceeded"
+RESPONSE_TOO_LARGE = "ResponseTooLarge"
+TIMEOUT = "Timeout"  # a request in flight when the collection's deadline passed: abandoned
 OTHER = "Other"
 ROLE_SESSION_NAME = "emr-serverless-exporter"
 
@@ -68,7 +83,7 @@ TRANSIENT_CODES = frozenset({
 # Every value the `outcome` label can take: what the emr-serverless and STS models and AWS's common
 # errors define, botocore's own failures, and ours. Anything else is `Other` (bounded cardinality).
 KNOWN_OUTCOMES = THROTTLING_CODES | TRANSIENT_CODES | frozenset({
-    "ok", INVALID_RESPONSE, PAGE_LIMIT,
+    "ok", INVALID_RESPONSE, PAGE_LIMIT, RESPONSE_TOO_LARGE, TIMEOUT,
     "ResourceNotFoundException", "ValidationException", "ConflictException", "ServiceQuotaExceededException",
     "AccessDeniedException", "AccessDenied", "UnrecognizedClientException", "InvalidClientTokenId",
     "ExpiredTokenException", "ExpiredToken", "InvalidSignatureException", "SignatureDoesNotMatch",
@@ -83,6 +98,14 @@ BACKOFF_BASE_SECONDS = 0.1
 BACKOFF_CAP_SECONDS = 5.0
 # A rate-limit slot is only taken if it leaves the call this long to finish before the deadline.
 CALL_ROOM_SECONDS = 0.5
+# The most bytes one response body may have. The largest answer the model allows for what the exporter reads,
+# a ListSessions page of 50 summaries with every member at its bound, is ~350 KB of ASCII (~650 KB with every
+# name and stateDetails character \u-escaped); a real GetSession or GetApplication is a few KB. Past it the
+# body is not read on: a hostile or broken endpoint cannot make one call allocate more than about twice this.
+MAX_RESPONSE_BYTES = 1024 * 1024
+READ_CHUNK_BYTES = 64 * 1024
+# botocore's model bounds a page token; a longer one is not a token AWS sends (and each one is kept).
+MAX_TOKEN_CHARS = 1024
 
 T = TypeVar("T")
 Problem = tuple[str, str]  # (outcome, reason) of a response that is not what the model says
@@ -103,7 +126,11 @@ class DeadlineReached(ApiError):
     """The collection's deadline came before this call could be made or finished."""
 
     def __init__(self, operation: str, reason: str = "deadline reached before the call finished") -> None:
-        super().__init__(operation, "Timeout", reason)
+        super().__init__(operation, TIMEOUT, reason)
+
+
+class ResponseTooLarge(Exception):
+    """A response body longer than the bound: not read on, its connection closed."""
 
 
 class Deferred(Exception):
@@ -121,16 +148,35 @@ def clean_message(message: str) -> str:
 
 
 class ApiCallCounter:
-    """Cumulative API attempts by (operation, outcome) and dropped invalid objects by kind."""
+    """Cumulative API requests sent by (operation, outcome) and dropped invalid objects by kind.
+
+    A request is counted once: when its answer (or failure) comes, or, if the deadline of the collection
+    that sent it passes first, as ``Timeout`` at the next snapshot; an answer that comes after that is not
+    counted again (the collection that wanted it has given up on it)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._invalid: Counter[str] = Counter()
+        self._in_flight: dict[int, tuple[str, Deadline]] = {}
+        self._tickets = itertools.count()
 
     def add(self, operation: str, result: str) -> None:
         with self._lock:
             self._counts[(operation, outcome(result))] += 1
+
+    def sent(self, operation: str, deadline: Deadline) -> int:
+        """A request is about to be sent; ``answered`` counts it, with the ticket this returns."""
+        ticket = next(self._tickets)
+        with self._lock:
+            self._in_flight[ticket] = (operation, deadline)
+        return ticket
+
+    def answered(self, ticket: int, operation: str, result: str) -> None:
+        """Count the request's outcome, unless it was counted as ``Timeout`` already."""
+        with self._lock:
+            if self._in_flight.pop(ticket, None) is not None:
+                self._counts[(operation, outcome(result))] += 1
 
     def add_invalid(self, kind: str) -> None:
         with self._lock:
@@ -138,6 +184,10 @@ class ApiCallCounter:
 
     def snapshot(self) -> dict[tuple[str, str], int]:
         with self._lock:
+            for ticket, (operation, deadline) in list(self._in_flight.items()):
+                if deadline.passed:  # abandoned: the collection that sent it has ended
+                    del self._in_flight[ticket]
+                    self._counts[(operation, TIMEOUT)] += 1
             return dict(self._counts)
 
     def invalid_snapshot(self) -> dict[str, int]:
@@ -227,6 +277,8 @@ def make_client(
     client = session.client("emr-serverless", region_name=region, endpoint_url=endpoint_url, config=config)
     for event, handler, unique_id in UNNEEDED_HANDLERS:  # this client's copy of the hooks only
         client.meta.events.unregister(event, handler, unique_id=unique_id)
+    endpoint = client._endpoint  # type: ignore[attr-defined]
+    endpoint.http_session = BoundedBodies(endpoint.http_session, MAX_RESPONSE_BYTES)
     # botocore builds the User-Agent again after signing, only to add the SDK feature codes first used during
     # the call (telemetry for AWS, such as the credential source on a first call): a second build per call.
     # An older botocore (1.34, which pyproject allows) has neither the handler nor that telemetry.
@@ -248,6 +300,72 @@ UNNEEDED_HANDLERS: tuple[tuple[str, Callable[..., Any] | None, str | None], ...]
     ("before-call", botocore.handlers.add_recursion_detection_header, None),
     ("before-call", botocore.handlers.inject_api_version_header_if_needed, None),
 )
+
+
+class BoundedBodies:
+    """botocore's HTTP session, reading at most ``limit`` bytes of a response body.
+
+    botocore reads every body whole inside its ``send``; here the request asks for the body as a stream,
+    which is read in chunks and given up past the limit (its connection closed, not reused). Failures while
+    reading are botocore's exceptions, as its ``send`` raises them."""
+
+    def __init__(self, session: Any, limit: int) -> None:
+        self._session = session
+        self._limit = limit
+
+    def send(self, request: Any) -> Any:
+        streamed = request.stream_output
+        request.stream_output = True  # the body is read below, within the limit
+        response = self._session.send(request)
+        if streamed:  # no such operation in this API; left as botocore does it
+            return response
+        raw = response.raw
+        declared = str(response.headers.get("Content-Length", "")).strip()
+        if declared.isdigit() and int(declared) > self._limit:
+            _discard(raw)
+            raise ResponseTooLarge(f"Content-Length {declared} is more than {self._limit} bytes")
+        response.raw = _Read(self._read(raw, request.url))
+        return response
+
+    def _read(self, raw: Any, url: str) -> bytes:
+        chunks, size = [], 0
+        try:
+            for chunk in raw.stream(READ_CHUNK_BYTES):
+                size += len(chunk)
+                if size > self._limit:
+                    _discard(raw)
+                    raise ResponseTooLarge(f"the body is more than {self._limit} bytes")
+                chunks.append(chunk)
+        except ResponseTooLarge:
+            raise
+        except Urllib3SSLError as err:
+            raise SSLError(endpoint_url=url, error=err) from None
+        except Urllib3ReadTimeoutError as err:
+            raise ReadTimeoutError(endpoint_url=url, error=err) from None
+        except ProtocolError as err:
+            raise ConnectionClosedError(error=err, endpoint_url=url) from None
+        except Exception as err:
+            raise HTTPClientError(error=err) from None
+        return b"".join(chunks)
+
+    def __getattr__(self, name: str) -> Any:  # close() and the rest: botocore's own
+        return getattr(self._session, name)
+
+
+class _Read:
+    """A body already read, as ``AWSResponse.content`` streams it."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        yield self._body
+
+
+def _discard(raw: Any) -> None:
+    """Close a connection whose body is left unread, and hand it back to the pool (which reconnects)."""
+    raw.close()
+    raw.release_conn()
 
 
 def utc_timestamp(value: Any) -> datetime:
@@ -420,10 +538,11 @@ class EmrServerlessApi:
         try:
             response = self._call(operation, method, params, deadline, _has(key, dict))
         except ApiError as err:
-            if err.code != INVALID_RESPONSE:
+            if err.code not in (INVALID_RESPONSE, RESPONSE_TOO_LARGE):
                 raise
             # The response is the one object: botocore's parser failing on it (tags as a list, a number
-            # as text) is one malformed object, not a reason to call the whole target down.
+            # as text), or a body over the bound, is one malformed object, not a reason to call the whole
+            # target down.
             self._drop(kind_name, asked, err.message)
             return None
         found = self._valid([response[key]], kind, kind_name)
@@ -456,19 +575,31 @@ class EmrServerlessApi:
             token = page.get("nextToken")
             if (token is not None and not isinstance(token, str)) or token in seen_tokens:
                 return INVALID_RESPONSE, "nextToken repeats an earlier one or is not a string"
+            if token and len(token) > MAX_TOKEN_CHARS:
+                return INVALID_RESPONSE, f"nextToken longer than {MAX_TOKEN_CHARS} characters"
             if token and len(seen_tokens) + 1 >= self._max_pages:
                 # The last allowed page still points further: fail rather than follow an endless listing.
                 return PAGE_LIMIT, f"more than {self._max_pages} pages (aws.max_pages)"
             return has_items(page)
 
-        while True:
-            page = self._call(operation, method, params, deadline, valid_page)
-            items.extend(self._valid(page[key], kind, kind_name))
-            token = page.get("nextToken")
-            if not token:
-                return items
-            seen_tokens.add(token)
-            params = {**params, "nextToken": token}
+        page: dict[str, Any] = {}
+        try:
+            while True:
+                page = self._call(operation, method, params, deadline, valid_page)
+                items.extend(self._valid(page[key], kind, kind_name))
+                token = page.get("nextToken")
+                if not token:
+                    return items
+                seen_tokens.add(token)
+                params = {**params, "nextToken": token}
+        except BaseException:
+            # The error's traceback holds this frame, and the collection keeps the error: drop what the failed
+            # listing gathered, or it lives as long as the error does (a listing abandoned at the deadline
+            # kept its tens of thousands of summaries in a reference cycle until a full garbage collection).
+            items.clear()
+            seen_tokens.clear()
+            page = {}
+            raise
 
     def _call(
         self,
@@ -486,7 +617,7 @@ class EmrServerlessApi:
             if not self._limits.acquire(operation, deadline.at - CALL_ROOM_SECONDS):
                 raise Deferred(operation)
             try:
-                return self._attempt(operation, method, params, valid)
+                return self._attempt(operation, method, params, valid, deadline)
             except ApiError as err:
                 retryable = err.code in THROTTLING_CODES or err.code in TRANSIENT_CODES
                 if not retryable or attempt == self._max_attempts:
@@ -498,10 +629,15 @@ class EmrServerlessApi:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _attempt(
-        self, operation: str, method: Any, params: dict[str, Any], valid: Callable[[dict[str, Any]], Problem | None]
+        self, operation: str, method: Any, params: dict[str, Any], valid: Callable[[dict[str, Any]], Problem | None],
+        deadline: Deadline,
     ) -> dict[str, Any]:
+        ticket = self.calls.sent(operation, deadline)
         try:
             response = method(**params)
+        except ResponseTooLarge as err:
+            self.calls.answered(ticket, operation, RESPONSE_TOO_LARGE)
+            raise ApiError(operation, RESPONSE_TOO_LARGE, str(err)) from None
         except ClientError as err:
             error = err.response.get("Error", {}) if isinstance(err.response, dict) else {}
             code = str(error.get("Code") or "Unknown")
@@ -510,23 +646,23 @@ class EmrServerlessApi:
                 code = "InternalServerException" if status == 500 else "ServiceUnavailable"
             # A failed AssumeRole surfaces from inside the call that needed credentials: count it as itself.
             failed_operation = err.operation_name or operation
-            self.calls.add(failed_operation, code)
+            self.calls.answered(ticket, failed_operation, code)
             raise ApiError(failed_operation, outcome(code), f"{code[:64]}: {error.get('Message', '')}") from None
         except BotoCoreError as err:
             # Connection failures and timeouts have no AWS code; the class name is stable and bounded.
             code = type(err).__name__
-            self.calls.add(operation, code)
+            self.calls.answered(ticket, operation, code)
             raise ApiError(operation, outcome(code), str(err)) from None
         except Exception as err:  # the boundary: botocore's parser chokes on hostile bodies
             # (invalid JSON or UTF-8, timestamps out of range...) with assorted exception types.
-            self.calls.add(operation, INVALID_RESPONSE)
+            self.calls.answered(ticket, operation, INVALID_RESPONSE)
             raise ApiError(operation, INVALID_RESPONSE, f"{type(err).__name__}: {err}") from None
         problem = valid(response) if isinstance(response, dict) else (INVALID_RESPONSE, "the response is not an object")
         if problem:
             code, reason = problem
-            self.calls.add(operation, code)
+            self.calls.answered(ticket, operation, code)
             raise ApiError(operation, code, reason)
-        self.calls.add(operation, "ok")
+        self.calls.answered(ticket, operation, "ok")
         return dict(response)
 
 

@@ -22,7 +22,9 @@ def per_kind(read: Callable[[KindStats], float]) -> Callable[[TargetResult, floa
 
 TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
     Family(
-        "emr_serverless_up", "gauge", "1 if the last collection of the target completed without an error.",
+        "emr_serverless_up", "gauge",
+        "1 if the last collection of the target completed without an error; a call AWS throttles or the rate "
+        "limit defers is none (its objects are served as last known: see stale_objects and the age gauges).",
         value(lambda t, now: 1.0 if t.up else 0.0),
     ),
     Family(
@@ -44,7 +46,8 @@ TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
     ),
     Family(
         "emr_serverless_api_requests_total", "counter",
-        "EMR Serverless API calls made, by operation and outcome (ok or the AWS error code).",
+        "EMR Serverless API requests sent, retries included, by operation and outcome (ok, the AWS error code, "
+        "or the exporter's own: InvalidResponse, ResponseTooLarge, PageLimitExceeded, Timeout, Other).",
         lambda t, now: (((op, outcome), float(count)) for (op, outcome), count in sorted(t.api_calls.items())),
         ("operation", "outcome"),
     ),

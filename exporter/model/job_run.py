@@ -12,18 +12,27 @@ from msgspec import Meta, Struct, field
 
 from exporter.model.session import (
     Count,
+    CreatedBy,
     Id,
+    ReleaseLabel,
     ResourceUtilization,
+    RoleArn,
     State,
-    Text,
+    Tags,
     check_time,
     epoch,
     label_safe,
+    model_max_length,
     safe_tags,
 )
 
-# Not a label (free text AWS writes): a failed run's reason, logged once, at most this long.
-StateDetails = Annotated[str, Meta(max_length=64 * 1024)]
+# Bounds from botocore's model, as for sessions: a run over them is invalid, dropped and counted.
+JobRunArn = Annotated[str, Meta(max_length=model_max_length("JobRun", "arn", 1024))]
+JobRunName = Annotated[str, Meta(max_length=model_max_length("JobRun", "name", 256))]
+JobRunType = Annotated[str, Meta(max_length=model_max_length("JobRunSummary", "type", 64))]
+Mode = Annotated[str, Meta(max_length=64)]  # an enum in the model
+# Not a label (free text AWS writes): a failed run's reason, logged once.
+StateDetails = Annotated[str, Meta(max_length=model_max_length("JobRun", "stateDetails", 256))]
 Attempt = Annotated[int, Meta(ge=1, le=1_000_000)]
 
 
@@ -36,13 +45,13 @@ class JobRunSummary(Struct, gc=False):
     state: State
     created_at: datetime = field(name="createdAt")
     updated_at: datetime = field(name="updatedAt")
-    arn: Text = ""
-    name: Text = ""
-    mode: Text = ""
-    type: Text = ""
-    release_label: Text = field(default="", name="releaseLabel")
-    execution_role_arn: Text = field(default="", name="executionRole")
-    created_by: Text = field(default="", name="createdBy")
+    arn: JobRunArn = ""
+    name: JobRunName = ""
+    mode: Mode = ""
+    type: JobRunType = ""
+    release_label: ReleaseLabel = field(default="", name="releaseLabel")
+    execution_role_arn: RoleArn = field(default="", name="executionRole")
+    created_by: CreatedBy = field(default="", name="createdBy")
     state_details: StateDetails = field(default="", name="stateDetails")
     attempt: Attempt | None = None
     attempt_created_at: datetime | None = field(default=None, name="attemptCreatedAt")
@@ -73,16 +82,16 @@ class JobRun(Struct, gc=False):
 
     application_id: Id = field(name="applicationId")
     job_run_id: Id = field(name="jobRunId")
-    arn: Text
+    arn: JobRunArn
     state: State
     created_at: datetime = field(name="createdAt")
     updated_at: datetime = field(name="updatedAt")
-    name: Text = ""
-    mode: Text = ""
-    type: Text = ""  # not in GetJobRun's answer: carried over from the listing
-    release_label: Text = field(default="", name="releaseLabel")
-    execution_role_arn: Text = field(default="", name="executionRole")
-    created_by: Text = field(default="", name="createdBy")
+    name: JobRunName = ""
+    mode: Mode = ""
+    type: JobRunType = ""  # not in GetJobRun's answer: carried over from the listing
+    release_label: ReleaseLabel = field(default="", name="releaseLabel")
+    execution_role_arn: RoleArn = field(default="", name="executionRole")
+    created_by: CreatedBy = field(default="", name="createdBy")
     state_details: StateDetails = field(default="", name="stateDetails")
     started_at: datetime | None = field(default=None, name="startedAt")
     ended_at: datetime | None = field(default=None, name="endedAt")
@@ -94,7 +103,7 @@ class JobRun(Struct, gc=False):
     retry_policy: RetryPolicy | None = field(default=None, name="retryPolicy")
     used: ResourceUtilization | None = field(default=None, name="totalResourceUtilization")
     billed: ResourceUtilization | None = field(default=None, name="billedResourceUtilization")
-    tags: Annotated[dict[Text, Text], Meta(max_length=200)] = {}
+    tags: Tags = {}
 
     def __post_init__(self) -> None:
         for name, value in (("createdAt", self.created_at), ("updatedAt", self.updated_at),

@@ -2,9 +2,11 @@
 
 boto3 hands back whatever the endpoint sent (numbers as strings, ``null`` states, NaN, tags as
 lists...). Every object is converted here, by msgspec, into a typed struct whose fields are checked:
-ids match AWS's pattern, numbers are finite and in range, timestamps are sane, strings that become
-label values are made safe for any exposition format. An object that fails is ``InvalidObject``,
-with one line saying where; the caller drops and counts it. Nothing past this module sees raw API data.
+ids match AWS's pattern, numbers are finite and in range, timestamps are sane, strings are no longer
+than botocore's service model of emr-serverless allows (read from the model at import: every member the
+exporter reads, and ``stateDetails``, free text it does not keep), and strings that become label values are
+made safe for any exposition format. An object that fails is ``InvalidObject``, with one line saying where;
+the caller drops and counts it. Nothing past this module sees raw API data.
 
 Field names are Python's; ``name=`` says which wire member each one reads.
 """
@@ -16,6 +18,8 @@ import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, TypeVar
 
+import botocore.model
+import botocore.session
 import msgspec
 from msgspec import Meta, Struct, field
 
@@ -26,11 +30,43 @@ REPLACEMENT = "\ufffd"
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")  # control characters and lone surrogates
+# Control characters but the line feed, and lone surrogates. Every exposition format escapes a line feed in a
+# label value as ``\n`` and every parser reads it back; the others have no escape (a raw CR splits a line).
+_UNSAFE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+_SERVICE_MODEL = botocore.session.get_session().get_service_model("emr-serverless")
+
+
+def model_max_length(shape: str, member: str, fallback: int) -> int:
+    """The most characters (entries, for a map) botocore's model of emr-serverless allows ``shape.member``
+    (``shape`` itself where ``member`` is empty); ``fallback``, today's model's bound, where the installed
+    botocore's model lacks it."""
+    try:
+        found = _SERVICE_MODEL.shape_for(shape)
+        bounded = found.members[member] if member else found  # type: ignore[attr-defined]
+        return int(bounded.metadata["max"])
+    except (botocore.model.NoShapeFoundError, AttributeError, KeyError, TypeError, ValueError):
+        return fallback
+
 
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[0-9a-z]+$")]
-Text = Annotated[str, Meta(max_length=64 * 1024)]  # label text; cut to MAX_LABEL_VALUE_CHARS after checks
-State = Annotated[str, Meta(min_length=1, max_length=64)]
+Text = Annotated[str, Meta(max_length=64 * 1024)]  # text the model does not bound; label values are cut later
+State = Annotated[str, Meta(min_length=1, max_length=64)]  # an enum in the model: a new state is kept, not long
+Short = Annotated[str, Meta(max_length=64)]  # an enum in the model (architecture)
+# Bounds from the model; label values longer than MAX_LABEL_VALUE_CHARS are cut after these checks.
+ApplicationArn = Annotated[str, Meta(max_length=model_max_length("ApplicationSummary", "arn", 1024))]
+ApplicationName = Annotated[str, Meta(max_length=model_max_length("ApplicationSummary", "name", 64))]
+EngineType = Annotated[str, Meta(max_length=model_max_length("ApplicationSummary", "type", 64))]
+ReleaseLabel = Annotated[str, Meta(max_length=model_max_length("ApplicationSummary", "releaseLabel", 64))]
+ApplicationStateDetails = Annotated[str, Meta(max_length=model_max_length("ApplicationSummary", "stateDetails", 256))]
+SessionArn = Annotated[str, Meta(max_length=model_max_length("Session", "arn", 1024))]
+SessionName = Annotated[str, Meta(max_length=model_max_length("Session", "name", 256))]
+RoleArn = Annotated[str, Meta(max_length=model_max_length("Session", "executionRoleArn", 2048))]
+CreatedBy = Annotated[str, Meta(max_length=model_max_length("Session", "createdBy", 2048))]
+SessionStateDetails = Annotated[str, Meta(max_length=model_max_length("Session", "stateDetails", 1024))]
+TagKey = Annotated[str, Meta(max_length=model_max_length("TagKey", "", 128))]
+TagValue = Annotated[str, Meta(max_length=model_max_length("TagValue", "", 256))]
+Tags = Annotated[dict[TagKey, TagValue], Meta(max_length=model_max_length("Session", "tags", 200))]
 Hours = Annotated[float, Meta(ge=0, le=1e12)]  # NaN fails both bounds; so does infinity
 Count = Annotated[float, Meta(ge=0, le=1e12)]
 
@@ -45,8 +81,9 @@ class InvalidObject(ValueError):
 
 
 def label_safe(text: str) -> str:
-    """``text`` as a valid label value in every format: control characters and lone surrogates
-    (invalid UTF-8 from the wire) become U+FFFD, and it is cut at ``MAX_LABEL_VALUE_CHARS``."""
+    """``text`` as a valid label value in every format: control characters other than the line feed, and
+    lone surrogates (invalid UTF-8 from the wire), become U+FFFD, and it is cut at ``MAX_LABEL_VALUE_CHARS``.
+    A line feed is kept: the formats escape it as ``\\n``, so the value read back is the one AWS holds."""
     if len(text) > MAX_LABEL_VALUE_CHARS:
         text = text[:MAX_LABEL_VALUE_CHARS]
     return _UNSAFE.sub(REPLACEMENT, text) if _UNSAFE.search(text) else text
@@ -88,16 +125,18 @@ class Application(Struct, gc=False):
     """An ApplicationSummary from ListApplications."""
 
     id: Id
-    arn: Text
+    arn: ApplicationArn
     state: State
     created_at: datetime = field(name="createdAt")
     updated_at: datetime = field(name="updatedAt")
-    name: Text = ""
-    type: Text = ""
-    release_label: Text = field(default="", name="releaseLabel")
-    architecture: Text = ""
+    name: ApplicationName = ""
+    type: EngineType = ""
+    release_label: ReleaseLabel = field(default="", name="releaseLabel")
+    architecture: Short = ""
+    state_details: ApplicationStateDetails | None = field(default=None, name="stateDetails")  # checked, not kept
 
     def __post_init__(self) -> None:
+        self.state_details = None
         check_time(self.created_at, "createdAt")
         check_time(self.updated_at, "updatedAt")
         for attr in ("arn", "state", "name", "type", "release_label", "architecture"):
@@ -112,8 +151,10 @@ class SessionSummary(Struct, gc=False):
     state: State
     created_at: datetime = field(name="createdAt")
     updated_at: datetime = field(name="updatedAt")
+    state_details: SessionStateDetails | None = field(default=None, name="stateDetails")  # checked, not kept
 
     def __post_init__(self) -> None:
+        self.state_details = None
         check_time(self.created_at, "createdAt")
         check_time(self.updated_at, "updatedAt")
         self.state = label_safe(self.state)
@@ -132,14 +173,15 @@ class Session(Struct, gc=False):
 
     application_id: Id = field(name="applicationId")
     session_id: Id = field(name="sessionId")
-    arn: Text
+    arn: SessionArn
     state: State
     created_at: datetime = field(name="createdAt")
     updated_at: datetime = field(name="updatedAt")
-    name: Text = ""
-    release_label: Text = field(default="", name="releaseLabel")
-    execution_role_arn: Text = field(default="", name="executionRoleArn")
-    created_by: Text = field(default="", name="createdBy")
+    name: SessionName = ""
+    release_label: ReleaseLabel = field(default="", name="releaseLabel")
+    execution_role_arn: RoleArn = field(default="", name="executionRoleArn")
+    created_by: CreatedBy = field(default="", name="createdBy")
+    state_details: SessionStateDetails | None = field(default=None, name="stateDetails")  # checked, not kept
     started_at: datetime | None = field(default=None, name="startedAt")
     ended_at: datetime | None = field(default=None, name="endedAt")
     idle_since: datetime | None = field(default=None, name="idleSince")
@@ -147,9 +189,10 @@ class Session(Struct, gc=False):
     execution_seconds: Count | None = field(default=None, name="totalExecutionDurationSeconds")
     used: ResourceUtilization | None = field(default=None, name="totalResourceUtilization")
     billed: ResourceUtilization | None = field(default=None, name="billedResourceUtilization")
-    tags: Annotated[dict[Text, Text], Meta(max_length=200)] = {}
+    tags: Tags = {}
 
     def __post_init__(self) -> None:
+        self.state_details = None
         for name, value in (("createdAt", self.created_at), ("updatedAt", self.updated_at),
                             ("startedAt", self.started_at), ("endedAt", self.ended_at),
                             ("idleSince", self.idle_since)):
@@ -189,16 +232,18 @@ def quantity(text: str, units: tuple[str, ...], *, unit_required: bool) -> float
     return number
 
 
-CapacityText = Annotated[str, Meta(min_length=1, max_length=32)]
+CpuSize = Annotated[str, Meta(min_length=1, max_length=model_max_length("CpuSize", "", 15))]
+MemorySize = Annotated[str, Meta(min_length=1, max_length=model_max_length("MemorySize", "", 15))]
+DiskSize = Annotated[str, Meta(min_length=1, max_length=model_max_length("DiskSize", "", 15))]
 
 
 class Resources(Struct, gc=False):
     """AWS's MaximumAllowedResources / WorkerResourceConfig: capacities as text, checked and read here in
     AWS's units (vCPUs, GB; exporter.metrics.families turns GB into bytes)."""
 
-    cpu: CapacityText
-    memory: CapacityText
-    disk: CapacityText | None = None
+    cpu: CpuSize
+    memory: MemorySize
+    disk: DiskSize | None = None
 
     def __post_init__(self) -> None:
         # Read once here, so that a malformed capacity fails at the boundary, not while rendering.
@@ -217,7 +262,7 @@ class Resources(Struct, gc=False):
         return None if self.disk is None else quantity(self.disk, ("gb",), unit_required=True)
 
 
-WorkerType = Annotated[str, Meta(min_length=1, max_length=64)]
+WorkerType = Annotated[str, Meta(min_length=1, max_length=model_max_length("WorkerTypeString", "", 50))]
 
 
 class InitialCapacity(Struct, gc=False):
@@ -253,15 +298,16 @@ class ApplicationDetail(Struct, gc=False):
     application_id: Id = field(name="applicationId")
     updated_at: datetime = field(name="updatedAt")
     maximum_capacity: Resources | None = field(default=None, name="maximumCapacity")
-    # At most 10 worker types in AWS's model; a few more are tolerated, not thousands (cardinality).
-    initial_capacity: Annotated[dict[WorkerType, InitialCapacity], Meta(max_length=50)] = field(
-        default={}, name="initialCapacity"
-    )
+    initial_capacity: Annotated[
+        dict[WorkerType, InitialCapacity], Meta(max_length=model_max_length("Application", "initialCapacity", 10))
+    ] = field(default={}, name="initialCapacity")
     auto_start: AutoStart | None = field(default=None, name="autoStartConfiguration")
     auto_stop: AutoStop | None = field(default=None, name="autoStopConfiguration")
     scheduler: SchedulerConfiguration | None = field(default=None, name="schedulerConfiguration")
+    state_details: ApplicationStateDetails | None = field(default=None, name="stateDetails")  # checked, not kept
 
     def __post_init__(self) -> None:
+        self.state_details = None
         check_time(self.updated_at, "updatedAt")
         if self.initial_capacity:
             safe: dict[str, InitialCapacity] = {}

@@ -395,7 +395,7 @@ def test_a_real_prometheus_scrapes_sessions_with_awkward_labels(
         vcpu = prometheus.wait_for(f'emr_serverless_session_vcpu_seconds_total{{session_id="{session}"}}')
         tags = prometheus.wait_for(f'emr_serverless_session_tags{{session_id="{session}"}}')
     labels = series[0]["metric"]
-    assert labels["tag_team"] == label_safe(AWKWARD_TAGS["team"])  # the newline: U+FFFD
+    assert labels["tag_team"] == label_safe(AWKWARD_TAGS["team"])  # the line feed kept
     assert labels["session_name"] == 'odd "name"'
     assert labels["application_name"] == "analytics" and labels["target"] == "sim"
     assert float(vcpu[0]["value"][1]) == 0.5 * 3600

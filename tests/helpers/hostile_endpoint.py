@@ -57,6 +57,7 @@ APPLICATION_KEYS = (
     "id", "name", "arn", "releaseLabel", "type", "state", "stateDetails", "createdAt", "updatedAt", "architecture",
 )
 LOG_LENGTH = 10_000
+LARGE_BODY_BYTES = 64 * 1024
 
 JsonObject = dict[str, Any]
 Transform = Callable[["Request", Any], Any]
@@ -72,12 +73,14 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
-    """A raw answer, sent as is: any status, any bytes."""
+    """A raw answer, sent as is: any status, any bytes; ``chunked``: with no Content-Length, the body in
+    chunks of that many bytes (Transfer-Encoding: chunked)."""
 
     status: int = 200
     body: bytes = b""
     headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    chunked: int = 0
 
 
 def error_response(code: str, message: str = "error", status: int = 400, *, in_header: bool = True) -> Response:
@@ -470,13 +473,33 @@ class _Handler(KeepAliveHandler):
         if length:
             self.rfile.read(min(length, 1 << 20))
         response = self.server.endpoint.answer(self.command, self.path)
+        framing = "Transfer-Encoding: chunked" if response.chunked else f"Content-Length: {len(response.body)}"
         headers = [
             f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
+            framing,
             "x-amzn-RequestId: 00000000-0000-0000-0000-000000000000",
             *(f"{name}: {value}" for name, value in response.headers.items()),
         ]
-        write_response(self, response.status, headers, response.body)
+        if not response.chunked and len(response.body) <= LARGE_BODY_BYTES:
+            write_response(self, response.status, headers, response.body)
+            return
+        # A large body is written piece by piece from the bytes it is (no copy): a test measuring what the
+        # client allocates shares this process.
+        write_response(self, response.status, headers, b"")
+        body = memoryview(response.body)
+        size = response.chunked or LARGE_BODY_BYTES
+        try:
+            for start in range(0, len(body), size):
+                piece = body[start:start + size]
+                if response.chunked:
+                    self.wfile.write(b"%x\r\n" % len(piece))
+                self.wfile.write(piece)
+                if response.chunked:
+                    self.wfile.write(b"\r\n")
+            if response.chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading: as it may
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

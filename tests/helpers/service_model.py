@@ -79,3 +79,12 @@ def _length(meta: dict[str, Any], length: int, path: str) -> list[str]:
     if "max" in meta and length > meta["max"]:
         return [f"{path}: length {length} > max {meta['max']}"]
     return []
+
+
+def bound(shape: str, *path: str) -> int:
+    """The model's ``max`` of a shape or of a member under it (a path of members; ``key`` or ``value`` of a
+    map): characters of a string, entries of a map or list."""
+    found = MODEL.shape_for(shape)
+    for step in path:
+        found = getattr(found, step) if step in ("key", "value") else found.members[step]  # type: ignore[attr-defined]
+    return int(found.metadata["max"])

@@ -211,9 +211,11 @@ MAX_LABEL_LENGTH = 1024  # characters of a label value the exporter keeps
 
 
 def sanitized(value: str) -> str:
-    """A label value as the contract says: Cc characters and lone surrogates -> U+FFFD, 1,024 characters."""
+    """A label value as the contract says: a line feed kept, other Cc characters and lone surrogates ->
+    U+FFFD, 1,024 characters."""
     out = "".join(
-        "\ufffd" if unicodedata.category(char) == "Cc" or 0xD800 <= ord(char) <= 0xDFFF else char for char in value
+        "\ufffd" if (unicodedata.category(char) == "Cc" and char != "\n") or 0xD800 <= ord(char) <= 0xDFFF else char
+        for char in value
     )
     return out[:MAX_LABEL_LENGTH]
 

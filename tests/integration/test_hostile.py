@@ -5,8 +5,9 @@ For each case the exporter runs as a real process against ``tests.helpers.hostil
 collection timeout and is scraped three times. Every scrape answers 200 within the collection timeout
 plus one second; its body passes ``promtool check metrics`` and has no duplicate series; ``/readyz``
 turns 200; the bad call or object is visible in ``emr_serverless_api_requests_total`` (outcome
-``InvalidResponse``, ``PageLimitExceeded`` or ``Other``) or ``emr_serverless_invalid_objects_total``
-(a GetSession answer that is an invalid response is both: the call counted, its one session dropped);
+``InvalidResponse``, ``PageLimitExceeded``, ``ResponseTooLarge`` or ``Other``) or
+``emr_serverless_invalid_objects_total`` (a GetSession answer that is an invalid response is both: the call
+counted, its one session dropped);
 the untouched application and sessions are still exported; the log has no traceback and a bounded
 number of lines; nothing calls the endpoint after the last scrape has been answered.
 
@@ -200,6 +201,8 @@ NAME_NUL = "nul\x00inside"
 NAME_SURROGATE = "lone \udc80 surrogate"
 NAME_CONTROLS = "tab\tnewline\nescape\x1bdel\x7fnel\x85end"
 NAME_LONG = "long-" + "界" * 3000
+NAME_AT_BOUND = "界" * 256  # the model's bound for a session's name
+HUGE = "x" * 10_000_000
 TAG_CR = "team\rx"
 TAG_NUL = "te\x00am"
 WHOLE_RESPONSES: dict[str, Response] = {
@@ -337,8 +340,8 @@ def build_cases() -> list[Case]:
              labels={BAD_SESSION: {"session_name": sanitized(NAME_SURROGATE)}}),
         Case("session-name-c0-c1-del", session(setter(name=NAME_CONTROLS)), Clean(),
              labels={BAD_SESSION: {"session_name": sanitized(NAME_CONTROLS)}}),
-        Case("session-name-3000-chars", session(setter(name=NAME_LONG)), Clean(),
-             labels={BAD_SESSION: {"session_name": sanitized(NAME_LONG)}}),
+        # Longer than botocore's model allows (a name at most 256 characters): an invalid session.
+        dropped_session("session-name-3000-chars", session(setter(name=NAME_LONG))),
         Case("tag-value-carriage-return", session(tag(TAG_CR), GS_ONLY), Clean(),
              labels={BAD_SESSION: {"tag_team": sanitized(TAG_CR)}},
              tag_labels={BAD_SESSION: {"tag_team": sanitized(TAG_CR)}}),
@@ -354,6 +357,27 @@ def build_cases() -> list[Case]:
                     both(session(setter(name="RAW-NAME")), raw_bytes("ListSessions", "RAW-NAME", b"bad\xc3\x28name"))),
         failed_call("tag-value-invalid-utf8", "GetSession",
                     both(session(tag("RAW-TAG"), GS_ONLY), raw_bytes("GetSession", "RAW-TAG", b"\xed\xa0\x80"))),
+        # The service model's length bounds: at the bound exported, one over it an invalid object.
+        Case("session-name-at-the-bound", session(setter(name=NAME_AT_BOUND)), Clean(),
+             labels={BAD_SESSION: {"session_name": NAME_AT_BOUND}}),
+        dropped_session("session-name-over-the-bound", session(setter(name=NAME_AT_BOUND + "x"))),
+        dropped_session("tag-value-over-the-bound", session(tag("v" * 257), GS_ONLY)),
+        dropped_session("session-stateDetails-over-the-bound", session(setter(stateDetails="d" * 1025))),
+        dropped_application("app-stateDetails-over-the-bound", application(setter(stateDetails="d" * 257))),
+        # 10 MB of stateDetails: the body is over the bound on what one response may allocate.
+        failed_call("la-10mb-stateDetails", "ListApplications", application(setter(stateDetails=HUGE)),
+                    outcome="ResponseTooLarge"),
+        failed_call("ls-10mb-stateDetails", "ListSessions",
+                    session(setter(stateDetails=HUGE), ("ListSessions",)), outcome="ResponseTooLarge"),
+        Case("gs-10mb-stateDetails", session(setter(stateDetails=HUGE), GS_ONLY),
+             DroppedCall("GetSession", "ResponseTooLarge", "session"), exported=NOT_VICTIM,
+             absent=frozenset({BAD_SESSION})),
+        Case("gs-10mb-chunked", respond("GetSession", Response(200, b'{"session": "' + HUGE.encode() + b'"}',
+                                                              chunked=64 * 1024)),
+             DroppedCall("GetSession", "ResponseTooLarge", "session"), exported=NOT_VICTIM,
+             absent=frozenset({BAD_SESSION})),
+        Case("ga-10mb-stateDetails", capacity(setter(stateDetails=HUGE)),
+             DroppedCall("GetApplication", "ResponseTooLarge", "application")),
     ]
     return cases
 

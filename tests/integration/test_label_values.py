@@ -7,21 +7,28 @@ then the exporter's own exposition, text and OpenMetrics) and the result must:
 
 - pass ``promtool check metrics`` with no finding, parse with prometheus-client's parsers, and hold no
   raw control character and no invalid UTF-8;
-- carry every label value in its sanitized form: Cc characters and lone surrogates replaced by U+FFFD,
-  truncated to 1,024 characters; tag keys named ``tag_`` + every character outside ``[a-zA-Z0-9_]`` -> ``_``.
+- carry every label value in its sanitized form: a line feed kept (escaped as ``\\n``), other Cc characters
+  and lone surrogates replaced by U+FFFD, truncated to 1,024 characters; tag keys named ``tag_`` + every
+  character outside ``[a-zA-Z0-9_]`` -> ``_``;
+- leave out a session whose name or tags are longer than botocore's service model allows (256 characters
+  for a name or tag value, 128 for a tag key), counted in ``emr_serverless_invalid_objects_total``.
 
-A real Prometheus scraping such an exporter sees the target up and the sessions with those labels.
+A real Prometheus scraping such an exporter sees the target up and the sessions with those labels. A line
+feed reads back equal in every format the exporter answers in, by prometheus-client's parsers and by a real
+Prometheus.
 """
 
 from __future__ import annotations
 
+import http.server
 import itertools
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -34,6 +41,7 @@ from exporter.config.schema import parse_config, tag_label_name
 from exporter.wiring import build_exposition, build_runner
 from tests.helpers.hostile_endpoint import HostileEndpoint, JsonObject, World, make_application, make_session
 from tests.helpers.prometheus_server import PrometheusServer
+from tests.helpers.service_model import bound
 from tests.helpers.support import MAX_LABEL_LENGTH, sanitized, serving
 
 APP = "00labelapplication01"
@@ -43,6 +51,10 @@ RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 CAMEL_CASE = re.compile("[a-z][A-Z]")  # promtool's lint rule for metric and label names
 CAMEL_CASE_FINDING = "label names should be written in 'snake_case' not 'camelCase'"
 SPECIALS = "\r\n\t\x00\x1b\x7f\x85\x9f\u2028\ufeff\"\\{}=,# \udc80\ud800"
+NAME_MAX = bound("Session", "name")
+TAGS_MAX = bound("Session", "tags")
+TAG_KEY_MAX = bound("TagKey")
+TAG_VALUE_MAX = bound("TagValue")
 
 _ids = itertools.count(1)
 
@@ -56,7 +68,9 @@ any_char = st.one_of(
     st.sampled_from(SPECIALS),
 )
 short_text = st.text(any_char, max_size=24)
-anything = st.one_of(short_text, short_text, st.text(any_char, min_size=1000, max_size=1300))
+# Around the model's bounds (a name or tag value at most 256 characters), and far past them.
+anything = st.one_of(short_text, short_text, st.text(any_char, min_size=250, max_size=262),
+                     st.text(any_char, min_size=1000, max_size=1300))
 tag_keys = st.one_of(st.sampled_from(TAG_LABELS), st.text(any_char, min_size=1, max_size=20))
 tags = st.dictionaries(tag_keys, anything, max_size=4)
 
@@ -74,6 +88,13 @@ def sessions(draw: st.DrawFn) -> list[JsonObject]:
 
 
 # --- what the exporter must make of them ----------------------------------------------------------------
+
+
+def within_model(session: JsonObject) -> bool:
+    """The session's name and tags are as long as botocore's model allows: else it is an invalid object."""
+    tags = session.get("tags") or {}
+    return (len(session.get("name") or "") <= NAME_MAX and len(tags) <= TAGS_MAX
+            and all(len(key) <= TAG_KEY_MAX and len(value) <= TAG_VALUE_MAX for key, value in tags.items()))
 
 
 def expected_info_labels(session: JsonObject) -> dict[str, str]:
@@ -126,8 +147,12 @@ def check_exposition(body: bytes, content_type: str, world: list[JsonObject]) ->
         assert not findings, findings[:2000]
     info = samples_by_session(families, "emr_serverless_session_info")
     tag_series = samples_by_session(families, "emr_serverless_session_tags")
-    assert set(info) == {s["sessionId"] for s in world}, "every session is exported, once"
-    for session in world:
+    valid = [s for s in world if within_model(s)]
+    assert set(info) == {s["sessionId"] for s in valid}, "every valid session is exported, once"
+    invalid = [sample.value for family in families for sample in family.samples
+               if sample.name == "emr_serverless_invalid_objects_total" and sample.labels["kind"] == "session"]
+    assert invalid == [len(world) - len(valid)], "every session over the model's bounds is counted invalid"
+    for session in valid:
         labels = info[session["sessionId"]]
         for label, value in expected_info_labels(session).items():
             assert labels.get(label) == value, (label, labels.get(label), value)
@@ -180,12 +205,12 @@ def test_any_string_from_aws_gives_a_valid_exposition(endpoint: HostileEndpoint,
 
 NASTY_NAMES = [
     "carriage\rreturn", "new\nline", "nul\x00byte", "tab\tdel\x7fnel\x85", "lone \udc80 surrogate",
-    'quote " backslash \\ brace } comma , equals =', "emoji 🚀 and 東京", "x" * 3000,
+    'quote " backslash \\ brace } comma , equals =', "emoji 🚀 and 東京", "x" * 256,
 ]
 NASTY_TAGS = [
     {"team": "data\r\nops", "cost center": "\x00"},
     {"team": "\ud800", "weird key\n\x01": "v\x9f"},
-    {"team": "é" * 1500},
+    {"team": "é" * 256},
     {},
 ]
 
@@ -229,3 +254,129 @@ def test_camel_case_tag_key_and_promtool() -> None:
     registry = CollectorRegistry()
     Gauge("emr_serverless_session_tags", "tags", [tag_label_name("costCenter")], registry=registry).labels("x").set(1)
     assert promtool(generate_latest(registry).decode()) == ""
+
+
+# --- a line feed, format by format -----------------------------------------------------------------------
+
+# Every format the exporter answers in, by the Accept header that asks for it: the direct writer's text 0.0.4,
+# text 1.0.0 and OpenMetrics 1.0.0, and prometheus-client's generic path (escaping=values).
+FORMATS = {
+    "text-0.0.4": "text/plain;version=0.0.4",
+    "text-1.0.0": "text/plain;version=1.0.0",
+    "openmetrics-1.0.0": OPENMETRICS,
+    "generic-text-1.0.0-values": "text/plain;version=1.0.0;escaping=values",
+}
+LINE_FEED_NAMES = ["two\nlines", "\nleading and trailing\n", "crlf\r\nmixed\x00\x85\u2028end", "\n"]
+LINE_FEED_TAGS = [{"team": "data\nops"}, {"team": "\r\n"}, {"team": "x\n\ny"}, {}]
+
+
+def line_feed_world(now: float) -> list[JsonObject]:
+    return [
+        make_session(APP, f"00linefeed{index:010d}", name, "IDLE", now - 60, idleSince=now - 30,
+                     tags=LINE_FEED_TAGS[index])
+        for index, name in enumerate(LINE_FEED_NAMES)
+    ]
+
+
+@pytest.fixture
+def line_feed_bodies() -> Iterator[tuple[list[JsonObject], dict[str, tuple[bytes, str]]]]:
+    """The exporter's exposition of sessions whose names and tags hold line feeds, in every format:
+    format -> (body, content type)."""
+    now = time.time()
+    world = line_feed_world(now)
+    with HostileEndpoint(World([make_application(APP, "app\nname", now - 3600)], {APP: world})) as served:
+        config = parse_config(exporter_config(served.url))
+        runner = build_runner(config)
+        try:
+            results = runner.collect()
+            assert results[0].up, results[0].errors
+            exposition = build_exposition(runner, config)
+            bodies = {fmt: exposition.render(accept) for fmt, accept in FORMATS.items()}
+        finally:
+            runner.close()
+    yield world, bodies
+
+
+def info_and_tags(families: Any) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    info: dict[str, dict[str, str]] = {}
+    tag_series: dict[str, dict[str, str]] = {}
+    for family in families:
+        for sample in family.samples:
+            if sample.name.endswith("session_info"):
+                info[sample.labels["session_id"]] = dict(sample.labels)
+            elif sample.name.endswith("session_tags"):
+                tag_series[sample.labels["session_id"]] = dict(sample.labels)
+    return info, tag_series
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_a_line_feed_reads_back_equal_with_prometheus_client(
+    line_feed_bodies: tuple[list[JsonObject], dict[str, tuple[bytes, str]]], fmt: str
+) -> None:
+    world, bodies = line_feed_bodies
+    body, content_type = bodies[fmt]
+    assert content_type.startswith("application/openmetrics-text" if "openmetrics" in fmt else "text/plain")
+    text = body.decode()
+    parser = parse_openmetrics if "openmetrics" in fmt else parse_text
+    info, tag_series = info_and_tags(parser(text))
+    for session in world:
+        labels = info[session["sessionId"]]
+        assert labels["session_name"] == sanitized(session["name"])
+        assert "\n" in labels["session_name"]  # kept, not U+FFFD
+        assert labels["tag_team"] == sanitized(session["tags"].get("team", ""))
+        assert labels["application_name"] == "app\nname"
+        assert tag_series[session["sessionId"]].get("tag_team", "") == sanitized(session["tags"].get("team", ""))
+    assert RAW_CONTROL.search(text) is None
+
+
+class _Bodies(http.server.BaseHTTPRequestHandler):
+    """Answers /<format> with that format's body and content type, as the exporter rendered them."""
+
+    bodies: ClassVar[dict[str, tuple[bytes, str]]] = {}
+
+    def do_GET(self) -> None:
+        body, content_type = self.bodies[self.path.strip("/")]
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_line_feed_reads_back_equal_in_a_real_prometheus(
+    line_feed_bodies: tuple[list[JsonObject], dict[str, tuple[bytes, str]]]
+) -> None:
+    """Prometheus (2.42 has no scrape_protocols) parses a body by its content type: each format's body is
+    served as the exporter rendered it, one scrape job per format, and the label values queried back."""
+    world, bodies = line_feed_bodies
+    handler = type("Handler", (_Bodies,), {"bodies": bodies})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    jobs = [{"job_name": fmt, "metrics_path": f"/{fmt}", "static_configs": [{"targets": [address]}]}
+            for fmt in FORMATS]
+    try:
+        with PrometheusServer(targets=[address], metrics_path="/text-0.0.4", extra_jobs=jobs[1:],
+                              job="text-0.0.4") as prometheus:
+            prometheus.wait_for(f"count(emr_serverless_session_info) == {len(world) * len(FORMATS)}", 20)
+            found = prometheus.query("emr_serverless_session_info")
+            health = {target["labels"]["job"]: target["health"] for target in prometheus.targets_status()}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert health == dict.fromkeys(FORMATS, "up"), health
+    by_format: dict[str, dict[str, dict[str, str]]] = {}
+    for sample in found:
+        by_format.setdefault(sample["metric"]["job"], {})[sample["metric"]["session_id"]] = sample["metric"]
+    assert set(by_format) == set(FORMATS)
+    for fmt, info in by_format.items():
+        for session in world:
+            labels = info[session["sessionId"]]
+            assert labels["session_name"] == sanitized(session["name"]), fmt
+            # Prometheus stores no empty label: a session without the tag has no tag_team there.
+            assert labels.get("tag_team", "") == sanitized(session["tags"].get("team", "")), fmt
+            assert labels["application_name"] == "app\nname", fmt

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client.exposition import generate_latest as generate_text
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
@@ -164,3 +167,81 @@ def test_units_by_example() -> None:
 def test_names_outside_the_legacy_set_are_refused(name: str) -> None:
     with pytest.raises(ValueError):
         check_name(name)
+
+
+# --- label values that hold a line feed ---------------------------------------------------------------
+
+any_unicode = st.text(st.one_of(
+    st.characters(exclude_categories=()),  # all of Unicode but surrogates, controls included
+    st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"]),  # lone surrogates
+    st.sampled_from("\n\r\t\x00\x85\u2028\"\\{}="),
+), max_size=40)
+
+
+def kept(value: str) -> str:
+    """What a label value must read back as: a line feed kept, every other control character (Cc) and
+    lone surrogate as U+FFFD, at most 1,024 characters."""
+    out = "".join(
+        "\ufffd" if (unicodedata.category(char) == "Cc" and char != "\n") or 0xD800 <= ord(char) <= 0xDFFF else char
+        for char in value
+    )
+    return out[:1024]
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=any_unicode)
+def test_label_safe_keeps_a_line_feed_and_replaces_other_controls(value: str) -> None:
+    assert label_safe(value) == kept(value)
+
+
+def test_label_safe_by_example() -> None:
+    assert label_safe("two\nlines") == "two\nlines"
+    assert label_safe("crlf\r\nnul\x00tab\tnel\x85") == "crlf\ufffd\nnul\ufffdtab\ufffdnel\ufffd"
+
+
+def parse(kind: Syntax, body: bytes) -> list[Metric]:
+    text = body.decode("utf-8")
+    if kind == "openmetrics":
+        return list(parse_openmetrics(text))  # type: ignore[no-untyped-call]
+    return list(parse_text(text))
+
+
+def written_by_prometheus_client(kind: Syntax, escaping: str, name: str, labels: dict[str, str]) -> bytes:
+    metric = GaugeMetricFamily(name, "Values.", labels=list(labels))
+    metric.add_metric(list(labels.values()), 1.0)
+    return reference(kind, escaping, [metric])
+
+
+# Each format the exporter answers in: the direct writer's text (served as text 0.0.4 and as text 1.0.0,
+# whose escaping=underscores leaves these names as they are) and OpenMetrics 1.0.0, and prometheus-client's
+# generic path (escaping=values, which the direct writer does not serve), each read back by its parser.
+FORMATS = [
+    ("text-0.0.4", "text", "direct"),
+    ("text-1.0.0", "text", "underscores"),
+    ("openmetrics-1.0.0", "openmetrics", "direct"),
+    ("generic-text-1.0.0-values", "text", "values"),
+    ("generic-openmetrics-1.0.0-values", "openmetrics", "values"),
+]
+
+
+@pytest.mark.parametrize(("kind", "writer"), [(kind, writer) for _, kind, writer in FORMATS],
+                         ids=[name for name, _, _ in FORMATS])
+@settings(max_examples=100, deadline=None)
+@given(name=any_unicode, team=any_unicode)
+@example(name="two\nlines", team="crlf\r\nend\n")
+def test_a_label_value_reads_back_as_kept_in_every_format(kind: Syntax, writer: str, name: str, team: str) -> None:
+    labels = {"session_name": label_safe(name), "tag_team": label_safe(team)}
+    if writer == "direct":
+        shared = SharedLabels(list(labels))
+        family = FamilyWriter("emr_serverless_session_info", "gauge", "Values.", shared)
+        body = family.headers[kind] + family.lines(shared.runs(list(labels.values())), [((), 1.0)]).encode()
+        body += OPENMETRICS_EOF if kind == "openmetrics" else b""
+        assert body == written_by_prometheus_client(kind, "underscores", "emr_serverless_session_info", labels)
+    else:
+        body = written_by_prometheus_client(kind, writer, "emr_serverless_session_info", labels)
+    # HELP, TYPE, the sample (and OpenMetrics' EOF), one line each: every line feed in a value is escaped.
+    assert body.count(b"\n") == (4 if kind == "openmetrics" else 3)
+    # (prometheus-client's OpenMetrics with escaping=values escapes a sample's name but not its family's:
+    # the sample is read as a family of its own. Its labels are what this test is about.)
+    [sample] = [sample for family_read in parse(kind, body) for sample in family_read.samples]
+    assert sample.labels == {"session_name": kept(name), "tag_team": kept(team)}

@@ -255,7 +255,7 @@ def test_awkward_tag_values_survive_a_prometheus_parse(value: str) -> None:
     tags = {"team": value, "name with spaces": value}
     samples = exposition([result([session(tags=tags, name=value)])], MetricsConfig(tag_labels=("team",)))
     info = samples["emr_serverless_session_info"][0]
-    safe = label_safe(value)  # quotes and backslashes as they are; control characters as U+FFFD
+    safe = label_safe(value)  # quotes, backslashes, a line feed as they are; other controls U+FFFD
     assert info.labels.get("tag_team", "") == safe
     assert info.labels.get("session_name", "") == safe
     tag_sample = samples["emr_serverless_session_tags"][0]
