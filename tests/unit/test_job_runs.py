@@ -122,9 +122,11 @@ def test_a_listed_run_is_exported_from_its_listing_until_get_job_run_answers() -
 
 @pytest.mark.parametrize(("member", "bound"), [("stateDetails", 256), ("name", 256), ("arn", 1024)])
 def test_a_run_over_the_models_length_limits_is_invalid(member: str, bound: int) -> None:
-    run("r1", "FAILED", **{member: "x" * bound})  # at the bound: fine
+    extra: dict[str, Any] = {member: "x" * bound}
+    run("r1", "FAILED", **extra)  # at the bound: fine
+    extra[member] += "x"
     with pytest.raises(InvalidObject):
-        run("r1", "FAILED", **{member: "x" * (bound + 1)})
+        run("r1", "FAILED", **extra)
     with pytest.raises(InvalidObject):
         convert({"id": "r1", "applicationId": "app1", "state": "FAILED", "createdAt": at(NOW), "updatedAt": at(NOW),
                  member: "x" * (bound + 1)}, JobRunSummary)
