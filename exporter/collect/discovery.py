@@ -83,6 +83,7 @@ class ListingWindows:
         self._lookback = discovery.lookback_seconds(kind)
         self._extra = discovery.listing_filter(kind)
         self._listed_at: dict[str, float] = {}
+        self._discovered_at: dict[str, float] = {}  # when each application was first discovered
         # Per application, its state and updatedAt as ListApplications showed them at its last complete listing.
         self._listed_as: dict[str, tuple[str, datetime]] = {}
 
@@ -108,17 +109,19 @@ class ListingWindows:
         return sorted(apps, key=lambda app: (self._listed_at.get(app.id, -1.0), -busy.get(app.id, 0), app.id))
 
     def oldest_listing(self, application_ids: Iterable[str], now: float) -> float:
-        """Seconds since the least recently listed of ``application_ids`` was last listed completely (an
-        application never listed counts from ``now``: nothing is behind yet)."""
-        return max((now - self._listed_at.get(app, now) for app in application_ids), default=0.0)
+        """Seconds since the least recently listed of ``application_ids`` was last listed completely; one never
+        listed counts from its discovery (a cold start behind the listing quota shows how far behind it is)."""
+        return max((now - self._listed_at.get(app, self._discovered_at.get(app, now)) for app in application_ids),
+                   default=0.0)
 
     def listed(self, app: Application, started: float) -> None:
         """Every listing of the application succeeded: what was created before ``started`` is known."""
         self._listed_at[app.id] = started
         self._listed_as[app.id] = (app.state, app.updated_at)
 
-    def keep(self, application_ids: Iterable[str]) -> None:
-        """Forget every other application (a complete discovery no longer has it)."""
+    def keep(self, application_ids: Iterable[str], now: float) -> None:
+        """A complete discovery at ``now``: forget every other application, note when new ones appeared."""
         wanted = set(application_ids)
+        self._discovered_at = {app: self._discovered_at.get(app, now) for app in wanted}
         self._listed_at = {app: t for app, t in self._listed_at.items() if app in wanted}
         self._listed_as = {app: v for app, v in self._listed_as.items() if app in wanted}

@@ -348,7 +348,7 @@ class TargetCollector:
         self.applications.discovered(app for app in run.applications if self._filter.wanted(app))
         for kind in self.kinds:
             self.inventories[kind].keep_applications(self.applications.by_id)
-            self.windows[kind].keep(self.applications.by_id)
+            self.windows[kind].keep(self.applications.by_id, run.started)
         return list(self.applications.by_id.values())
 
     def _call(self, call: Call, deadline: Deadline) -> Any:

@@ -93,7 +93,7 @@ def test_an_application_discovered_again_looks_back_again() -> None:
     windows = ListingWindows(SESSIONS, DiscoveryConfig())
     windows.listed(app("app1"), NOW)
     windows.listed(app("app2"), NOW)
-    windows.keep(["app2"])  # app1 left the discovery (deleted, or another shard's now)
+    windows.keep(["app2"], NOW)  # app1 left the discovery (deleted, or another shard's now)
     assert windows.listings("app1", NOW + 30)[1].created_after == at(NOW + 30 - 86400)
     assert windows.listings("app2", NOW + 30)[1].created_after == at(NOW - LISTING_OVERLAP_SECONDS)
 
@@ -103,7 +103,11 @@ def test_the_oldest_listing_age_counts_from_each_applications_last_complete_list
     windows.listed(app("app1"), NOW)
     windows.listed(app("app2"), NOW + 40)
     assert windows.oldest_listing(["app1", "app2"], NOW + 60) == 60
-    assert windows.oldest_listing(["app3"], NOW + 60) == 0  # never listed: nothing is behind yet
+    assert windows.oldest_listing(["app3"], NOW + 60) == 0  # never discovered either: nothing to be behind on
+    windows.keep(["app1", "app2", "app3"], NOW + 10)
+    assert windows.oldest_listing(["app1", "app2", "app3"], NOW + 100) == 100  # app1 listed at NOW
+    windows.keep(["app3"], NOW + 20)
+    assert windows.oldest_listing(["app3"], NOW + 100) == 90  # never listed: behind since its discovery
     assert windows.oldest_listing([], NOW) == 0
 
 
