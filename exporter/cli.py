@@ -33,7 +33,7 @@ from exporter.web.app import ExporterApp, WebContext, parse_listen_address
 from exporter.web.server import HardenedServer
 from exporter.web.webconfig.files import WebConfigError
 from exporter.web.webconfig.watcher import WebConfigWatcher
-from exporter.wiring import build_exposition, build_runner
+from exporter.wiring import build_exposition, build_runner, check_config
 
 PROG = "emr-serverless-exporter"
 
@@ -146,7 +146,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def read_config(args: argparse.Namespace) -> Config:
     """The configuration ``--config.file`` names; without the flag, ``config.yaml``, or all defaults when
     there is none."""
-    return load_config(args.config_file, missing_ok=args.config_file is DEFAULT_CONFIG)
+    config = load_config(args.config_file, missing_ok=args.config_file is DEFAULT_CONFIG)
+    try:
+        check_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{args.config_file}: {err}") from None
+    return config
 
 
 def version_text() -> str:

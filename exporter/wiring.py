@@ -18,6 +18,8 @@ from exporter.collect.target import Clock, TargetCollector
 from exporter.common.redaction import add_secret
 from exporter.config.schema import Config, ConfigError, duplicate_target, region_problem
 from exporter.metrics.collector import EmrServerlessCollector
+from exporter.metrics.selection import check_selection
+from exporter.metrics.targets import ExpositionSizes
 from exporter.render.exposition import Exposition
 
 
@@ -69,10 +71,19 @@ def _registry_with_defaults(machine: bool = True) -> CollectorRegistry:
     return registry
 
 
-def build_registry(runner: CollectionRunner, config: Config) -> CollectorRegistry:
-    """Every metric through prometheus-client's generic path (the reference the fast path must equal)."""
+def check_config(config: Config) -> None:
+    """What the configuration's schema cannot check itself: that ``metrics.allowlist`` / ``denylist`` name
+    families that exist (raises ConfigError naming the key and the entry)."""
+    check_selection(config.metrics)
+
+
+def build_registry(
+    runner: CollectionRunner, config: Config, *, sizes: ExpositionSizes | None = None
+) -> CollectorRegistry:
+    """Every metric through prometheus-client's generic path (the reference the fast path must equal);
+    ``sizes``: an exposition's (``Exposition.sizes``), so that both report the same body sizes."""
     registry = _registry_with_defaults()
-    registry.register(EmrServerlessCollector(runner, config.metrics))
+    registry.register(EmrServerlessCollector(runner, config.metrics, sizes))
     return registry
 
 

@@ -14,6 +14,9 @@ runs: ``exporter.model.kinds``); ``Applications`` holds the applications and the
   stalest (docs/design.md: the refresh order and its period P).
 - Objects seen reaching a final state are counted once each, by application and state, from each
   application's first complete listing on: never one already final at that listing, never twice.
+- Per application, at most the kind's cap (``discovery.max_terminated_<kind>s_per_application``) of final
+  objects are kept, the most recently ended; the others are forgotten before anything is fetched for them
+  (so they cost no detail call), counted in ``dropped``, and passed over while listings still show them.
 - An application's capacity (GetApplication) is asked once when it is first discovered and again only when
   its ``updatedAt`` in ListApplications changes: a steady-state collection makes no GetApplication call.
 - What each listing asks for (its states and creation-time window) is ``exporter.collect.discovery``'s.
@@ -106,6 +109,7 @@ class Inventory(Generic[SummaryT, DetailT]):
     def __init__(self, kind: ObjectKind[SummaryT, DetailT], discovery: DiscoveryConfig) -> None:
         self.kind = kind
         self._max_age = discovery.max_age_seconds(kind)
+        self._max_terminated = discovery.max_terminated(kind)
         self._applications: set[str] = set()  # of the last complete discovery
         # By application id, then object id: planning one application reads its own objects only (one
         # flat dict made each collection read every session once per application: 1,000,000 at 100 x 10,000).
@@ -124,6 +128,11 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._final_seen: dict[str, set[str]] = {}
         # Per application, what the listing says of each unfetched object (a kind with ``from_summary``).
         self._partial: dict[str, dict[str, DetailT]] = {}
+        # Per application, final objects the cap left out that its listing still shows: never taken in again.
+        self._dropped: dict[str, set[str]] = {}
+        self.dropped = 0  # final objects the cap left out, cumulative
+        self._capped: set[str] = set()  # applications whose objects the cap ever left out
+        self._newly_capped: list[str] = []  # of those, the ones not yet reported (``newly_capped``)
 
     def is_final(self, state: str) -> bool:
         return self.kind.is_final(state)
@@ -168,6 +177,8 @@ class Inventory(Generic[SummaryT, DetailT]):
         self.ended = {app: counts for app, counts in self.ended.items() if app in self._applications}
         self._partial = {app: objs for app, objs in self._partial.items() if app in self._applications}
         self._final_seen = {app: seen for app, seen in self._final_seen.items() if app in self._applications}
+        self._dropped = {app: ids for app, ids in self._dropped.items() if app in self._applications}
+        self._capped &= self._applications
 
     def plan(self, application_id: str, summaries: Iterable[SummaryT], now: float) -> list[Refresh]:
         """What to fetch of an application whose listings all succeeded, most useful first:
@@ -184,8 +195,12 @@ class Inventory(Generic[SummaryT, DetailT]):
         known_here = self._objects.get(application_id, {})
         unfetched = self._unfetched.get(application_id, {})
         first_listing = application_id not in self.ended
+        # A left-out object this complete listing no longer shows is created before its window: never listed again.
+        dropped = self._dropped.pop(application_id, set()) & listed.keys()
+        if dropped:
+            self._dropped[application_id] = dropped
         for oid, summary in listed.items():
-            if oid in known_here or self.aged_out(summary, now):
+            if oid in known_here or oid in dropped or self.aged_out(summary, now):
                 continue
             if application_id in self._applications:
                 if self.is_final(summary.state):  # ended before it was ever seen: counted unless at the first listing
@@ -195,30 +210,60 @@ class Inventory(Generic[SummaryT, DetailT]):
                 unfetched[oid] = summary
         if unfetched:
             self._unfetched[application_id] = unfetched
-        refreshes = [self._refresh(application_id, oid, self.new_priority(s)) for oid, s in unfetched.items()]
-        for oid, known in known_here.items():
+        changed: set[str] = set()
+        for oid, known in known_here.items():  # what the listing shows changed, before the cap counts the final ones
             obj = known.obj
-            if self.is_final(obj.state) and not known.final_from_listing:
-                continue
             now_listed = listed.get(oid)
-            if now_listed is None or known.final_from_listing:
-                rank = CHANGED  # no longer active: fetch its final state once
-            elif (now_listed.state, now_listed.updated_at) != (obj.state, obj.updated_at):
+            if now_listed is None or self.is_final(obj.state):  # final: nothing more to take from a listing
+                continue
+            if (now_listed.state, now_listed.updated_at) != (obj.state, obj.updated_at):
                 known.obj = msgspec.structs.replace(  # type: ignore[type-var]
                     obj, state=now_listed.state, updated_at=now_listed.updated_at
                 )
                 known.final_from_listing = self.is_final(now_listed.state)  # exported now, fetched until fetched
                 if known.final_from_listing:
                     self._seen_final(application_id, oid, now_listed.state, count=True)
-                rank = CHANGED
-            else:
-                rank = STALEST
-            if self._due(known):
-                rank = DUE
+                changed.add(oid)
+        self._cap(application_id)
+        refreshes = [self._refresh(application_id, oid, self.new_priority(s))
+                     for oid, s in self._unfetched.get(application_id, {}).items()]
+        for oid, known in self._objects.get(application_id, {}).items():
+            if self.is_final(known.obj.state) and not known.final_from_listing:
+                continue
+            # No longer active (fetch its final state once) or changed, else only its utilization may have.
+            changed_or_gone = oid not in listed or known.final_from_listing or oid in changed
+            rank = DUE if self._due(known) else CHANGED if changed_or_gone else STALEST
             refreshes.append(self._refresh(application_id, oid, (rank, known.refreshed_at)))
         if application_id in self._applications:
             self.ended.setdefault(application_id, Counter())  # listed completely: ends count from here on
         return sorted(refreshes, key=lambda r: r.priority)
+
+    def _cap(self, application_id: str) -> None:
+        """Keep the application's most recently ended final objects, up to the kind's cap; forget the others,
+        fetched or not (a summary's updatedAt is when it ended)."""
+        known = self._objects.get(application_id, {})
+        unfetched = self._unfetched.get(application_id, {})
+        finals = [(k.obj.ended or k.obj.updated, oid) for oid, k in known.items() if self.is_final(k.obj.state)]
+        finals += [(s.updated, oid) for oid, s in unfetched.items() if self.is_final(s.state)]
+        if len(finals) <= self._max_terminated:
+            return
+        finals.sort(reverse=True)
+        left_out = [oid for _, oid in finals[self._max_terminated :]]
+        partial = self._partial.get(application_id, {})
+        for oid in left_out:
+            known.pop(oid, None)
+            unfetched.pop(oid, None)
+            partial.pop(oid, None)
+        self._dropped.setdefault(application_id, set()).update(left_out)
+        self.dropped += len(left_out)
+        if application_id not in self._capped:
+            self._capped.add(application_id)
+            self._newly_capped.append(application_id)
+
+    def newly_capped(self) -> list[str]:
+        """Applications whose final objects the cap left out for the first time since the last call."""
+        found, self._newly_capped = self._newly_capped, []
+        return found
 
     def fallback(self, application_id: str) -> list[Refresh]:
         """What to fetch of an application whose listing failed: what the inventory knows, ranked as
@@ -252,7 +297,7 @@ class Inventory(Generic[SummaryT, DetailT]):
         app = obj.application_id
         listed = self._unfetched.get(app, {}).pop(obj.id, None)
         self._partial.get(app, {}).pop(obj.id, None)
-        if app not in self._applications:
+        if app not in self._applications or obj.id in self._dropped.get(app, ()):
             return False
         known = self._objects.setdefault(app, {})
         previous = known.get(obj.id)
@@ -311,6 +356,8 @@ class Inventory(Generic[SummaryT, DetailT]):
             app: {oid: s for oid, s in listed.items() if not self.aged_out(s, now)}
             for app, listed in self._unfetched.items()
         }
+        for app in self._objects.keys() | self._unfetched.keys():  # objects that ended since their application's plan
+            self._cap(app)
         # What aged out is never listed again (``plan`` passes it over): no need to remember it was counted.
         self._final_seen = {
             app: {oid for oid in seen if oid in self._objects.get(app, {}) or oid in self._unfetched.get(app, {})}

@@ -85,6 +85,7 @@ class KindStats:
     stale: int = 0  # active objects served as last known or listed and not fetched yet
     oldest_data_age: float = 0.0  # seconds since the least recently refreshed active object was fetched
     oldest_listing_age: float = 0.0  # seconds since the least recently listed application's last complete listing
+    dropped: int = 0  # cumulative final objects not exported for their application's cap (never fetched)
 
 
 @dataclass
@@ -305,7 +306,9 @@ class TargetCollector:
                 oldest_data_age=max(0.0, now - oldest),
                 oldest_listing_age=self.windows[kind].oldest_listing(
                     [app.id for app in self.applications.by_id.values() if not self.windows[kind].quiet(app)], now),
+                dropped=inventory.dropped,
             )
+            self._log_capped(kind, inventory.newly_capped())
             objects[kind] = [k.obj for k in known]
             ended[kind] = {app: dict(counts) for app, counts in inventory.ended.items()}
         finished = self._clock()
@@ -532,6 +535,17 @@ class TargetCollector:
             ended=ended or {},
             application_details=details or {},
         )
+
+    def _log_capped(self, kind: AnyKind, application_ids: Iterable[str]) -> None:
+        """Once per application: its final objects of the kind outnumber the cap, the least recently ended are
+        not exported (``emr_serverless_dropped_objects_total`` counts them)."""
+        key = f"discovery.{kind.max_terminated_key}"
+        for application_id in application_ids:
+            log.warning(
+                f"more ended {kind.name.replace('_', ' ')}s than {key}: the least recently ended are not exported",
+                extra={"fields": {"target": self.identity.name, "application": application_id, "kind": kind.name,
+                                  "cap": self._discovery.max_terminated(kind)}},
+            )
 
     def _log_failure(self, kind: AnyKind, obj: Any) -> None:
         """A failed object's reason (free text, never a label), once, when it is first seen failed."""

@@ -56,6 +56,11 @@ EXTERNAL_ID_PATTERN = re.compile(r"[\w+=,.@:/-]{2,1224}", re.ASCII)  # AWS's own
 APPLICATION_ID_PATTERN = re.compile(r"[0-9a-z]{1,64}")  # the emr-serverless API's constraint
 MAX_REGEX_LENGTH = 1000
 MAX_TAG_KEY_LENGTH = 128  # AWS's limit on a tag key
+MAX_TERMINATED_PER_APPLICATION = 100_000
+# A metric name (Prometheus' legacy charset): an entry of metrics.allowlist / denylist written so is an exact
+# family name, anything else a regular expression.
+METRIC_NAME_PATTERN = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+MAX_FAMILY_LIST_ENTRIES = 500
 
 
 def _all(*checks: Check) -> Check:
@@ -278,6 +283,11 @@ class DiscoveryConfig:
     # How long a job run can live before it ends (a streaming run lives for days: set it longer where they do).
     job_run_lookback_seconds: float = field(default=86400, metadata=_check(
         _between(0, 30 * 86400, unit=" (30 days)")))
+    # Per application, the most recently ended final objects exported; the others are neither fetched nor kept.
+    max_terminated_sessions_per_application: int = field(default=1000, metadata=_check(
+        _between(0, MAX_TERMINATED_PER_APPLICATION)))
+    max_terminated_job_runs_per_application: int = field(default=1000, metadata=_check(
+        _between(0, MAX_TERMINATED_PER_APPLICATION)))
 
     # A kind's keys, as its declaration (exporter.model.kinds) names them.
     def collects(self, kind: ObjectKind[Any, Any]) -> bool:
@@ -290,6 +300,10 @@ class DiscoveryConfig:
         """More request members of the kind's listing: the one mode to list, where only one is wanted."""
         modes = set(getattr(self, kind.modes_key)) if kind.modes_key else set()
         return (("mode", modes.pop()),) if len(modes) == 1 else ()
+
+    def max_terminated(self, kind: ObjectKind[Any, Any]) -> int:
+        """Final objects of the kind exported per application at most (0: none)."""
+        return int(getattr(self, kind.max_terminated_key))
 
     def lookback_seconds(self, kind: ObjectKind[Any, Any]) -> float:
         """At least the max age: a restart must find every final object still to be exported."""
@@ -348,12 +362,30 @@ class PricesConfig:
         _all(_at_most_items(1000), _unique_prices)))
 
 
+def is_metric_name(entry: str) -> bool:
+    """An entry of metrics.allowlist / denylist that names one family exactly, not a regular expression."""
+    return METRIC_NAME_PATTERN.fullmatch(entry) is not None
+
+
+_FAMILY_LIST = _check(_all(_at_most_items(MAX_FAMILY_LIST_ENTRIES), _each(_regex)))
+
+
 @dataclass(frozen=True)
 class MetricsConfig:
     tag_labels: tuple[str, ...] = field(default=(), metadata=_check(_all(
         _at_most_items(50), _each(_max_length(MAX_TAG_KEY_LENGTH)), _unique_label_names)))
     tags_info_metric: bool = True
     prices: PricesConfig = PricesConfig()
+    # Which families are exported: names or full-match regular expressions, one list or the other. That each
+    # entry selects a family is checked where the families are known (``exporter.metrics.selection``).
+    allowlist: tuple[str, ...] = field(default=(), metadata=_FAMILY_LIST)
+    denylist: tuple[str, ...] = field(default=(), metadata=_FAMILY_LIST)
+
+
+def _one_family_list(metrics: MetricsConfig) -> str | None:
+    if metrics.allowlist and metrics.denylist:
+        return ".denylist: cannot be set together with metrics.allowlist (one or the other, as in kube-state-metrics)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -412,7 +444,7 @@ class Config:
     targets: tuple[TargetConfig, ...] = field(default=(TargetConfig(),), metadata=_check(
         _all(_at_most_items(256), _targets)))
     discovery: DiscoveryConfig = DiscoveryConfig()
-    metrics: MetricsConfig = MetricsConfig()
+    metrics: MetricsConfig = field(default=MetricsConfig(), metadata=_check(_one_family_list))
     aws: AwsConfig = AwsConfig()
     collection: CollectionConfig = CollectionConfig()
 

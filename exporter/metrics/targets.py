@@ -1,9 +1,12 @@
-"""The exporter's own metrics: per target, how its last collection went and what it cost; and the build."""
+"""The exporter's own metrics: per target, how its last collection went and what it cost (API calls, objects
+dropped by the caps, series exported); the size of the last exposition; and the build."""
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import boto3
 
@@ -84,7 +87,70 @@ TARGET_FAMILIES: tuple[Family[TargetResult], ...] = (
         per_kind(lambda s: s.oldest_listing_age), ("kind",),
         unit="seconds",
     ),
+    Family(
+        "emr_serverless_dropped_objects_total", "counter",
+        "Objects in a final state not exported because their application had more of that kind than "
+        "discovery.max_terminated_<kind>s_per_application (the least recently ended go); never fetched, by kind.",
+        per_kind(lambda s: s.dropped), ("kind",),
+    ),
 )
+
+# The kind label of emr_serverless_exported_series: each kind of object, the applications' families, and the
+# target's own self-metrics (these series included).
+EXPORTED_KINDS = (*(kind.name for kind in KINDS), "application", "target")
+
+
+@dataclass(frozen=True)
+class ExportedSeries:
+    """A target's series in one exposition, by the kind label of ``EXPORTED_SERIES_FAMILIES``."""
+
+    counts: Mapping[str, int]
+
+
+EXPORTED_SERIES_FAMILIES: tuple[Family[ExportedSeries], ...] = (
+    Family(
+        "emr_serverless_exported_series", "gauge",
+        "Series this exposition holds for the target, by kind: each kind of object's families, the "
+        "applications' (application) and the exporter's own per target (target).",
+        lambda exported, now: [((kind,), float(exported.counts.get(kind, 0))) for kind in EXPORTED_KINDS],
+        ("kind",),
+    ),
+)
+
+EXPOSITION_FAMILIES: tuple[Family[Mapping[str, int]], ...] = (
+    Family(
+        "emr_serverless_exposition_bytes", "gauge",
+        "Size of the last body served in each format (text or openmetrics), uncompressed, rendered from an earlier "
+        "collection than this one; absent until one was.",
+        lambda sizes, now: [((fmt,), float(size)) for fmt, size in sorted(sizes.items())], ("format",),
+        unit="bytes",
+    ),
+)
+
+
+class ExpositionSizes:
+    """What ``emr_serverless_exposition_bytes`` reports. The writers record each body's size; every rendering of
+    one collection's results reports the sizes recorded before that collection was first rendered, so that the
+    direct writer and the generic path write the same value for the same results."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, int] = {}
+        self._reported: dict[str, int] = {}
+        self._results: Sequence[TargetResult] | None = None
+
+    def reported(self, results: Sequence[TargetResult] | None) -> dict[str, int]:
+        """The sizes to report for ``results``: the runner's latest, the very object (None before the first)."""
+        with self._lock:
+            if results is not self._results:  # a new collection: report what was rendered up to now
+                self._results = results
+                self._reported = dict(self._last)
+            return self._reported
+
+    def rendered(self, fmt: str, size: int) -> None:
+        with self._lock:
+            self._last[fmt] = size
+
 
 BUILD_INFO_NAME = "emr_serverless_build_info"
 BUILD_INFO_HELP = "Version of the exporter and its main libraries; always 1."
@@ -96,3 +162,12 @@ BUILD_FAMILIES: tuple[Family[LabelValues], ...] = (
 
 def build_versions() -> LabelValues:
     return (__version__, platform.python_version(), boto3.__version__)
+
+
+# The exporter's own metrics: never matched by metrics.allowlist / denylist's regular expressions, exported
+# whatever the allowlist says; a denylist entry naming one exactly drops it, but for these two.
+SELF_FAMILY_NAMES = frozenset(
+    family.name for families in (TARGET_FAMILIES, EXPORTED_SERIES_FAMILIES, EXPOSITION_FAMILIES, BUILD_FAMILIES)
+    for family in families
+)
+ALWAYS_EXPORTED = frozenset({"emr_serverless_up", BUILD_INFO_NAME})

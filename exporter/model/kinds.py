@@ -71,10 +71,12 @@ class ObjectKind(Generic[SummaryT, DetailT]):
     get_key: str
     detail: type[DetailT]
     # ``DiscoveryConfig`` keys: whether the kind is collected, how long a final object stays exported after
-    # it ended, and how far the first listing after a start looks back.
+    # it ended, how far the first listing after a start looks back, and how many final objects an application
+    # exports at most (the most recently ended).
     enabled_key: str
     max_age_key: str
     lookback_key: str
+    max_terminated_key: str
     # A ``DiscoveryConfig`` key listing the modes to collect, sent as the listing's ``mode`` when it names one.
     modes_key: str | None = None
     # Members only the listing carries (a job run's ``type``): copied onto the detail call's answer.
@@ -108,6 +110,7 @@ SESSIONS: ObjectKind[SessionSummary, Session] = ObjectKind(
     enabled_key="sessions",
     max_age_key="terminated_session_max_age_seconds",
     lookback_key="session_lookback_seconds",
+    max_terminated_key="max_terminated_sessions_per_application",
 )
 
 JOB_RUNS: ObjectKind[JobRunSummary, JobRun] = ObjectKind(
@@ -124,6 +127,7 @@ JOB_RUNS: ObjectKind[JobRunSummary, JobRun] = ObjectKind(
     enabled_key="job_runs",
     max_age_key="terminated_job_run_max_age_seconds",
     lookback_key="job_run_lookback_seconds",
+    max_terminated_key="max_terminated_job_runs_per_application",
     modes_key="job_run_modes",
     from_listing=("type",),
     failed_states=frozenset({"FAILED"}),

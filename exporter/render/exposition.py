@@ -8,8 +8,12 @@ every name here is a legacy name; it is what Prometheus and curl ask for), the b
 - prometheus-client's own collectors (process, platform, GC) through its encoder;
 - each kind's families (sessions, job runs) from its ``exporter.render.series.SeriesStore``, which
   renders an object again only when it changed;
-- the application, target and build families, small, written afresh by ``exporter.render.lineformat``;
+- the application and target families, small, written afresh by ``exporter.render.lineformat``;
+- what the exposition costs (each target's series by kind, counted while writing the above, and the size
+  of the last body), and the build;
 - OpenMetrics' ``# EOF``.
+
+Only the families ``metrics.allowlist`` / ``denylist`` export are in the stores and writers.
 
 It is byte for byte what prometheus-client's ``generate_latest`` writes for the same registry with
 ``exporter.metrics.collector.EmrServerlessCollector`` (tests/integration/test_exposition.py). Only the
@@ -21,6 +25,7 @@ from __future__ import annotations
 import functools
 import threading
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +39,8 @@ from exporter.collect.runner import CollectionRunner
 from exporter.collect.target import TargetResult
 from exporter.config.schema import MetricsConfig
 from exporter.metrics.collector import EmrServerlessCollector
-from exporter.metrics.labels import Group, Labels
-from exporter.metrics.tables import KIND_TABLES
+from exporter.metrics.labels import Group, Labels, SeriesCounts
+from exporter.metrics.targets import ExpositionSizes
 from exporter.render.lineformat import OPENMETRICS_EOF, FamilyWriter, SharedLabels, Syntax
 from exporter.render.series import SeriesStore
 
@@ -153,12 +158,19 @@ class _GroupWriter:
             FamilyWriter(f.name, f.type, f.help, self.shared, f.extra_labels, f.unit) for f in group.families
         ]
 
-    def write(self, syntax: Syntax, group: Group[Any]) -> bytes:
+    def write(self, syntax: Syntax, group: Group[Any], series: SeriesCounts | None = None) -> bytes:
+        """The group's families in ``syntax``; each row's samples counted in ``series`` under its
+        target's name as ``group.counted_as``, when given."""
         out = [[writer.headers[syntax].decode()] for writer in self.writers]
         for labels, obj, now in group.rows:
             runs = self.shared.runs(labels)
+            written = 0
             for spec, writer, lines in zip(group.families, self.writers, out, strict=True):
-                lines.append(writer.lines(runs, spec.samples(obj, now)))
+                samples = tuple(spec.samples(obj, now))
+                written += len(samples)
+                lines.append(writer.lines(runs, samples))
+            if series is not None and group.counted_as:
+                series.setdefault(labels[0], Counter())[group.counted_as] += written
         return "".join("".join(lines) for lines in out).encode()
 
 
@@ -167,11 +179,14 @@ class Exposition:
         """``registry``: prometheus-client's own collectors; the exporter's families are written here."""
         self._runner = runner
         self._registry = registry
-        self._labels = Labels(metrics_config)
+        self._labels = labels = Labels(metrics_config)
         self._lock = threading.Lock()
-        self.stores = [SeriesStore(table, metrics_config) for table in KIND_TABLES]
-        self._group_writers = [_GroupWriter(group) for group in self._labels.other_groups([])]
-        self._generic = _Chain(registry, EmrServerlessCollector(runner, metrics_config))
+        # A kind none of whose families is exported has no store: nothing of it is rendered.
+        self.stores = [SeriesStore(table, metrics_config) for table in labels.tables if labels.exports_any(table)]
+        self._group_writers = [_GroupWriter(group) for group in labels.per_target_groups([])]
+        self._closing_writers = [_GroupWriter(group) for group in labels.closing_groups([], {}, {})]
+        self.sizes = ExpositionSizes()
+        self._generic = _Chain(registry, EmrServerlessCollector(runner, metrics_config, self.sizes))
 
     def render(self, accept_header: str = "") -> tuple[bytes, str]:
         """(body, content type) for a scrape with this Accept header."""
@@ -184,23 +199,38 @@ class Exposition:
         negotiated = negotiate(accept_header)
         encoder, content_type, syntax = negotiated.encoder(), negotiated.content_type, negotiated.syntax
         if not negotiated.direct:
-            return [encoder(self._generic)], content_type
-        results = self._runner.latest or []
+            body = encoder(self._generic)
+            self.sizes.rendered(negotiated.syntax, len(body))
+            return [body], content_type
+        latest = self._runner.latest
+        results = latest or []
+        series: SeriesCounts = {}
         with self._lock:
             object_parts: list[bytes] = []
             for store in self.stores:
                 store.update(results)
                 object_parts += store.parts(syntax)
+                for target, count in store.series.items():
+                    series.setdefault(target, Counter())[store.kind_name] += count
         body = encoder(self._registry)
         eof = body.endswith(OPENMETRICS_EOF)
         if eof:  # OpenMetrics ends with one EOF marker, after everything
             body = body[: -len(OPENMETRICS_EOF)]
-        parts = [body, *object_parts, self._others(syntax, results)]
-        return ([*parts, OPENMETRICS_EOF] if eof else parts), content_type
+        parts = [body, *object_parts, self._others(syntax, results, series, self.sizes.reported(latest))]
+        if eof:
+            parts.append(OPENMETRICS_EOF)
+        self.sizes.rendered(syntax, sum(map(len, parts)))
+        return parts, content_type
 
-    def _others(self, syntax: Syntax, results: Sequence[TargetResult]) -> bytes:
-        groups = self._labels.other_groups(results)
-        return b"".join(writer.write(syntax, group) for writer, group in zip(self._group_writers, groups, strict=True))
+    def _others(self, syntax: Syntax, results: Sequence[TargetResult], series: SeriesCounts,
+                sizes: dict[str, int]) -> bytes:
+        labels = self._labels
+        groups = labels.per_target_groups(results)
+        writers = zip(self._group_writers, groups, strict=True)
+        written = [writer.write(syntax, group, series) for writer, group in writers]
+        closing = labels.closing_groups(results, series, sizes)
+        written += [writer.write(syntax, group) for writer, group in zip(self._closing_writers, closing, strict=True)]
+        return b"".join(written)
 
 
 # The body's many small pieces are compressed and sent in chunks of about this size.

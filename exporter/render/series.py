@@ -20,10 +20,14 @@ text and OpenMetrics; the families' headers are computed once per format.
 
 Each ``update`` keeps exactly the objects of the latest results: an object no longer exported leaves the
 store with its lines, so there are no stale series and memory follows what is exported.
+
+The table holds only the families ``metrics.allowlist`` / ``denylist`` export: a family left out is never
+read from an object, rendered or kept.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,14 +48,16 @@ _TAGS_VALUE = format_value(1.0)
 
 
 class _Entry:
-    """An object's lines, and for an object that may still change, its labels and samples: when it
-    does, the families whose samples are the same under the same labels keep their lines."""
+    """An object's lines and how many series they are, and for an object that may still change, its labels
+    and samples: when it does, the families whose samples are the same under the same labels keep their lines."""
 
-    __slots__ = ("labels", "lines", "samples", "version")
+    __slots__ = ("labels", "lines", "samples", "series", "version")
 
-    def __init__(self, version: Version, lines: Lines, labels: LabelValues | None, samples: Samples | None) -> None:
+    def __init__(self, version: Version, lines: Lines, series: int, labels: LabelValues | None,
+                 samples: Samples | None) -> None:
         self.version = version
         self.lines = lines
+        self.series = series
         self.labels = labels
         self.samples = samples
 
@@ -60,20 +66,25 @@ class SeriesStore:
     """The series of one kind's objects (its ``KindTable``)."""
 
     def __init__(self, table: KindTable[Any], config: MetricsConfig) -> None:
-        self._table = table
         self._labels = Labels(config)
+        self._table = table = self._labels.selection.table(table)
         self._shared = SharedLabels(self._labels.names(table))
         self._writers = [
             FamilyWriter(spec.name, spec.type, spec.help, self._shared, spec.extra_labels, spec.unit)
             for spec in table.families
         ]
-        self._tags = self._labels.tags_info_metric
+        self._tags = self._labels.exports_tags(table)
         self.headers: dict[Syntax, list[bytes]] = {}  # per syntax, one per family
         for fmt in SYNTAXES:
             self.headers[fmt] = [writer.headers[fmt] for writer in self._writers]
             if self._tags:
                 self.headers[fmt].append(header(fmt, table.tags_family, "gauge", table.tags_help))
         self._objects: dict[ObjectKey, _Entry] = {}
+        self.series: Counter[str] = Counter()  # by target name, in the latest ``update``
+
+    @property
+    def kind_name(self) -> str:
+        return self._table.kind.name
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -83,9 +94,11 @@ class SeriesStore:
         known = self._objects
         fresh: dict[ObjectKey, _Entry] = {}
         clock = self._table.clock
+        self.series = Counter()
         for result in results:
             identity, now = result.identity, result.finished_at
             names = application_names(result)
+            series = 0
             for obj in result.objects.get(self._table.kind, ()):
                 key = (identity.name, obj.id)
                 version = (identity, names.get(obj.application_id, ""), obj, clock(obj, now))
@@ -93,6 +106,8 @@ class SeriesStore:
                 if entry is None or entry.version != version:
                     entry = self._render(version, now, entry)
                 fresh[key] = entry
+                series += entry.series
+            self.series[identity.name] += series
         self._objects = fresh
 
     def parts(self, syntax: Syntax) -> list[bytes]:
@@ -133,6 +148,7 @@ class SeriesStore:
                 tags = self._labels.tags(identity, self._table, obj)
                 name = self._table.tags_family
                 lines.append(f"{name}{label_pairs(list(tags), list(tags.values()))} {_TAGS_VALUE}\n".encode())
+        series = sum(map(len, samples)) + int(self._tags)
         if self._table.kind.is_final(obj.state):  # final: it will not change again
-            return _Entry(version, tuple(lines), None, None)
-        return _Entry(version, tuple(lines), labels, samples)
+            return _Entry(version, tuple(lines), series, None, None)
+        return _Entry(version, tuple(lines), series, labels, samples)

@@ -21,6 +21,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from emr_serverless_simulator import Simulator, build_scenario
+from exporter.config.schema import parse_config
+from exporter.wiring import check_config
 from tests.helpers.support import aws_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -237,6 +239,12 @@ def test_values_schema_accepts_the_defaults_and_all_options(chart: Any, all_on_v
         {"prometheusRule": {"alerts": {"EMRServerlessTargetDown": {"threshold": "high"}}}},
         {"prometheusRule": {"alerts": {"EMRServerlessTargetDown": {"disabled": True}}}},
         {"prometheusRule": {"alerts": {"EMRServerlessTargetDown": False}}},
+        {"prometheusRule": {"sampleLimitShare": 1.5}},
+        {"prometheusRule": {"sampleLimitShare": 0}},
+        {"config": {"metrics": {"allowlist": ["emr_serverless_job_run_state"], "denylist": ["emr_serverless_up"]}}},
+        {"config": {"metrics": {"denylist": "emr_serverless_job_run_state"}}},
+        {"config": {"discovery": {"max_terminated_job_runs_per_application": -1}}},
+        {"config": {"discovery": {"max_terminated_sessions_per_application": "100"}}},
         {"extraObjects": [5]},
     ],
     ids=lambda values: json.dumps(values),
@@ -401,6 +409,11 @@ def test_config_map_holds_values_config(rendered: Rendered) -> None:
     assert yaml.safe_load(config_map["data"]["config.yaml"]) == rendered.merged["config"]
 
 
+def test_the_config_map_is_a_configuration_the_exporter_accepts(rendered: Rendered) -> None:
+    config = parse_config(rendered.one("ConfigMap")["data"]["config.yaml"])
+    check_config(config)  # metrics.denylist names families that exist
+
+
 def test_config_is_mounted_where_the_args_point(rendered: Rendered) -> None:
     config_map = rendered.one("ConfigMap")
     mounts = {mount["mountPath"]: mount for mount in rendered.container["volumeMounts"]}
@@ -535,6 +548,9 @@ def test_prometheus_rule_applies_the_alert_options(all_on: Rendered, all_on_valu
         if name == "EMRServerlessListingBehind":  # no threshold set: the chart's, 12 collections of 2 minutes
             assert "threshold" not in alert and options["listingBehindCollections"] == 12
             alert = {**alert, "threshold": 1440}
+        if name == "EMRServerlessExporterNearSampleLimit":  # no threshold set: 0.75 of the sample limit, 200000
+            assert "threshold" not in alert and options["sampleLimitShare"] == 0.75
+            alert = {**alert, "threshold": 150000}
         if "expr" in alert:
             want["expr"] = alert["expr"]
         if "threshold" in alert:
@@ -579,6 +595,26 @@ def test_listing_behind_threshold_is_collections_of_the_collection_interval(
     values = {**values, "prometheusRule": {"enabled": True, **values.get("prometheusRule", {})}}
     rule = rules_by_name(Rendered(chart, values).one("PrometheusRule")["spec"]["groups"])["EMRServerlessListingBehind"]
     assert COMPARISON.findall(rule["expr"]) == [(">", " ")], rule["expr"]
+    assert rule["expr"].rstrip().endswith(f"> {threshold}"), rule["expr"]
+
+
+@pytest.mark.parametrize(
+    ("values", "threshold"),
+    [
+        ({}, "500000"),  # no sample limit: the rules file's own number
+        ({"serviceMonitor": {"sampleLimit": 100000}}, "80000"),
+        ({"serviceMonitor": {"sampleLimit": 1000000}, "prometheusRule": {"sampleLimitShare": 0.9}}, "900000"),
+        ({"serviceMonitor": {"sampleLimit": 100000},
+          "prometheusRule": {"alerts": {"EMRServerlessExporterNearSampleLimit": {"threshold": 12345}}}}, "12345"),
+    ],
+    ids=["no-limit", "limit", "limit-share", "explicit"],
+)
+def test_near_sample_limit_threshold_is_a_share_of_the_sample_limit(
+    chart: Any, values: dict[str, Any], threshold: str
+) -> None:
+    values = {**values, "prometheusRule": {"enabled": True, **values.get("prometheusRule", {})}}
+    groups = Rendered(chart, values).one("PrometheusRule")["spec"]["groups"]
+    rule = rules_by_name(groups)["EMRServerlessExporterNearSampleLimit"]
     assert rule["expr"].rstrip().endswith(f"> {threshold}"), rule["expr"]
 
 

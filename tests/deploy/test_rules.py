@@ -107,7 +107,9 @@ def test_alert_description_names_the_labels_a_responder_needs(alert: dict[str, A
     text = alert["annotations"]["summary"] + " " + alert["annotations"]["description"]
     used = set(re.findall(r"\$labels\.(\w+)", text))
     kinds = set(re.findall(r"emr_serverless_(session|job_run)_", expr))
-    if re.search(r"emr_serverless_(stale_objects|oldest_\w+_age_seconds|invalid_objects_total)\b", expr):
+    if "by (job, instance)" in expr:  # one exporter pod, every target together
+        needed = {"instance", "job"}
+    elif re.search(r"emr_serverless_(stale_objects|oldest_\w+_age_seconds|invalid_objects_total)\b", expr):
         needed = {"target", "kind"}  # the exporter's own, per kind of object
     elif kinds and "sum by" not in expr:  # one session or job run
         needed = {"target", "application_name", "application_id"} | {f"{kind}_id" for kind in kinds}

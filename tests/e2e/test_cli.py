@@ -51,6 +51,9 @@ def test_bad_flags_exit_2_with_one_line(args: list[str], expected: list[str]) ->
         ("aws:\n  max_concurrency: -3\n", "aws.max_concurrency: must be from 1 to 256"),
         ("discovery:\n  bogus: 1\n", "discovery.bogus: unknown key"),
         ("targets: [\n", "invalid YAML at line 2"),
+        ("metrics:\n  denylist: [emr_serverless_job_run_state, emr_serverless_jobrun_attempt]\n",
+         "metrics.denylist[1]: 'emr_serverless_jobrun_attempt' is no metric family of the exporter"),
+        ("metrics:\n  allowlist: [x]\n  denylist: [y]\n", "metrics.denylist: cannot be set together with"),
     ],
 )
 def test_bad_configuration_exits_2_naming_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

@@ -49,7 +49,8 @@ def world() -> Iterator[tuple[Store, Clock, Any, Any, Any]]:
         }))
         runner = build_runner(config)
         try:
-            yield store, clock, runner, build_registry(runner, config), build_exposition(runner, config)
+            exposition = build_exposition(runner, config)
+            yield store, clock, runner, build_registry(runner, config, sizes=exposition.sizes), exposition
         finally:
             runner.close()
 

@@ -54,6 +54,7 @@ WIDGETS: ObjectKind[WidgetSummary, Widget] = ObjectKind(
     list_operation="ListWidgets", list_key="widgets", summary=WidgetSummary,
     get_operation="GetWidget", get_id_param="widgetId", get_key="widget", detail=Widget,
     enabled_key="sessions", max_age_key="terminated_session_max_age_seconds", lookback_key="session_lookback_seconds",
+    max_terminated_key="max_terminated_sessions_per_application",
 )
 WIDGET_TABLE: KindTable[Widget] = KindTable(
     kind=WIDGETS, id_label="widget_id", name_label="widget_name",
@@ -112,6 +113,7 @@ def test_every_kind_names_configuration_keys_that_exist(kind: ObjectKind[Any, An
     keys = {f.name: f.type for f in dataclasses.fields(DiscoveryConfig)}
     assert keys[kind.enabled_key] == "bool"
     assert keys[kind.max_age_key] == keys[kind.lookback_key] == "float"
+    assert keys[kind.max_terminated_key] == "int"
 
 
 def test_every_kind_has_one_metric_table() -> None:

@@ -53,9 +53,10 @@ class FixedRunner(CollectionRunner):
 @pytest.fixture
 def served() -> tuple[FixedRunner, Exposition, CollectorRegistry]:
     runner = FixedRunner()
+    exposition = Exposition(runner, CollectorRegistry(auto_describe=False), CONFIG)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(EmrServerlessCollector(runner, CONFIG))
-    return runner, Exposition(runner, CollectorRegistry(auto_describe=False), CONFIG), registry
+    registry.register(EmrServerlessCollector(runner, CONFIG, exposition.sizes))  # the same body sizes reported
+    return runner, exposition, registry
 
 
 def serve(served: tuple[FixedRunner, Exposition, CollectorRegistry], results: list[TargetResult]) -> bytes:
