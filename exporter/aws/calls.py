@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -145,6 +146,29 @@ def clean_message(message: str) -> str:
     """One short line with no secrets (URL userinfo, tokens, known secrets): error texts reach logs,
     metrics' neighbours and the unauthenticated landing page."""
     return redact(" ".join(str(message).split()))[:MAX_MESSAGE_CHARS]
+
+
+@dataclass
+class ListingProgress:
+    """How far a listing got: the items of its pages so far, and the token of the next page. A listing the
+    budget cut short resumes from here next collection instead of starting over (a first listing can be
+    more pages than one collection's ListJobRuns budget, and would otherwise never finish)."""
+
+    items: list[Any] = field(default_factory=list)
+    seen_tokens: set[str] = field(default_factory=set)
+    token: str | None = None
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.seen_tokens.clear()
+        self.token = None
+
+
+def deferral(error: BaseException) -> bool:
+    """Out of budget, ours (rate limit, deadline) or AWS's (throttling after the retries): no error."""
+    return isinstance(error, (Deferred, DeadlineReached)) or (
+        isinstance(error, ApiError) and error.code in THROTTLING_CODES
+    )
 
 
 class ApiCallCounter:
@@ -483,6 +507,7 @@ class EmrServerlessApi:
         states: tuple[str, ...] = (),
         created_at_after: datetime | None = None,
         extra: Iterable[tuple[str, str]] = (),
+        progress: ListingProgress | None = None,
     ) -> list[SummaryT]:
         """Every page of one application's listing of ``kind`` (ListSessions, ListJobRuns); ``extra``: more
         request members the kind's operation takes (a job-run ``mode``)."""
@@ -492,7 +517,8 @@ class EmrServerlessApi:
         if created_at_after is not None:
             params["createdAtAfter"] = created_at_after
         method = getattr(self._client, botocore.xform_name(kind.list_operation))
-        summaries = self._list(kind.list_operation, method, params, deadline, kind.list_key, kind.summary, kind.name)
+        summaries = self._list(kind.list_operation, method, params, deadline, kind.list_key, kind.summary, kind.name,
+                               progress)
         return [s for s in summaries if self._belongs(kind, s.application_id, application_id, s.id)]
 
     def get_object(
@@ -563,12 +589,15 @@ class EmrServerlessApi:
 
     def _list(
         self, operation: str, method: Any, params: dict[str, Any], deadline: Deadline,
-        key: str, kind: type[T], kind_name: str,
+        key: str, kind: type[T], kind_name: str, progress: ListingProgress | None = None,
     ) -> list[T]:
         """Every page, within bounds: a repeated token or more than ``max_pages`` pages fails the listing.
-        Each page is validated as it arrives, so a long listing holds compact structs, not botocore's dicts."""
-        items: list[T] = []
-        seen_tokens: set[str] = set()
+        Each page is validated as it arrives, so a long listing holds compact structs, not botocore's dicts.
+        With ``progress``, the listing resumes where a budget-deferred one stopped, and a deferral (the rate
+        limit, the deadline, throttling) leaves what it gathered there for the next try."""
+        progress = progress or ListingProgress()
+        items: list[T] = progress.items
+        seen_tokens = progress.seen_tokens
         has_items = _has(key, list)
 
         def valid_page(page: dict[str, Any]) -> Problem | None:
@@ -582,6 +611,8 @@ class EmrServerlessApi:
                 return PAGE_LIMIT, f"more than {self._max_pages} pages (aws.max_pages)"
             return has_items(page)
 
+        if progress.token:
+            params = {**params, "nextToken": progress.token}
         page: dict[str, Any] = {}
         try:
             while True:
@@ -589,16 +620,19 @@ class EmrServerlessApi:
                 items.extend(self._valid(page[key], kind, kind_name))
                 token = page.get("nextToken")
                 if not token:
-                    return items
+                    found = list(items)
+                    progress.clear()
+                    return found
                 seen_tokens.add(token)
+                progress.token = token
                 params = {**params, "nextToken": token}
-        except BaseException:
-            # The error's traceback holds this frame, and the collection keeps the error: drop what the failed
-            # listing gathered, or it lives as long as the error does (a listing abandoned at the deadline
-            # kept its tens of thousands of summaries in a reference cycle until a full garbage collection).
-            items.clear()
-            seen_tokens.clear()
+        except BaseException as err:
             page = {}
+            if not deferral(err):
+                # The error's traceback holds this frame, and the collection keeps the error: drop what the
+                # failed listing gathered, or it lives as long as the error does (a listing abandoned at the
+                # deadline kept its tens of thousands of summaries in a reference cycle until a full GC).
+                progress.clear()
             raise
 
     def _call(

@@ -328,8 +328,9 @@ class Inventory(Generic[SummaryT, DetailT]):
 
     @property
     def unfetched(self) -> int:
-        """Objects listed but not fetched yet: not exported until they are."""
-        return sum(map(len, self._unfetched.values()))
+        """Active objects listed but not fetched yet (ended ones waiting for their one fetch are not stale: a
+        restart's backlog of them must not read as active objects going unrefreshed)."""
+        return sum(not self.is_final(s.state) for listed in self._unfetched.values() for s in listed.values())
 
     def aged_out(self, obj: DetailT | SummaryT, now: float) -> bool:
         """Final and ended more than the kind's max age ago (a summary has no end: its updatedAt is when it

@@ -45,7 +45,9 @@ class CollectionRunner:
         with self._cond:
             if self._in_flight or self._closed:
                 self._cond.wait_for(lambda: not self._in_flight or self._closed, timeout=limit)
-                return self.latest if self.latest is not None else self._known()
+                if self.latest is None:  # the first collection is still running: up 0, not an empty exposition
+                    self.latest = self._known()
+                return self.latest
             # Start to start, so that one scrape per interval longer than min_interval still collects each
             # time however long the collection takes; a clock set back does not pin the last result.
             now = self._clock()

@@ -30,12 +30,12 @@ from typing import Any
 from exporter.aws.calls import (
     CALL_ROOM_SECONDS,
     NOT_FOUND,
-    THROTTLING_CODES,
     ApiError,
-    DeadlineReached,
     Deferred,
     EmrServerlessApi,
+    ListingProgress,
     account_id_from_arn,
+    deferral,
 )
 from exporter.collect.discovery import ApplicationFilter, Listing, ListingWindows, Shard
 from exporter.collect.inventory import Applications, Inventory, Refresh
@@ -132,6 +132,8 @@ class ListApplications:
 @dataclass(frozen=True)
 class ListObjects:
     listing: Listing
+    progress: ListingProgress  # where a try the budget cut short stopped: the next one resumes there
+    index: int  # which of the application's listings of that kind
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,22 @@ KindKey = tuple[AnyKind, str]
 
 
 @dataclass
+class _AppListings:
+    """An application's listings of one kind, from their first try until every one has its last page: a try
+    the budget (ListJobRuns' rate limit, the deadline, throttling) cuts short resumes next collection from the
+    page it reached, so that a first listing longer than one collection's budget still finishes."""
+
+    started: float  # when the first try began: what was created before it is known once all are done
+    listings: list[Listing]
+    progress: list[ListingProgress]
+    results: list[list[Any] | None]  # each listing's summaries, once it is done
+
+    @classmethod
+    def new(cls, listings: list[Listing], started: float) -> _AppListings:
+        return cls(started, listings, [ListingProgress() for _ in listings], [None] * len(listings))
+
+
+@dataclass
 class _Pass:
     """The bookkeeping of one collection of one target."""
 
@@ -162,22 +180,19 @@ class _Pass:
     errors: list[ApiError] = field(default_factory=list)
     listings_left: dict[KindKey, int] = field(default_factory=dict)  # per kind and application
     listing_failed: set[KindKey] = field(default_factory=set)
-    listed: dict[KindKey, list[Any]] = field(default_factory=dict)  # summaries per kind and application, so far
     asked: set[KindKey] = field(default_factory=set)  # objects given to a detail call
     held: list[Refresh] = field(default_factory=list)  # not urgent: submitted once every listing is in
     hold_until: float = 0.0  # on the monotonic clock: past it, nothing more is held
     refreshed: set[KindKey] = field(default_factory=set)
     running: set[int] = field(default_factory=set)  # calls a worker has started (set ops are atomic)
     applications: list[Application] | None = None  # ListApplications' answer, if it came
-    waiting_listings: dict[AnyKind, list[Listing]] = field(default_factory=dict)  # rate-limited, in plan order
+    waiting_listings: dict[AnyKind, list[ListObjects]] = field(default_factory=dict)  # rate-limited, in plan order
     discovery_failed: bool = False  # ListApplications failed for another reason than the budget
 
 
 def _deferred(error: BaseException) -> bool:
-    """Out of budget, ours (rate limit, deadline) or AWS's (throttling after the retries)."""
-    return isinstance(error, (Deferred, DeadlineReached, Expired)) or (
-        isinstance(error, ApiError) and error.code in THROTTLING_CODES
-    )
+    """Out of budget, ours (rate limit, deadline, no worker in time) or AWS's (throttling after the retries)."""
+    return isinstance(error, Expired) or deferral(error)
 
 
 class TargetCollector:
@@ -211,6 +226,8 @@ class TargetCollector:
         self.inventories: dict[AnyKind, Inventory[Any, Any]] = {k: Inventory(k, discovery) for k in self.kinds}
         self.windows: dict[AnyKind, ListingWindows] = {k: ListingWindows(k, discovery) for k in self.kinds}
         self._cache_hits: dict[AnyKind, int] = dict.fromkeys(self.kinds, 0)
+        # Per kind and application, listings under way across collections (``_AppListings``).
+        self._app_listings: dict[KindKey, _AppListings] = {}
         self._failures = 0  # ListApplications failed (not throttled) this many collections in a row
         self._backoff_until = 0.0  # on the monotonic clock: no call before it
         self._random = random.Random()
@@ -264,16 +281,20 @@ class TargetCollector:
             applications_to_list = applications
         for kind in self.kinds:
             to_list = self._to_list(kind, applications_to_list, run.deadline)
-            planned: list[Listing] = []
+            planned: list[ListObjects] = []
             for app in to_list:
-                listings = self.windows[kind].listings(app.id, run.started)
-                run.listings_left[kind, app.id] = len(listings)
-                planned += listings
+                state = self._app_listings.get((kind, app.id))
+                if state is None:
+                    state = _AppListings.new(self.windows[kind].listings(app.id, run.started), run.started)
+                    self._app_listings[kind, app.id] = state
+                todo = [index for index, result in enumerate(state.results) if result is None]
+                run.listings_left[kind, app.id] = len(todo)
+                planned += [ListObjects(state.listings[i], state.progress[i], i) for i in todo]
             if self._api.rate_limited(kind.list_operation):
                 planned, run.waiting_listings[kind] = planned[:LIMITED_LISTINGS_IN_FLIGHT], planned[
                     LIMITED_LISTINGS_IN_FLIGHT:]
-            for listing in planned:
-                self._submit(run, ListObjects(listing), LISTING_PRIORITY)
+            for call in planned:
+                self._submit(run, call, LISTING_PRIORITY)
             # Not listed this time (quiet, or past the listing budget): what is known is refreshed all the same,
             # within the detail call's own budget, as after a failed listing.
             for app in applications_to_list:
@@ -293,7 +314,7 @@ class TargetCollector:
         ended: dict[AnyKind, dict[str, dict[str, int]]] = {}
         for kind, inventory in self.inventories.items():
             known = inventory.objects(now)
-            fetched = [k for k in known if not k.partial]  # the others are counted in ``inventory.unfetched``
+            fetched = [k for k in known if not k.partial]  # active others: counted in ``inventory.unfetched``
             active = [k for k in fetched if not kind.is_final(k.obj.state)]
             self._cache_hits[kind] += sum(
                 1 for k in fetched
@@ -349,6 +370,8 @@ class TargetCollector:
         for app in run.applications:
             self._account_id = account_id_from_arn(app.arn) or self._account_id
         self.applications.discovered(app for app in run.applications if self._filter.wanted(app))
+        self._app_listings = {key: state for key, state in self._app_listings.items()
+                              if key[1] in self.applications.by_id}
         for kind in self.kinds:
             self.inventories[kind].keep_applications(self.applications.by_id)
             self.windows[kind].keep(self.applications.by_id, run.started)
@@ -360,9 +383,10 @@ class TargetCollector:
         match call:
             case ListApplications(states):
                 return api.list_applications(deadline, states)
-            case ListObjects(listing):
+            case ListObjects(listing, progress):
                 return api.list_objects(listing.kind, listing.application_id, deadline, states=listing.states,
-                                        created_at_after=listing.created_after, extra=listing.extra)
+                                        created_at_after=listing.created_after, extra=listing.extra,
+                                        progress=progress)
             case GetApplication(app):
                 return api.get_application(app.id, deadline)
             case GetObject(refresh):
@@ -446,19 +470,21 @@ class TargetCollector:
                 elif not _deferred(error):  # throttled or deferred: the last discovery stands, up stays 1
                     run.discovery_failed = True
                     self._failed(run, error)
-            case ListObjects(listing):
+            case ListObjects(listing, _, index):
                 waiting = run.waiting_listings.get(listing.kind)
                 if waiting and not run.deadline.passed:
-                    self._submit(run, ListObjects(waiting.pop(0)), LISTING_PRIORITY)
-                if error is None:
-                    self._listed(run, listing, result)
-                elif not_found:
-                    self._listed(run, listing, [])  # the application was deleted after it was listed
+                    self._submit(run, waiting.pop(0), LISTING_PRIORITY)
+                key = (listing.kind, listing.application_id)
+                state = self._app_listings.get(key)
+                if error is None or not_found:  # not found: the application was deleted after it was listed
+                    if state is not None:
+                        state.results[index] = result if error is None else []
                 else:
-                    run.listing_failed.add((listing.kind, listing.application_id))
-                    if not _deferred(error):
+                    run.listing_failed.add(key)
+                    if not _deferred(error):  # failed: the next try starts over (a deferred one resumes)
                         self._failed(run, error)
-                    self._listed(run, listing, [])
+                        self._app_listings.pop(key, None)
+                self._listed(run, key)
             case GetApplication(app):
                 if error is None:
                     self.applications.described(app, result)
@@ -481,20 +507,23 @@ class TargetCollector:
                     # first in line next time (throttling shows in the API counters, staleness in its gauges).
                     self._failed(run, error)
 
-    def _listed(self, run: _Pass, listing: Listing, summaries: Iterable[Any]) -> None:
-        """One listing is in; once all of the application's listings of that kind are, plan its detail calls."""
-        key = (listing.kind, listing.application_id)
-        run.listed.setdefault(key, []).extend(summaries)
+    def _listed(self, run: _Pass, key: KindKey) -> None:
+        """One listing is in; once all of the application's listings of that kind are, plan its detail calls
+        (with every listing done: from them; else from what is known, as after a failed listing)."""
         run.listings_left[key] -= 1
         if run.listings_left[key] > 0:
             return
-        inventory = self.inventories[listing.kind]
-        app = self.applications.by_id.get(listing.application_id)
-        if key in run.listing_failed or app is None:
-            refreshes = inventory.fallback(listing.application_id)
+        kind, application_id = key
+        inventory = self.inventories[kind]
+        app = self.applications.by_id.get(application_id)
+        state = self._app_listings.get(key)
+        if key in run.listing_failed or app is None or state is None or None in state.results:
+            refreshes = inventory.fallback(application_id)
         else:
-            self.windows[listing.kind].listed(app, run.started)
-            refreshes = inventory.plan(listing.application_id, run.listed.pop(key), self._clock())
+            del self._app_listings[key]
+            self.windows[kind].listed(app, state.started)
+            summaries = [summary for result in state.results if result is not None for summary in result]
+            refreshes = inventory.plan(application_id, summaries, self._clock())
         for refresh in refreshes:
             self._refresh(run, refresh)
         if not run.pending_listings:  # the last listing is in: every application is planned

@@ -129,3 +129,26 @@ def test_a_kind_switched_off_costs_no_call_and_the_mode_filter_is_sent(store: St
         assert run_ids(scrape(registry)) == {batch}
     finally:
         runner.close()
+
+
+def test_a_listing_longer_than_one_collections_budget_resumes_where_it_stopped(
+    store: Store, simulator: Simulator
+) -> None:
+    # Seven pages at 1 ListJobRuns a second and 2.5 s collections: no collection can list it whole. Each try
+    # started over, and the runs were never exported; now each resumes from the page the last one reached.
+    now = time.time()
+    app = store.add_application(name="busy")
+    truth = {store.add_job_run(app, state="SUCCESS", created_at=now - 900, ended_at=now - 600) for _ in range(300)}
+    truth.add(store.add_job_run(app, state="RUNNING"))
+    runner, registry = collecting(simulator.url, discovery=NO_SESSIONS, collection={"timeout_seconds": 2.5},
+                                  aws={"rate_limits": {"ListJobRuns": {"requests_per_second": 1, "burst": 1},
+                                                       "GetJobRun": {"requests_per_second": 50, "burst": 50}}})
+    collections = 0
+    try:
+        while collections < 12 and run_ids(scrape(registry)) != truth:
+            assert runner.collect()[0].up
+            collections += 1
+    finally:
+        runner.close()
+    assert run_ids(scrape(registry)) == truth
+    assert store.calls["ListJobRuns"] <= 7 + 2 * collections  # the pages, and at most the tries cut short

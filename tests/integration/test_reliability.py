@@ -3,6 +3,7 @@ restarts lose nothing, failures serve what is known, throttling defers instead o
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -280,3 +281,22 @@ def test_states_stay_fresh_from_listings_when_no_get_session_gets_through(store:
     current = {s.labels["session_id"]: s.labels["state"] for s in samples["emr_serverless_session_state"] if s.value}
     assert current == {sid: "BUSY" if sid in sessions[:3] else "IDLE" for sid in sessions}
     assert value(samples, "emr_serverless_stale_objects", kind="session") == 20
+
+
+def test_a_scrape_during_the_first_collection_gets_up_0_not_an_empty_exposition(
+    store: Store, simulator: Simulator
+) -> None:
+    store.add_application(name="slow")
+    store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=2000))
+    runner, registry = collecting(simulator.url)
+    first = threading.Thread(target=runner.collect)
+    first.start()
+    try:
+        time.sleep(0.3)  # the first collection is under way
+        joined = runner.collect(timeout=0.5)
+        samples = scrape(registry)
+    finally:
+        first.join()
+        runner.close()
+    assert [result.up for result in joined] == [False]
+    assert value(samples, "emr_serverless_up") == 0  # rendered from runner.latest: was no target series at all
