@@ -26,13 +26,11 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from io import BytesIO
 from pathlib import Path
 
 import yaml
@@ -41,6 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from emr_serverless_simulator import Simulator, Store  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import revision_tree  # noqa: E402  (a sibling script: git archive of exporter/ at a revision)
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
@@ -170,16 +171,6 @@ def measure(exporter: Exporter, load: str, scrapes: int) -> list[float | None]:
             time.sleep(SCRAPE_GAP_SECONDS)
     time.sleep(SETTLE_SECONDS)  # the server sees the load's connections close before the next measurement
     return times
-
-
-def revision_tree(revision: str, into: Path) -> Path:
-    """``exporter/`` as it was at ``revision``, extracted under ``into``."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "exporter"],
-                             capture_output=True, check=True).stdout
-    into.mkdir(parents=True)
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
 
 
 def main() -> None:
