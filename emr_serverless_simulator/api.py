@@ -426,9 +426,8 @@ def terminate_session(store: Store, path: Mapping[str, str], query: Mapping[str,
     return {"applicationId": view.application_id, "sessionId": view.session_id}
 
 
-def start_session(store: Store, path: Mapping[str, str], body: JsonObject) -> JsonObject:
-    application_id = path["applicationId"]
-    app = _application(store, application_id)
+def _start_members(body: JsonObject) -> tuple[str, str, Any, Any]:
+    """What StartSession and StartJobRun both take, checked alike: (executionRoleArn, clientToken, name, tags)."""
     role = body.get("executionRoleArn")
     token = body.get("clientToken")
     if not isinstance(role, str) or len(role) < 20:
@@ -443,6 +442,13 @@ def start_session(store: Store, path: Mapping[str, str], body: JsonObject) -> Js
         not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
     ):
         raise validation("tags must map strings to strings")
+    return role, token, name, tags
+
+
+def start_session(store: Store, path: Mapping[str, str], body: JsonObject) -> JsonObject:
+    application_id = path["applicationId"]
+    app = _application(store, application_id)
+    role, token, name, tags = _start_members(body)
     idle = body.get("idleTimeoutMinutes")
     if idle is not None and (not isinstance(idle, int) or isinstance(idle, bool) or not 0 <= idle <= 1_000_000):
         raise validation("idleTimeoutMinutes must be an integer between 0 and 1000000")
@@ -595,20 +601,7 @@ def _retry_policy(body: JsonObject) -> dict[str, int] | None:
 def start_job_run(store: Store, path: Mapping[str, str], body: JsonObject) -> JsonObject:
     application_id = path["applicationId"]
     app = _application(store, application_id)
-    role = body.get("executionRoleArn")
-    token = body.get("clientToken")
-    if not isinstance(role, str) or len(role) < 20:
-        raise validation("executionRoleArn is required and must be an IAM role ARN")
-    if not isinstance(token, str) or not 1 <= len(token) <= 64:
-        raise validation("clientToken is required")
-    name = body.get("name")
-    if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= 256):
-        raise validation("name must be a string of 1 to 256 characters")
-    tags = body.get("tags")
-    if tags is not None and (
-        not isinstance(tags, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items())
-    ):
-        raise validation("tags must map strings to strings")
+    role, token, name, tags = _start_members(body)
     mode = body.get("mode", "BATCH")
     if mode not in JOB_RUN_MODES:
         raise validation(f"mode must be one of {', '.join(JOB_RUN_MODES)}")
