@@ -11,9 +11,11 @@ of those quotas) but ``collection.interval_seconds`` (background mode, 15 s) and
 ``--exporter-config`` merges more keys in (a ``metrics.denylist``, say), ``--label`` names the row.
 
 It prints, in this order:
-- the restart case: from the exporter's start, how long until every job run the simulator says should be
-  exported (active, or ended less than ``discovery.terminated_job_run_max_age_seconds`` ago) is exported,
-  beside the listing bound ceil(2 A / R) seconds + one collection (A applications, R ListJobRuns/s);
+- the restart case: from the exporter's start, how long until every active job run, and then every job run
+  the simulator says should be exported (active, or ended less than
+  ``discovery.terminated_job_run_max_age_seconds`` ago), is exported, beside the listing bound
+  ceil(2 A / R) seconds + one collection (A applications, R ListJobRuns/s), and beside the pages a cold
+  start lists: the exporter's, and the fewest any client could (the runs to export, 50 a page);
 - then, over ``--steady-seconds`` of steady state: scrape wall time (plain and gzip, median and max, timed
   by curl), series and bytes of the exposition, peak RSS, exporter CPU per refreshed object (GetSession and
   GetJobRun answered), API calls per operation per collection and the call rate the simulator saw beside
@@ -53,16 +55,28 @@ LATENCY_MS = 50.0
 SAMPLE = re.compile(rb'^(\w+)\{([^}]*)\} (\S+)$', re.M)
 
 
-def truth(store: Any, max_age: float) -> set[str]:
+def truth(store: Any, max_age: float, *, active_only: bool = False) -> set[str]:
     """The job runs the exporter should export now: active, or ended within ``max_age``."""
     now = store.now()
     wanted = set()
     for app in store.application_ids():
         for run_id in store.job_run_ids(app):
             run = store.job_run(app, run_id)
-            if run is not None and (run.ended_at is None or run.ended_at >= now - max_age):
+            if run is not None and (run.ended_at is None or (not active_only and run.ended_at >= now - max_age)):
                 wanted.add(run_id)
     return wanted
+
+
+def first_listing_pages(store: Any, lookback: float) -> int:
+    """ListJobRuns pages of the exporter's cold start: per application, one listing of the active runs and one
+    of every run created in the look-back, 50 runs a page."""
+    now, pages = store.now(), 0
+    for app in store.application_ids():
+        runs = [run for run in (store.job_run(app, run_id) for run_id in store.job_run_ids(app)) if run is not None]
+        active = sum(1 for run in runs if run.ended_at is None)
+        created = sum(1 for run in runs if run.created_at >= now - lookback)
+        pages += max(1, math.ceil(active / 50)) + max(1, math.ceil(created / 50))
+    return pages
 
 
 def scrape(url: str, gzip: bool) -> tuple[float, bytes, int]:
@@ -132,11 +146,16 @@ def main() -> None:
     }
     if args.exporter_config:
         config = deep_merge(config, yaml.safe_load(args.exporter_config.read_text()) or {})
-    rate = limits["ListJobRuns"].requests_per_second
+    rate, burst = limits["ListJobRuns"].requests_per_second, limits["ListJobRuns"].burst
     bound = math.ceil(2 * APPLICATIONS / rate) + args.interval if rate else args.interval
     print(f"XL ({args.label}): {APPLICATIONS} applications, built in {built:.2f} s; "
           f"{len(truth(store, max_age)):,} job runs to export; listing bound {bound:.0f} s "
           f"(ceil(2 x {APPLICATIONS} / {rate:g} ListJobRuns/s) + one {args.interval:g} s collection)")
+    if rate:
+        pages = first_listing_pages(store, defaults.discovery.job_run_lookback_seconds)
+        fewest = math.ceil(len(truth(store, max_age)) / 50)  # the runs to export, 50 a page
+        print(f"cold start: {pages} ListJobRuns pages ({(pages - burst) / rate:.0f} s at {rate:g}/s after a "
+              f"burst of {burst}); the fewest any client can make: {fewest} ({(fewest - burst) / rate:.0f} s)")
 
     with tempfile.TemporaryDirectory() as workdir:
         exporter = Exporter(ROOT, config, Path(workdir))
@@ -144,14 +163,19 @@ def main() -> None:
         try:
             began = time.time()
             exporter.wait_ready()
-            complete_after = None
+            complete_after = active_after = None
             while time.time() - began < args.restart_timeout:
                 _, body, _ = scrape(url, gzip=True)
-                missing = truth(store, max_age) - exported_runs(body)
+                exported = exported_runs(body)
+                if active_after is None and not truth(store, max_age, active_only=True) - exported:
+                    active_after = time.time() - began
+                missing = truth(store, max_age) - exported
                 if not missing:
                     complete_after = time.time() - began
                     break
                 time.sleep(5)
+            print(f"restart: every active job run exported after {active_after:.0f} s" if active_after is not None
+                  else f"restart: active job runs still missing after {args.restart_timeout:.0f} s")
             print(f"restart: every job run exported after {complete_after:.0f} s" if complete_after is not None
                   else f"restart: {len(missing)} job runs still missing after {args.restart_timeout:.0f} s")
 

@@ -73,6 +73,11 @@ class Listing:
     created_after: datetime | None = None
     extra: tuple[tuple[str, str], ...] = ()  # more request members (a job-run mode)
 
+    @property
+    def every_active(self) -> bool:
+        """Lists every active object of the application, however old: what it shows can be taken in alone."""
+        return self.created_after is None and self.states == self.kind.active_states
+
 
 class ListingWindows:
     """Per application, when its last complete listing of one kind started: where the next one's window
@@ -88,8 +93,9 @@ class ListingWindows:
         self._listed_as: dict[str, tuple[str, datetime]] = {}
 
     def listings(self, application_id: str, now: float) -> list[Listing]:
-        """The active objects, and those created since the last complete listing (the first time, since
-        the look-back), of any state."""
+        """The active objects, however old (first: a cold start lists them for every application before any
+        look-back), and those created since the last complete listing (the first time, since the look-back),
+        of any state: one in a state AWS adds later is listed too."""
         listed_before = self._listed_at.get(application_id)
         since = now - self._lookback if listed_before is None else listed_before - LISTING_OVERLAP_SECONDS
         return [
@@ -97,6 +103,9 @@ class ListingWindows:
             Listing(self.kind, application_id, created_after=datetime.fromtimestamp(since, timezone.utc),
                     extra=self._extra),
         ]
+
+    def never_listed(self, application_id: str) -> bool:
+        return application_id not in self._listed_at
 
     def quiet(self, app: Application) -> bool:
         """The application runs nothing and nothing changed since its last complete listing: no need to

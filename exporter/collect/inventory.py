@@ -122,8 +122,10 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._answered = 0  # detail calls answered in this collection
         self._budget = 0  # detail calls answered by the last collection that had any answered
         self.period = math.inf  # P: collections in which every active object can be refreshed once
-        # Per application with a complete listing: objects seen reaching each final state since, cumulative.
-        self.ended: dict[str, Counter[str]] = {}
+        # Per application: objects seen reaching each final state since the start, cumulative (``ended``).
+        self._ends: dict[str, Counter[str]] = {}
+        # Applications listed completely at least once: their ends are exported from then on, zeros included.
+        self._listed_completely: set[str] = set()
         # Per application, the objects whose end was counted, or that were already final when first seen.
         self._final_seen: dict[str, set[str]] = {}
         # Per application, what the listing says of each unfetched object (a kind with ``from_summary``).
@@ -150,9 +152,15 @@ class Inventory(Generic[SummaryT, DetailT]):
         if object_id in seen:
             return False
         seen.add(object_id)
-        if count and application_id in self.ended:
-            self.ended[application_id][state] += 1
+        if count:
+            self._ends.setdefault(application_id, Counter())[state] += 1
         return True
+
+    @property
+    def ended(self) -> dict[str, Counter[str]]:
+        """Per application listed completely at least once, the objects seen reaching each final state since
+        the start (one seen active by a cold start's first listing and ended before its look-back was in, too)."""
+        return {app: self._ends.get(app, Counter()) for app in sorted(self._listed_completely)}
 
     def begin_collection(self) -> None:
         """A collection of the target starts: count it and set the period P from the last budget:
@@ -174,7 +182,8 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._applications = set(application_ids)
         self._objects = {app: known for app, known in self._objects.items() if app in self._applications}
         self._unfetched = {app: listed for app, listed in self._unfetched.items() if app in self._applications}
-        self.ended = {app: counts for app, counts in self.ended.items() if app in self._applications}
+        self._ends = {app: counts for app, counts in self._ends.items() if app in self._applications}
+        self._listed_completely &= self._applications
         self._partial = {app: objs for app, objs in self._partial.items() if app in self._applications}
         self._final_seen = {app: seen for app, seen in self._final_seen.items() if app in self._applications}
         self._dropped = {app: ids for app, ids in self._dropped.items() if app in self._applications}
@@ -194,7 +203,7 @@ class Inventory(Generic[SummaryT, DetailT]):
         listed = {s.id: s for s in summaries if s.application_id == application_id}
         known_here = self._objects.get(application_id, {})
         unfetched = self._unfetched.get(application_id, {})
-        first_listing = application_id not in self.ended
+        first_listing = application_id not in self._listed_completely
         # A left-out object this complete listing no longer shows is created before its window: never listed again.
         dropped = self._dropped.pop(application_id, set()) & listed.keys()
         if dropped:
@@ -203,8 +212,10 @@ class Inventory(Generic[SummaryT, DetailT]):
             if oid in known_here or oid in dropped or self.aged_out(summary, now):
                 continue
             if application_id in self._applications:
-                if self.is_final(summary.state):  # ended before it was ever seen: counted unless at the first listing
-                    self._seen_final(application_id, oid, summary.state, count=not first_listing)
+                if self.is_final(summary.state):
+                    # Ended before it was ever seen: counted unless at the first listing (or seen active by it).
+                    seen_active = oid in unfetched and not self.is_final(unfetched[oid].state)
+                    self._seen_final(application_id, oid, summary.state, count=seen_active or not first_listing)
                 if unfetched.get(oid) != summary and self.kind.from_summary is not None:
                     self._partial.setdefault(application_id, {})[oid] = self.kind.from_summary(summary)
                 unfetched[oid] = summary
@@ -235,8 +246,28 @@ class Inventory(Generic[SummaryT, DetailT]):
             rank = DUE if self._due(known) else CHANGED if changed_or_gone else STALEST
             refreshes.append(self._refresh(application_id, oid, (rank, known.refreshed_at)))
         if application_id in self._applications:
-            self.ended.setdefault(application_id, Counter())  # listed completely: ends count from here on
+            self._listed_completely.add(application_id)  # its ends are exported from here on
         return sorted(refreshes, key=lambda r: r.priority)
+
+    def take_in(self, application_id: str, summaries: Iterable[SummaryT]) -> None:
+        """Active objects one listing shows before the application's other listings are in (a cold start lists
+        every application's active objects before any application's look-back): the new ones are exported from
+        the listing and fetched first (``fallback``). Nothing else is taken from an incomplete set of listings:
+        neither what it does not show nor an end."""
+        if application_id not in self._applications:
+            return
+        known_here = self._objects.get(application_id, {})
+        dropped = self._dropped.get(application_id, set())
+        new = {s.id: s for s in summaries
+               if s.application_id == application_id and not self.is_final(s.state)
+               and s.id not in known_here and s.id not in dropped}
+        if not new:
+            return
+        unfetched = self._unfetched.setdefault(application_id, {})
+        for oid, summary in new.items():
+            if unfetched.get(oid) != summary and self.kind.from_summary is not None:
+                self._partial.setdefault(application_id, {})[oid] = self.kind.from_summary(summary)
+            unfetched[oid] = summary
 
     def _cap(self, application_id: str) -> None:
         """Keep the application's most recently ended final objects, up to the kind's cap; forget the others,

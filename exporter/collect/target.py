@@ -18,7 +18,6 @@ This module knows nothing of Prometheus or HTTP: it produces ``TargetResult`` va
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import random
 import threading
@@ -280,16 +279,7 @@ class TargetCollector:
         else:
             applications_to_list = applications
         for kind in self.kinds:
-            to_list = self._to_list(kind, applications_to_list, run.deadline)
-            planned: list[ListObjects] = []
-            for app in to_list:
-                state = self._app_listings.get((kind, app.id))
-                if state is None:
-                    state = _AppListings.new(self.windows[kind].listings(app.id, run.started), run.started)
-                    self._app_listings[kind, app.id] = state
-                todo = [index for index, result in enumerate(state.results) if result is None]
-                run.listings_left[kind, app.id] = len(todo)
-                planned += [ListObjects(state.listings[i], state.progress[i], i) for i in todo]
+            planned = self._plan_listings(kind, applications_to_list, run)
             if self._api.rate_limited(kind.list_operation):
                 planned, run.waiting_listings[kind] = planned[:LIMITED_LISTINGS_IN_FLIGHT], planned[
                     LIMITED_LISTINGS_IN_FLIGHT:]
@@ -298,7 +288,7 @@ class TargetCollector:
             # Not listed this time (quiet, or past the listing budget): what is known is refreshed all the same,
             # within the detail call's own budget, as after a failed listing.
             for app in applications_to_list:
-                if app not in to_list:
+                if (kind, app.id) not in run.listings_left:
                     for refresh in self.inventories[kind].fallback(app.id):
                         self._refresh(run, refresh)
         if applications_to_list:
@@ -343,17 +333,49 @@ class TargetCollector:
         )
         return self._last_result
 
-    def _to_list(self, kind: AnyKind, applications: list[Application], deadline: Deadline) -> list[Application]:
-        """The applications whose objects of ``kind`` this collection lists: not the quiet ones, and only as
-        many as the rate limit affords before the deadline, least recently listed first (the others wait
-        for a later collection: planned, not failed). With R listings a second and A applications, each is
-        listed at least every ceil(2A / R) seconds and one collection."""
+    def _plan_listings(self, kind: AnyKind, applications: list[Application], run: _Pass) -> list[ListObjects]:
+        """The listing calls of ``kind`` this collection makes, in order: not for the quiet applications, and
+        only as many as the rate limit affords before the deadline (the others wait for a later collection:
+        planned, not failed). First the active listing of every application never listed (a cold start
+        exports what runs now within ceil(A / R) seconds, before any look-back's pages), then each
+        application's listings, all or none, the least recently listed and the busiest first. With R listings
+        a second and A applications, each is listed at least every ceil(2A / R) seconds and one collection."""
         windows = self.windows[kind]
         wanted = windows.order((app for app in applications if not windows.quiet(app)),
                                self.inventories[kind].active_by_application())
-        per_application = len(windows.listings("", 0.0))
-        affordable = self._api.affordable(kind.list_operation, max(0.0, deadline.remaining() - CALL_ROOM_SECONDS))
-        return wanted[: max(0, int(affordable // per_application))] if affordable < math.inf else wanted
+        budget = self._api.affordable(kind.list_operation, max(0.0, run.deadline.remaining() - CALL_ROOM_SECONDS))
+        chosen: dict[str, list[int]] = {}
+
+        def listings_of(app: Application) -> _AppListings:
+            state = self._app_listings.get((kind, app.id))
+            return state or _AppListings.new(windows.listings(app.id, run.started), run.started)
+
+        for app in wanted:
+            if budget < 1:
+                break
+            if windows.never_listed(app.id):
+                state = listings_of(app)
+                first = [i for i, listing in enumerate(state.listings)
+                         if listing.every_active and state.results[i] is None]
+                chosen[app.id], budget = first, budget - len(first)
+        for app in wanted:
+            state = listings_of(app)
+            todo = [i for i, result in enumerate(state.results) if result is None and i not in chosen.get(app.id, ())]
+            if len(todo) > budget:
+                break
+            chosen[app.id], budget = chosen.get(app.id, []) + todo, budget - len(todo)
+        first_calls: list[ListObjects] = []
+        other_calls: list[ListObjects] = []
+        for app in wanted:
+            indices = chosen.get(app.id)
+            if not indices:
+                continue
+            state = self._app_listings.setdefault((kind, app.id), listings_of(app))
+            run.listings_left[kind, app.id] = len(indices)
+            for i in indices:
+                calls = first_calls if windows.never_listed(app.id) and state.listings[i].every_active else other_calls
+                calls.append(ListObjects(state.listings[i], state.progress[i], i))
+        return first_calls + other_calls
 
     def _discover_applications(self, run: _Pass) -> list[Application]:
         """ListApplications, filtered; when it fails, the applications last discovered."""
@@ -518,6 +540,9 @@ class TargetCollector:
         app = self.applications.by_id.get(application_id)
         state = self._app_listings.get(key)
         if key in run.listing_failed or app is None or state is None or None in state.results:
+            for listing, result in zip(state.listings, state.results, strict=True) if state and app else ():
+                if listing.every_active and result is not None:  # a cold start's first listing, or one cut short
+                    inventory.take_in(application_id, result)
             refreshes = inventory.fallback(application_id)
         else:
             del self._app_listings[key]

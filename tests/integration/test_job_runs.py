@@ -60,6 +60,39 @@ def test_under_a_tight_listing_quota_every_run_is_exported_within_the_bound(stor
     assert value(samples, "emr_serverless_oldest_listing_age_seconds", kind="job_run") < 3 * (collections + 1)
 
 
+def test_a_cold_start_exports_every_applications_running_runs_before_any_look_back(
+    store: Store, simulator: Simulator
+) -> None:
+    # Six applications, each with a look-back of three pages: about 7 ListJobRuns fit one 3 s collection.
+    # Listed one application after the other, the first collection exported the runs of two applications at
+    # most; now it lists every application's active runs first, and the look-backs follow.
+    now = time.time()
+    apps = [store.add_application(name=f"etl{i}") for i in range(6)]
+    running = {store.add_job_run(app, state="RUNNING") for app in apps}
+    ended = {store.add_job_run(app, state="SUCCESS", created_at=now - 900, ended_at=now - 600)
+             for app in apps for _ in range(110)}
+    runner, registry = collecting(simulator.url, discovery=NO_SESSIONS, collection={"timeout_seconds": 3},
+                                  aws={"rate_limits": {"ListJobRuns": {"requests_per_second": 2, "burst": 2},
+                                                       "GetJobRun": {"requests_per_second": 50, "burst": 50}}})
+    collections = 0
+    try:
+        assert runner.collect()[0].up
+        first = scrape(registry)
+        while collections < 15 and run_ids(scrape(registry)) != running | ended:
+            assert runner.collect()[0].up
+            collections += 1
+        samples = scrape(registry)
+    finally:
+        runner.close()
+    assert run_ids(first) >= running and not run_ids(first) >= ended  # running first: the look-backs take longer
+    assert value(first, "emr_serverless_job_run_state", job_run_id=sorted(running)[0], state="RUNNING") == 1
+    # Ends are counted from each application's first complete listing (the look-back's runs ended before).
+    assert {s.labels["application_id"] for s in first.get("emr_serverless_application_job_runs_ended_total", [])
+            } < set(apps)
+    assert run_ids(samples) == running | ended  # and the look-backs finish: nothing is lost
+    assert all(s.value == 0 for s in samples["emr_serverless_application_job_runs_ended_total"])
+
+
 def test_a_quiet_application_is_not_listed_again_until_it_changes(store: Store, simulator: Simulator) -> None:
     stopped = store.add_application(name="stopped", state="STOPPED")
     busy = store.add_application(name="busy")

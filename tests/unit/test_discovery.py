@@ -68,10 +68,11 @@ def test_first_listing_looks_back_for_restarts_and_every_state() -> None:
     config = DiscoveryConfig(terminated_session_max_age_seconds=3600, session_lookback_seconds=86400)
     windows = ListingWindows(SESSIONS, config)
     active, windowed = windows.listings("app1", NOW)
-    assert active.states == SESSIONS.active_states and active.created_after is None
+    assert active.states == SESSIONS.active_states and active.created_after is None and active.every_active
     # No state filter: a state AWS adds later is listed too; a day back: a session that ran 3 hours and
     # ended 10 minutes before a restart is found although it was created before the 1-hour window.
     assert windowed.states == () and windowed.created_after == at(NOW - 86400)
+    assert not windowed.every_active and windows.never_listed("app1")
 
 
 def test_the_lookback_is_never_shorter_than_the_terminated_window() -> None:
@@ -86,6 +87,7 @@ def test_after_a_complete_listing_only_active_ones_and_what_is_new_are_listed() 
     active, new = windows.listings("app1", NOW + 30)
     assert active.states == SESSIONS.active_states and active.created_after is None  # fresh states, always
     assert new.states == () and new.created_after == at(NOW - LISTING_OVERLAP_SECONDS)
+    assert not windows.never_listed("app1") and windows.never_listed("app2")
     assert windows.listings("app2", NOW + 30)[1].created_after == at(NOW + 30 - 86400)  # never completed
 
 

@@ -65,6 +65,30 @@ def test_a_run_that_ends_while_its_listing_fails_is_counted_once_from_its_detail
     assert runs.ended["app1"] == {"CANCELLED": 1}
 
 
+def test_a_cold_starts_active_listing_exports_new_runs_and_infers_nothing_else() -> None:
+    runs = inventory()
+    runs.take_in("app1", [summary("going", "RUNNING"), summary("early", "PENDING"), summary("odd", "SUCCESS")])
+    exported = {k.obj.id: k for k in runs.objects(NOW)}
+    assert set(exported) == {"going", "early"} and all(k.partial for k in exported.values())  # from the listing
+    assert sorted((r.object_id, r.urgent) for r in runs.fallback("app1")) == [("early", True), ("going", True)]
+    assert runs.ended == {}  # no zeros before the application's first complete listing
+    runs.refreshed(run("going", "RUNNING"), NOW)
+    runs.take_in("app1", [summary("going", "RUNNING")])  # the same listing again: nothing changes
+    assert not runs.objects(NOW)[0].partial and runs.objects(NOW)[0].obj.id == "going"
+
+
+def test_runs_seen_active_before_the_first_complete_listing_count_when_they_end() -> None:
+    runs = inventory()
+    runs.take_in("app1", [summary("going", "RUNNING"), summary("unfetched", "RUNNING"), summary("left", "RUNNING")])
+    runs.refreshed(run("going", "RUNNING"), NOW)
+    assert runs.refreshed(run("left", "CANCELLED", NOW), NOW)  # ended before the look-back was in: counted
+    # The look-back is in: "going" and "unfetched" ended meanwhile (seen active: counted), "before" ended
+    # before the start (first seen final at the first complete listing: never counted).
+    runs.plan("app1", [summary("going", "SUCCESS", NOW), summary("unfetched", "FAILED", NOW),
+                       summary("left", "CANCELLED", NOW), summary("before", "SUCCESS", NOW - 600)], NOW + 30)
+    assert runs.ended == {"app1": {"SUCCESS": 1, "FAILED": 1, "CANCELLED": 1}}
+
+
 def test_the_listings_type_is_carried_over_to_the_run_get_job_run_returns() -> None:
     runs = inventory()
     runs.plan("app1", [summary("r1", "RUNNING")], NOW)
