@@ -15,7 +15,8 @@ It prints, in this order:
   the simulator says should be exported (active, or ended less than
   ``discovery.terminated_job_run_max_age_seconds`` ago), is exported, beside the listing bound
   ceil(2 A / R) seconds + one collection (A applications, R ListJobRuns/s), and beside the pages a cold
-  start lists: the exporter's, and the fewest any client could (the runs to export, 50 a page);
+  start lists: the exporter's, and the fewest any client could (per application, its runs to export, 50 a
+  page);
 - then, over ``--steady-seconds`` of steady state: scrape wall time (plain and gzip, median and max, timed
   by curl), series and bytes of the exposition, peak RSS, exporter CPU per refreshed object (GetSession and
   GetJobRun answered), API calls per operation per collection and the call rate the simulator saw beside
@@ -79,6 +80,14 @@ def first_listing_pages(store: Any, lookback: float) -> int:
     return pages
 
 
+def fewest_pages(store: Any, max_age: float) -> int:
+    """The fewest ListJobRuns pages any client lists to export what it should: per application (ListJobRuns
+    lists one), its runs to export, 50 a page."""
+    wanted = truth(store, max_age)
+    return sum(math.ceil(sum(1 for run_id in store.job_run_ids(app) if run_id in wanted) / 50)
+               for app in store.application_ids())
+
+
 def scrape(url: str, gzip: bool) -> tuple[float, bytes, int]:
     """(curl's wall time, the body, the bytes sent) of one scrape in Prometheus' format."""
     headers = ["-H", f"Accept: {PROMETHEUS_ACCEPT}"] + (["-H", "Accept-Encoding: gzip"] if gzip else [])
@@ -129,6 +138,7 @@ def main() -> None:
     parser.add_argument("--exporter-config", type=Path)
     parser.add_argument("--label", default="defaults")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress shows when redirected
 
     started_build = time.perf_counter()
     store = build_scenario("scale", applications=APPLICATIONS, sessions_per_application=20, active_fraction=0.5,
@@ -153,7 +163,7 @@ def main() -> None:
           f"(ceil(2 x {APPLICATIONS} / {rate:g} ListJobRuns/s) + one {args.interval:g} s collection)")
     if rate:
         pages = first_listing_pages(store, defaults.discovery.job_run_lookback_seconds)
-        fewest = math.ceil(len(truth(store, max_age)) / 50)  # the runs to export, 50 a page
+        fewest = fewest_pages(store, max_age)
         print(f"cold start: {pages} ListJobRuns pages ({(pages - burst) / rate:.0f} s at {rate:g}/s after a "
               f"burst of {burst}); the fewest any client can make: {fewest} ({(fewest - burst) / rate:.0f} s)")
 
