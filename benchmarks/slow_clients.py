@@ -1,6 +1,7 @@
 """How long a scrape takes while slow clients hold connections open. Prints a table.
 
     .venv/bin/python benchmarks/slow_clients.py [--rounds 2] [--scrapes 5] [--compare REV[,REV...]]
+                                                [--concurrent-scrapers N [--collection-seconds 9]]
 
 The exporter runs as a child process (on scrape, one target: the simulator, in this process, with one
 application and five sessions) and is scraped over HTTP as Prometheus scrapes it (OpenMetrics, gzip, a
@@ -9,6 +10,12 @@ application and five sessions) and is scraped over HTTP as Prometheus scrapes it
 - 50 silent partial heads: connections that send the first lines of a request head and then nothing;
   one the server closes is opened again at once, as a persistent attacker (or a broken proxy) would;
 - 16 tricklers: connections that send a request head one byte a second, opened again when closed.
+
+--concurrent-scrapers N adds a measurement: N scrapers at once (more than the server's 8 HTTP workers)
+against a slow collection, ListApplications delayed --collection-seconds (a large account under AWS
+quotas), each burst begun past collection.min_interval_seconds after the last collection; figures: scrape
+wall times, and the collections each burst made (the simulator's ListApplications calls). --scrapes 0
+leaves the three loads out.
 
 --compare REV,... runs the exporters of other revisions (``git archive``) beside this tree's, against
 the same simulator; loads and exporters are interleaved (ABBA over the rounds), so that both see the
@@ -38,7 +45,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emr_serverless_simulator import Simulator, Store  # noqa: E402
+from emr_serverless_simulator import Fault, Simulator, Store  # noqa: E402
+from exporter.config.schema import Config  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scale import revision_tree  # noqa: E402  (a sibling script: git archive of exporter/ at a revision)
@@ -58,6 +66,7 @@ TRICKLE = b"GET /metrics HTTP/1.1\r\nHost: exporter\r\nX-Trickle: " + b"x" * 10_
 TRICKLE_SECONDS = 1.0
 SETTLE_SECONDS = 1.0  # after opening the load connections, before the first scrape
 SCRAPE_GAP_SECONDS = 0.5
+MIN_INTERVAL_SECONDS = Config().collection.min_interval_seconds  # the exporters run the defaults
 
 
 class Exporter:
@@ -173,12 +182,41 @@ def measure(exporter: Exporter, load: str, scrapes: int) -> list[float | None]:
     return times
 
 
+def measure_concurrent(exporter: Exporter, store: Store, scrapers: int,
+                       collection_seconds: float) -> tuple[list[float | None], int]:
+    """``scrapers`` scrapes at once during a collection of ``collection_seconds``: their wall times, and
+    how many collections the burst made."""
+    time.sleep(MIN_INTERVAL_SECONDS + SETTLE_SECONDS)  # so that the burst's first scrape collects
+    store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=collection_seconds * 1000))
+    before = store.calls["ListApplications"]
+    barrier = threading.Barrier(scrapers)
+    times: list[float | None] = [None] * scrapers
+
+    def scrape(index: int) -> None:
+        barrier.wait()
+        times[index] = exporter.scrape_or_none()
+
+    threads = [threading.Thread(target=scrape, args=(index,)) for index in range(scrapers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    collections = store.calls["ListApplications"] - before
+    store.clear_faults()
+    return times, collections
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--scrapes", type=int, default=5, help="scrapes per round, exporter and load")
     parser.add_argument("--compare", default="", help="git revisions whose exporters run beside this tree's")
+    parser.add_argument("--concurrent-scrapers", type=int, default=0,
+                        help="also N scrapers at once during a slow collection (0: not measured)")
+    parser.add_argument("--collection-seconds", type=float, default=9.0,
+                        help="how long ListApplications takes during the concurrent scrapes")
     args = parser.parse_args()
+    loads = list(LOADS) if args.scrapes else []
 
     store = Store(account_id="123456789012", region="us-east-1")
     application = store.add_application(name="analytics")
@@ -190,27 +228,41 @@ def main() -> None:
         trees += [(rev, revision_tree(rev, workdir / f"rev-{rev}")) for rev in args.compare.split(",") if rev]
         exporters = [Exporter(name, tree, simulator.url, workdir) for name, tree in trees]
         times: dict[tuple[str, str], list[float | None]] = defaultdict(list)
+        bursts: dict[str, list[int]] = defaultdict(list)  # per exporter, the collections of each burst
+        concurrent = f"{args.concurrent_scrapers} concurrent scrapers, {args.collection_seconds:g} s collections"
         try:
             for round_ in range(args.rounds):
-                for load in LOADS:
+                for load in loads:
                     for exporter in exporters if round_ % 2 == 0 else exporters[::-1]:
                         measured = measure(exporter, load, args.scrapes)
                         times[(exporter.name, load)] += measured
                         shown = ", ".join("failed" if t is None else f"{t:.2f}" for t in measured)
                         print(f"  round {round_ + 1}, {exporter.name}, {load}: {shown}", flush=True)
+                for exporter in (exporters[::-1] if round_ % 2 else exporters) if args.concurrent_scrapers else []:
+                    measured, collections = measure_concurrent(exporter, store, args.concurrent_scrapers,
+                                                               args.collection_seconds)
+                    times[(exporter.name, concurrent)] += measured
+                    bursts[exporter.name].append(collections)
+                    shown = ", ".join("failed" if t is None else f"{t:.1f}" for t in measured)
+                    print(f"  round {round_ + 1}, {exporter.name}, {concurrent}: {collections} collections; "
+                          f"{shown}", flush=True)
         finally:
             for exporter in exporters:
                 exporter.stop()
 
     print("\n| exporter | load | scrapes | median s | max s | failed |")
     print("|---|---|---:|---:|---:|---:|")
-    for load in LOADS:
+    for load in [*loads, *([concurrent] if args.concurrent_scrapers else [])]:
         for exporter in exporters:
             measured = times[(exporter.name, load)]
             done = [t for t in measured if t is not None]
             median = f"{statistics.median(done):.3f}" if done else "-"
             worst = f"{max(done):.3f}" if done else "-"
             print(f"| {exporter.name} | {load} | {len(measured)} | {median} | {worst} | {len(measured) - len(done)} |")
+    if args.concurrent_scrapers:
+        print(f"\nCollections per burst of {args.concurrent_scrapers} scrapes (ListApplications calls):")
+        for exporter in exporters:
+            print(f"- {exporter.name}: {', '.join(map(str, bursts[exporter.name]))}")
 
 
 if __name__ == "__main__":

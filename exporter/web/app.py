@@ -1,12 +1,12 @@
 """HTTP serving: the telemetry path, a landing page, /healthz and /readyz, as a WSGI application.
 
-A scrape runs (or joins) one collection bounded by the scrape's own timeout header (in background
-mode it takes the latest instead), then gets its rendering in the format its Accept header asks for
-(``exporter.render.exposition.negotiate``), gzip-compressed when Accept-Encoding prefers it; concurrent
-scrapes share one render (``exporter.render.renderings``). HEAD answers the same headers without
-collecting or rendering. AWS failures never turn into an HTTP error: they show in ``emr_serverless_up``
-and the API error counters. A scrape's own headers can cause one error only: 406, for an
-Accept-Encoding that refuses both gzip and identity.
+A scrape runs (or joins) one collection bounded by the scrape's own timeout header, unless one finished
+after the scrape arrived (in background mode it takes the latest instead), then gets its rendering in the
+format its Accept header asks for (``exporter.render.exposition.negotiate``), gzip-compressed when
+Accept-Encoding prefers it; concurrent scrapes share one render (``exporter.render.renderings``). HEAD
+answers the same headers without collecting or rendering. AWS failures never turn into an HTTP error: they
+show in ``emr_serverless_up`` and the API error counters. A scrape's own headers can cause one error only:
+406, for an Accept-Encoding that refuses both gzip and identity.
 
 With a web configuration (``--web.config.file``), every response carries its headers and everything
 but the probes needs basic auth when users are configured: /healthz and /readyz stay open so that the
@@ -30,6 +30,7 @@ from exporter.model.kinds import KINDS
 from exporter.render.background import BackgroundRenderer
 from exporter.render.exposition import Exposition, chunks, header_items, negotiate
 from exporter.render.renderings import OnScrapeRenderer, Rendered
+from exporter.web.server import ARRIVED_KEY
 from exporter.web.webconfig.schema import RateLimit
 from exporter.web.webconfig.watcher import LoadedWebConfig
 
@@ -176,7 +177,9 @@ class ExporterApp:
             if context.background is not None:
                 rendered = context.background.get(negotiated, gzip)
             else:
-                context.runner.collect(timeout=scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS")))
+                # When it arrived, not when a worker took it: a collection that finished meanwhile serves it.
+                context.runner.collect(timeout=scrape_timeout(environ.get("HTTP_X_PROMETHEUS_SCRAPE_TIMEOUT_SECONDS")),
+                                       arrived=environ.get(ARRIVED_KEY))
             # Before the first background collection ends, what is known (nothing yet) is rendered: no AWS call.
             if rendered is None:
                 rendered = self._on_scrape.get(negotiated, gzip)

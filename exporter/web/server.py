@@ -17,6 +17,8 @@ and TLS through Python's ssl. What it leaves open is closed here, each by a smal
   must be written within ``write_timeout``. A connection past its deadline is shut down, which frees
   a worker at once or, in the selector, closes it.
 - cheroot's diagnostics go to this module's logger, one line each, without tracebacks.
+- When a request arrived (its head complete, on ``time.monotonic``) is in the WSGI environ under
+  ``ARRIVED_KEY``: a request that queued for a worker can be told what happened while it waited.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 WSGIApp = Callable[..., Any]
 TLSSettings = Callable[[], tuple[ssl.SSLContext, tuple[str, ...]]]  # the context, the allowed client SANs
 
+# The environ key of when the request's head was complete (time.monotonic()), before it queued for a worker.
+ARRIVED_KEY = "exporter.request_arrived"
 # What ends a request head: cheroot wants CRLF; a bare LF head goes to it too, to be answered 400.
 _HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
 _RECV_BYTES = 64 * 1024
@@ -175,6 +179,7 @@ class _Connection(server.HTTPConnection):
         self.accepted = False  # False until first handed back to the selector
         self.head_started = False  # the current request's first byte (or handshake) has arrived
         self.handshake_pending = isinstance(sock, ssl.SSLSocket)
+        self.arrived: float | None = None  # time.monotonic() when the current request's head was complete
 
     def read_ahead(self) -> str:
         """Read what has arrived, without blocking; say whether the head is complete (a ``_Step``)."""
@@ -277,11 +282,16 @@ class _Connection(server.HTTPConnection):
 
 class _Gateway(wsgi.Gateway_10):
     """Moves a connection's deadline along: none while the application works (a collection takes the
-    time it takes, bounded elsewhere), the write deadline once the response starts."""
+    time it takes, bounded elsewhere), the write deadline once the response starts. Tells the
+    application when the request arrived (``ARRIVED_KEY``)."""
 
     def __init__(self, req: Any) -> None:
         req.server.deadlines.clear(req.conn)
         super().__init__(req)
+        conn = req.conn
+        # A head the selector did not read (a TLS handshake left to this worker) arrived just now.
+        self.env[ARRIVED_KEY] = conn.arrived if conn.arrived is not None else time.monotonic()
+        conn.arrived = None
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         self.req.server.deadlines.set(self.req.conn, self.req.server.limits.write_timeout_seconds)
@@ -406,6 +416,7 @@ class HardenedServer(wsgi.Server):
             conn.close()
         else:
             self.deadlines.clear(conn)  # a complete head may wait for a worker; it gets its deadline there
+            conn.arrived = None if conn.handshake_pending else time.monotonic()
             super().process_conn(conn)
 
     def connection_closed(self, conn: _Connection) -> None:

@@ -20,6 +20,7 @@ import yaml
 
 from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.config.schema import Config, parse_config
+from exporter.web.server import ServerLimits
 from exporter.wiring import build_runner
 from tests.helpers.support import FakeClock, serving
 
@@ -181,6 +182,31 @@ def test_a_scrape_storm_collects_at_most_once_per_min_interval_and_every_scrape_
 ) -> None:
     assert DEFAULTS.collection.min_interval_seconds > 0  # by default, scrapes close together share a collection
     check_storm(with_defaults, pattern)
+
+
+def test_scrapes_queued_for_a_worker_during_a_slow_collection_are_served_it_not_a_new_one(tmp_path: Path) -> None:
+    # Three times as many scrapers as HTTP workers against a collection slower than min_interval (here 0,
+    # so that every scrape handled after a collection ended would start one): the workers are held for
+    # the whole collection and the other scrapes queue. All arrived while it ran, so all get it.
+    scrapers = 3 * ServerLimits().threads
+    with exporter(tmp_path, {"min_interval_seconds": 0}) as served:
+        before = served.store.calls["ListApplications"]  # the warm-up collection's
+        served.store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=3000))
+        barrier = threading.Barrier(scrapers, timeout=30)
+
+        def scraper(_: int) -> Scrapes:
+            connection = http.client.HTTPConnection(served.address, timeout=60)
+            barrier.wait()
+            try:
+                return [scrape(connection)]
+            finally:
+                connection.close()
+
+        scrapes = in_threads(scrapers, scraper)
+        collections = served.store.calls["ListApplications"] - before
+    assert len(scrapes) == scrapers and all(status == 200 for status, _ in scrapes)
+    assert all(b"emr_serverless_up{" in body and b'session_id="' in body for _, body in scrapes)
+    assert collections == 1  # on the old code 3: one per batch of scrapes a worker took after the last ended
 
 
 def test_with_no_min_interval_the_rate_limits_still_hold_aws_s_share(rate_limits_only: Exporter) -> None:
