@@ -344,38 +344,27 @@ class TargetCollector:
         wanted = windows.order((app for app in applications if not windows.quiet(app)),
                                self.inventories[kind].active_by_application())
         budget = self._api.affordable(kind.list_operation, max(0.0, run.deadline.remaining() - CALL_ROOM_SECONDS))
-        chosen: dict[str, list[int]] = {}
-
-        def listings_of(app: Application) -> _AppListings:
-            state = self._app_listings.get((kind, app.id))
-            return state or _AppListings.new(windows.listings(app.id, run.started), run.started)
-
+        under_way = {app.id: self._app_listings.get((kind, app.id))
+                     or _AppListings.new(windows.listings(app.id, run.started), run.started) for app in wanted}
+        first = [(app.id, i) for app in wanted if windows.never_listed(app.id)
+                 for i, listing in enumerate(under_way[app.id].listings)
+                 if listing.every_active and under_way[app.id].results[i] is None]
+        chosen = first[: int(min(budget, len(first)))]
+        budget -= len(chosen)
+        taken = set(chosen)
         for app in wanted:
-            if budget < 1:
+            rest = [(app.id, i) for i, result in enumerate(under_way[app.id].results)
+                    if result is None and (app.id, i) not in taken]
+            if len(rest) > budget:
                 break
-            if windows.never_listed(app.id):
-                state = listings_of(app)
-                first = [i for i, listing in enumerate(state.listings)
-                         if listing.every_active and state.results[i] is None]
-                chosen[app.id], budget = first, budget - len(first)
-        for app in wanted:
-            state = listings_of(app)
-            todo = [i for i, result in enumerate(state.results) if result is None and i not in chosen.get(app.id, ())]
-            if len(todo) > budget:
-                break
-            chosen[app.id], budget = chosen.get(app.id, []) + todo, budget - len(todo)
-        first_calls: list[ListObjects] = []
-        other_calls: list[ListObjects] = []
-        for app in wanted:
-            indices = chosen.get(app.id)
-            if not indices:
-                continue
-            state = self._app_listings.setdefault((kind, app.id), listings_of(app))
-            run.listings_left[kind, app.id] = len(indices)
-            for i in indices:
-                calls = first_calls if windows.never_listed(app.id) and state.listings[i].every_active else other_calls
-                calls.append(ListObjects(state.listings[i], state.progress[i], i))
-        return first_calls + other_calls
+            chosen += rest
+            budget -= len(rest)
+        calls = []
+        for application_id, i in chosen:
+            state = self._app_listings.setdefault((kind, application_id), under_way[application_id])
+            run.listings_left[kind, application_id] = run.listings_left.get((kind, application_id), 0) + 1
+            calls.append(ListObjects(state.listings[i], state.progress[i], i))
+        return calls
 
     def _discover_applications(self, run: _Pass) -> list[Application]:
         """ListApplications, filtered; when it fails, the applications last discovered."""
