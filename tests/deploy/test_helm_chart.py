@@ -827,8 +827,9 @@ def test_three_rendered_pods_export_each_session_once(chart: Any, tmp_path: Path
     base_env = {key: value for key, value in aws_env().items() if key not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
     with Simulator(store, host="127.0.0.1", port=0) as sim:
         # No region in the target: it comes from the chart's region value (AWS_REGION in the pod).
+        # No job runs in the scenario: their listings would wait for the ListJobRuns rate limit until the deadline.
         values = {"replicaCount": 3, "region": "us-east-1",
-                  "config": {"targets": [{"endpoint_url": sim.url, "name": "sim"}]}}
+                  "config": {"targets": [{"endpoint_url": sim.url, "name": "sim"}], "discovery": {"job_runs": False}}}
         rendered = Rendered(chart, values)
         config_dir = tmp_path / "config"
         config_dir.mkdir()
