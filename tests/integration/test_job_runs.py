@@ -34,6 +34,25 @@ def listed(store: Store) -> list[str]:
     return seen
 
 
+def under_listing_quota(url: str, *, per_second: float, timeout: float, get_per_second: float = 50) -> Any:
+    """A runner and registry of job runs only, with a tight ListJobRuns rate limit (burst: one second's)."""
+    return collecting(url, discovery=NO_SESSIONS, collection={"timeout_seconds": timeout},
+                      aws={"rate_limits": {"ListJobRuns": {"requests_per_second": per_second, "burst": per_second},
+                                           "GetJobRun": {"requests_per_second": get_per_second,
+                                                         "burst": get_per_second}}})
+
+
+def collect_until_exported(runner: Any, registry: Any, truth: set[str], most: int) -> int:
+    """Collections made, at most ``most``, until every run of ``truth`` is exported; the target stays up in
+    each (the budget, not AWS, holds the listing back)."""
+    collections = 0
+    while collections < most and run_ids(scrape(registry)) != truth:
+        result = runner.collect()[0]
+        assert result.up, result.errors
+        collections += 1
+    return collections
+
+
 def test_under_a_tight_listing_quota_every_run_is_exported_within_the_bound(store: Store, simulator: Simulator) -> None:
     # Each first listing is four pages (two running runs, 120 ended ones). Listings sharing the tokens page by
     # page finished none before the deadline, and every collection started them over: now a few at a time.
@@ -42,15 +61,9 @@ def test_under_a_tight_listing_quota_every_run_is_exported_within_the_bound(stor
     truth = {store.add_job_run(app, state="RUNNING") for app in apps for _ in range(2)}
     truth |= {store.add_job_run(app, state="SUCCESS", created_at=now - 900, ended_at=now - 600)
               for app in apps for _ in range(120)}
-    runner, registry = collecting(simulator.url, discovery=NO_SESSIONS, collection={"timeout_seconds": 3},
-                                  aws={"rate_limits": {"ListJobRuns": {"requests_per_second": 2, "burst": 2},
-                                                       "GetJobRun": {"requests_per_second": 20, "burst": 20}}})
-    collections = 0
+    runner, registry = under_listing_quota(simulator.url, per_second=2, timeout=3, get_per_second=20)
     try:
-        while collections < 12 and run_ids(scrape(registry)) != truth:
-            result = runner.collect()[0]
-            assert result.up, result.errors  # the budget, not AWS, holds the listing back
-            collections += 1
+        collections = collect_until_exported(runner, registry, truth, 12)
         samples = scrape(registry)
     finally:
         runner.close()
@@ -71,16 +84,11 @@ def test_a_cold_start_exports_every_applications_running_runs_before_any_look_ba
     running = {store.add_job_run(app, state="RUNNING") for app in apps}
     ended = {store.add_job_run(app, state="SUCCESS", created_at=now - 900, ended_at=now - 600)
              for app in apps for _ in range(110)}
-    runner, registry = collecting(simulator.url, discovery=NO_SESSIONS, collection={"timeout_seconds": 3},
-                                  aws={"rate_limits": {"ListJobRuns": {"requests_per_second": 2, "burst": 2},
-                                                       "GetJobRun": {"requests_per_second": 50, "burst": 50}}})
-    collections = 0
+    runner, registry = under_listing_quota(simulator.url, per_second=2, timeout=3)
     try:
         assert runner.collect()[0].up
         first = scrape(registry)
-        while collections < 15 and run_ids(scrape(registry)) != running | ended:
-            assert runner.collect()[0].up
-            collections += 1
+        collect_until_exported(runner, registry, running | ended, 15)
         samples = scrape(registry)
     finally:
         runner.close()
@@ -173,14 +181,9 @@ def test_a_listing_longer_than_one_collections_budget_resumes_where_it_stopped(
     app = store.add_application(name="busy")
     truth = {store.add_job_run(app, state="SUCCESS", created_at=now - 900, ended_at=now - 600) for _ in range(300)}
     truth.add(store.add_job_run(app, state="RUNNING"))
-    runner, registry = collecting(simulator.url, discovery=NO_SESSIONS, collection={"timeout_seconds": 2.5},
-                                  aws={"rate_limits": {"ListJobRuns": {"requests_per_second": 1, "burst": 1},
-                                                       "GetJobRun": {"requests_per_second": 50, "burst": 50}}})
-    collections = 0
+    runner, registry = under_listing_quota(simulator.url, per_second=1, timeout=2.5)
     try:
-        while collections < 12 and run_ids(scrape(registry)) != truth:
-            assert runner.collect()[0].up
-            collections += 1
+        collections = collect_until_exported(runner, registry, truth, 12)
     finally:
         runner.close()
     assert run_ids(scrape(registry)) == truth
