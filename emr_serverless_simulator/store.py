@@ -542,9 +542,11 @@ class Store:
         auto_stop_minutes: int | None = 15,
         max_concurrent_runs: int | None = None,
         queue_timeout_minutes: int = 360,
+        updated_at: float | None = None,
     ) -> str:
         """Add an application. ``max_concurrent_runs`` (None: no limit) and ``queue_timeout_minutes`` are its
-        schedulerConfiguration: job runs beyond the limit wait QUEUED for a free slot, first in first out."""
+        schedulerConfiguration: job runs beyond the limit wait QUEUED for a free slot, first in first out.
+        ``updated_at`` (default: now): when it last changed, as one stopped long ago shows it."""
         with self._lock:
             now = self.clock()
             app_id = application_id or random_id(self._ids)
@@ -560,7 +562,7 @@ class Store:
                 architecture=architecture,
                 tags=dict(tags) if tags is not None else None,
                 created_at=created,
-                updated_at=max(created, now),
+                updated_at=max(created, now if updated_at is None else updated_at),
                 state_details=state_details,
                 maximum_capacity=dict(maximum_capacity) if maximum_capacity is not None else None,
                 initial_capacity=(

@@ -86,6 +86,7 @@ class ListingWindows:
     def __init__(self, kind: ObjectKind[Any, Any], discovery: DiscoveryConfig) -> None:
         self.kind = kind
         self._lookback = discovery.lookback_seconds(kind)
+        self._max_age = discovery.max_age_seconds(kind)
         self._extra = discovery.listing_filter(kind)
         self._listed_at: dict[str, float] = {}
         self._discovered_at: dict[str, float] = {}  # when each application was first discovered
@@ -107,10 +108,17 @@ class ListingWindows:
     def never_listed(self, application_id: str) -> bool:
         return application_id not in self._listed_at
 
-    def quiet(self, app: Application) -> bool:
+    def quiet(self, app: Application, now: float) -> bool:
         """The application runs nothing and nothing changed since its last complete listing: no need to
-        list it (a run submitted to it starts it, which changes its state)."""
-        return app.state in QUIET_APPLICATION_STATES and self._listed_as.get(app.id) == (app.state, app.updated_at)
+        list it (a run submitted to it starts it, which changes its state). Never listed, it is quiet too
+        when it has run nothing since before the keep window: whatever ran on it ended too long ago to be
+        exported (a restart in an account of many stopped applications lists none of them)."""
+        if app.state not in QUIET_APPLICATION_STATES:
+            return False
+        listed_as = self._listed_as.get(app.id)
+        if listed_as is None:
+            return app.updated_at.timestamp() < now - self._max_age
+        return listed_as == (app.state, app.updated_at)
 
     def order(self, apps: Iterable[Application], busy: Mapping[str, int]) -> list[Application]:
         """Who goes first when not every application can be listed: never listed, then the least recently

@@ -316,7 +316,8 @@ class TargetCollector:
                 stale=sum((kind, k.obj.id) not in run.refreshed for k in active) + inventory.unfetched,
                 oldest_data_age=max(0.0, now - oldest),
                 oldest_listing_age=self.windows[kind].oldest_listing(
-                    [app.id for app in self.applications.by_id.values() if not self.windows[kind].quiet(app)], now),
+                    [app.id for app in self.applications.by_id.values() if not self.windows[kind].quiet(app, now)],
+                    now),
                 dropped=inventory.dropped,
             )
             self._log_capped(kind, inventory.newly_capped())
@@ -341,7 +342,7 @@ class TargetCollector:
         application's listings, all or none, the least recently listed and the busiest first. With R listings
         a second and A applications, each is listed at least every ceil(2A / R) seconds and one collection."""
         windows = self.windows[kind]
-        wanted = windows.order((app for app in applications if not windows.quiet(app)),
+        wanted = windows.order((app for app in applications if not windows.quiet(app, run.started)),
                                self.inventories[kind].active_by_application())
         budget = self._api.affordable(kind.list_operation, max(0.0, run.deadline.remaining() - CALL_ROOM_SECONDS))
         under_way = {app.id: self._app_listings.get((kind, app.id))

@@ -124,6 +124,30 @@ def test_a_quiet_application_is_not_listed_again_until_it_changes(store: Store, 
     assert value(samples, "emr_serverless_oldest_listing_age_seconds", kind="job_run") < 5
 
 
+def test_a_restart_lists_no_application_stopped_before_the_keep_window(store: Store, simulator: Simulator) -> None:
+    # Stopped two hours ago: what ran on it ended before that, too long ago to be exported by default.
+    long_ago = time.time() - 7200
+    stopped = store.add_application(name="dev", state="STOPPED", created_at=long_ago - 3600, updated_at=long_ago)
+    store.add_job_run(stopped, state="SUCCESS", created_at=long_ago - 600, ended_at=long_ago - 60)
+    busy = store.add_application(name="busy")
+    running = store.add_job_run(busy, state="RUNNING")
+    seen = listed(store)
+    runner, registry = collecting(simulator.url, discovery=NO_SESSIONS,
+                                  aws={"rate_limits": {"ListJobRuns": {"requests_per_second": 0}}})
+    try:
+        assert runner.collect()[0].up
+        before = scrape(registry)
+        store.set_application_state(stopped, "STARTED")  # a run submitted to it starts it: listed from then on
+        started = store.add_job_run(stopped, state="RUNNING")
+        assert runner.collect()[0].up
+        after = scrape(registry)
+    finally:
+        runner.close()
+    assert seen.count(stopped) == 2 and seen.count(busy) == 4  # its two listings once it started, not before
+    assert run_ids(before) == {running} and run_ids(after) == {running, started}
+    assert value(before, "emr_serverless_oldest_listing_age_seconds", kind="job_run") < 5
+
+
 def test_runs_seen_ending_are_counted_once_and_final_ones_at_the_start_never(
     store: Store, simulator: Simulator
 ) -> None:

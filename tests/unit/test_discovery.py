@@ -15,7 +15,7 @@ from exporter.collect.discovery import (
     Shard,
 )
 from exporter.config.schema import DiscoveryConfig
-from exporter.model.kinds import SESSIONS
+from exporter.model.kinds import JOB_RUNS, SESSIONS
 from exporter.model.session import Application, convert
 
 ARN = "arn:aws:emr-serverless:us-east-1:123456789012:/applications/"
@@ -117,13 +117,27 @@ def test_a_quiet_application_is_not_listed_again_until_it_changes() -> None:
     windows = ListingWindows(SESSIONS, DiscoveryConfig())
     stopped = convert({"id": "app1", "arn": ARN + "app1", "state": "STOPPED", "createdAt": WHEN, "updatedAt": WHEN},
                       Application)
-    assert not windows.quiet(stopped)  # never listed: it may hold what ended before the start
+    stopped_at = WHEN.timestamp()
+    # Never listed: it may hold what ended before the start, inside the keep window (3600 s by default).
+    assert not windows.quiet(stopped, stopped_at + 3599)
     windows.listed(stopped, NOW)
-    assert windows.quiet(stopped)
+    assert windows.quiet(stopped, NOW)
     restarted = convert({"id": "app1", "arn": ARN + "app1", "state": "STARTED", "createdAt": WHEN,
                          "updatedAt": at(NOW + 5)}, Application)
-    assert not windows.quiet(restarted)
-    assert not windows.quiet(app("app2"))  # STARTED: it may run something any time
+    assert not windows.quiet(restarted, NOW + 10)
+    assert not windows.quiet(app("app2"), NOW)  # STARTED: it may run something any time
+
+
+def test_an_application_stopped_before_the_keep_window_is_not_listed_even_once() -> None:
+    # What ran on it ended before it stopped, too long ago to be exported: nothing to list.
+    windows = ListingWindows(JOB_RUNS, DiscoveryConfig(terminated_job_run_max_age_seconds=600))
+    for state in ("STOPPED", "CREATED"):
+        idle = convert({"id": "app1", "arn": ARN + "app1", "state": state, "createdAt": WHEN, "updatedAt": WHEN},
+                       Application)
+        assert windows.quiet(idle, WHEN.timestamp() + 601) and not windows.quiet(idle, WHEN.timestamp() + 599)
+    started = convert({"id": "app1", "arn": ARN + "app1", "state": "STARTED", "createdAt": WHEN, "updatedAt": WHEN},
+                      Application)
+    assert not windows.quiet(started, WHEN.timestamp() + 86400)
 
 
 def test_the_least_recently_listed_go_first_and_the_busiest_among_equals() -> None:
