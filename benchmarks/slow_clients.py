@@ -14,8 +14,9 @@ application and five sessions) and is scraped over HTTP as Prometheus scrapes it
 --concurrent-scrapers N adds a measurement: N scrapers at once (more than the server's 8 HTTP workers)
 against a slow collection, ListApplications delayed --collection-seconds (a large account under AWS
 quotas), each burst begun past collection.min_interval_seconds after the last collection; figures: scrape
-wall times, and the collections each burst made (the simulator's ListApplications calls). --scrapes 0
-leaves the three loads out.
+wall times, the collections each burst made (the simulator's ListApplications calls), and the wall time of
+one /healthz sent 1 s after the burst's collection began (a kubelet's liveness probe; its timeout in the
+Helm chart is 5 s). --scrapes 0 leaves the three loads out.
 
 --compare REV,... runs the exporters of other revisions (``git archive``) beside this tree's, against
 the same simulator; loads and exporters are interleaved (ABBA over the rounds), so that both see the
@@ -67,6 +68,7 @@ TRICKLE_SECONDS = 1.0
 SETTLE_SECONDS = 1.0  # after opening the load connections, before the first scrape
 SCRAPE_GAP_SECONDS = 0.5
 MIN_INTERVAL_SECONDS = Config().collection.min_interval_seconds  # the exporters run the defaults
+HEALTHZ_AFTER_SECONDS = 1.0  # after the burst's collection began: its scrapes hold the workers by then
 
 
 class Exporter:
@@ -183,11 +185,18 @@ def measure(exporter: Exporter, load: str, scrapes: int) -> list[float | None]:
 
 
 def measure_concurrent(exporter: Exporter, store: Store, scrapers: int,
-                       collection_seconds: float) -> tuple[list[float | None], int]:
-    """``scrapers`` scrapes at once during a collection of ``collection_seconds``: their wall times, and
-    how many collections the burst made."""
+                       collection_seconds: float) -> tuple[list[float | None], int, float | None]:
+    """``scrapers`` scrapes at once during a collection of ``collection_seconds``: their wall times, how
+    many collections the burst made, and the wall time of a /healthz sent during it (None: it failed)."""
     time.sleep(MIN_INTERVAL_SECONDS + SETTLE_SECONDS)  # so that the burst's first scrape collects
-    store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=collection_seconds * 1000))
+    listing = threading.Event()
+
+    def began(_: object) -> bool:
+        listing.set()
+        return True  # every ListApplications is delayed
+
+    store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=collection_seconds * 1000,
+                          match=began))
     before = store.calls["ListApplications"]
     barrier = threading.Barrier(scrapers)
     times: list[float | None] = [None] * scrapers
@@ -199,11 +208,15 @@ def measure_concurrent(exporter: Exporter, store: Store, scrapers: int,
     threads = [threading.Thread(target=scrape, args=(index,)) for index in range(scrapers)]
     for thread in threads:
         thread.start()
+    healthz = None
+    if listing.wait(60):
+        time.sleep(HEALTHZ_AFTER_SECONDS)
+        healthz = exporter.scrape_or_none("/healthz")
     for thread in threads:
         thread.join()
     collections = store.calls["ListApplications"] - before
     store.clear_faults()
-    return times, collections
+    return times, collections, healthz
 
 
 def main() -> None:
@@ -229,6 +242,7 @@ def main() -> None:
         exporters = [Exporter(name, tree, simulator.url, workdir) for name, tree in trees]
         times: dict[tuple[str, str], list[float | None]] = defaultdict(list)
         bursts: dict[str, list[int]] = defaultdict(list)  # per exporter, the collections of each burst
+        healthz: dict[str, list[float | None]] = defaultdict(list)  # per exporter, /healthz during each burst
         concurrent = f"{args.concurrent_scrapers} concurrent scrapers, {args.collection_seconds:g} s collections"
         try:
             for round_ in range(args.rounds):
@@ -239,13 +253,14 @@ def main() -> None:
                         shown = ", ".join("failed" if t is None else f"{t:.2f}" for t in measured)
                         print(f"  round {round_ + 1}, {exporter.name}, {load}: {shown}", flush=True)
                 for exporter in (exporters[::-1] if round_ % 2 else exporters) if args.concurrent_scrapers else []:
-                    measured, collections = measure_concurrent(exporter, store, args.concurrent_scrapers,
-                                                               args.collection_seconds)
+                    measured, collections, probe = measure_concurrent(exporter, store, args.concurrent_scrapers,
+                                                                      args.collection_seconds)
                     times[(exporter.name, concurrent)] += measured
                     bursts[exporter.name].append(collections)
+                    healthz[exporter.name].append(probe)
                     shown = ", ".join("failed" if t is None else f"{t:.1f}" for t in measured)
                     print(f"  round {round_ + 1}, {exporter.name}, {concurrent}: {collections} collections; "
-                          f"{shown}", flush=True)
+                          f"/healthz {'failed' if probe is None else f'{probe:.3f}'}; {shown}", flush=True)
         finally:
             for exporter in exporters:
                 exporter.stop()
@@ -263,6 +278,14 @@ def main() -> None:
         print(f"\nCollections per burst of {args.concurrent_scrapers} scrapes (ListApplications calls):")
         for exporter in exporters:
             print(f"- {exporter.name}: {', '.join(map(str, bursts[exporter.name]))}")
+        print(f"\n| exporter | /healthz {HEALTHZ_AFTER_SECONDS:g} s into a burst | median s | max s | failed |")
+        print("|---|---:|---:|---:|---:|")
+        for exporter in exporters:
+            probes = healthz[exporter.name]
+            done = [t for t in probes if t is not None]
+            median = f"{statistics.median(done):.3f}" if done else "-"
+            worst = f"{max(done):.3f}" if done else "-"
+            print(f"| {exporter.name} | {len(probes)} probes | {median} | {worst} | {len(probes) - len(done)} |")
 
 
 if __name__ == "__main__":

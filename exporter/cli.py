@@ -29,7 +29,7 @@ from exporter.common.malloc import limit_arenas
 from exporter.config.schema import Config, ConfigError, TargetConfig, load_config
 from exporter.render.background import BackgroundRenderer
 from exporter.render.exposition import Exposition
-from exporter.web.app import ExporterApp, WebContext, parse_listen_address
+from exporter.web.app import PROBE_PATHS, ExporterApp, WebContext, parse_listen_address
 from exporter.web.server import HardenedServer
 from exporter.web.webconfig.files import WebConfigError
 from exporter.web.webconfig.watcher import WebConfigWatcher
@@ -256,6 +256,7 @@ def serve(args: argparse.Namespace, config: Config, listen_address: tuple[str, i
         ExporterApp(context, web_config.current if web_config else None),
         tls_settings=tls_settings if tls else None,
         server_name=f"{PROG}/{__version__}",
+        probe_paths=PROBE_PATHS,
     )
     try:
         server.start()

@@ -11,7 +11,8 @@ show in ``emr_serverless_up`` and the API error counters. A scrape's own headers
 With a web configuration (``--web.config.file``), every response carries its headers and everything
 but the probes needs basic auth when users are configured: /healthz and /readyz stay open so that the
 kubelet (or any load balancer) can probe without credentials, and they say nothing but ok or ready.
-``exporter.web.server`` serves this application.
+``exporter.web.server`` serves this application, the probes (``PROBE_PATHS``) on workers of their own:
+they answer while every other worker holds a scrape waiting on a collection.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ SCRAPE_TIMEOUT_MARGIN_SECONDS = 0.5
 # next scrape, and the configured collection.timeout_seconds bounds it as always.
 MIN_SCRAPE_TIMEOUT_SECONDS = 1.0
 TEXT = "text/plain; charset=utf-8"
+# Answered at once, without credentials.
+PROBE_PATHS = ("/healthz", "/readyz")
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]

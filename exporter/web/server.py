@@ -19,6 +19,11 @@ and TLS through Python's ssl. What it leaves open is closed here, each by a smal
 - cheroot's diagnostics go to this module's logger, one line each, without tracebacks.
 - When a request arrived (its head complete, on ``time.monotonic``) is in the WSGI environ under
   ``ARRIVED_KEY``: a request that queued for a worker can be told what happened while it waited.
+- The probe paths (``probe_paths``: /healthz and /readyz) have workers of their own. A pool's worker
+  may wait for as long as a collection takes (every scrape waits on the one in flight), render, or
+  write to a slow client; a probe's answer is a few bytes known at once, so it must not queue behind
+  them, or the kubelet restarts a healthy exporter whose scrapes wait on a slow collection. The selector
+  loop, which has the whole head, sends a probe without a body to that lane.
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import queue
+import re
 import selectors
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,11 +62,18 @@ _PLAIN_HTTP_TO_TLS = (  # Go's net/http answer to the same mistake
     b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
     b"Client sent an HTTP request to an HTTPS server.\n"
 )
+# A request line in origin form (blank lines before it are allowed); the path without its query.
+_REQUEST_LINE = re.compile(rb"(?:\r?\n)*[!#$%&'*+.^_`|~0-9A-Za-z-]+ (/[^ ?#\r\n]*)(?:\?[^ #\r\n]*)? HTTP/[0-9.]+\r?\n")
+# A body is read after the answer (cheroot reads what it did not use, for keep-alive): not in the probe lane.
+_BODY_FIELD = re.compile(rb"\n(?:content-length|transfer-encoding)[ \t]*:", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class ServerLimits:
     threads: int = 8  # workers: scrapes share one collection, so a few serve several Prometheus servers
+    probe_threads: int = 2  # workers of the probe paths alone: their answers never wait
+    # A probe's answer is a few hundred bytes: one not written by then goes to a client that reads nothing.
+    probe_write_timeout_seconds: float = 1.0
     max_connections: int = 512
     idle_timeout_seconds: int = 10  # a kept-alive or silent connection; also each socket read or write
     header_timeout_seconds: float = 10.0  # from the first byte to the whole request head (TLS handshake included)
@@ -180,6 +194,7 @@ class _Connection(server.HTTPConnection):
         self.head_started = False  # the current request's first byte (or handshake) has arrived
         self.handshake_pending = isinstance(sock, ssl.SSLSocket)
         self.arrived: float | None = None  # time.monotonic() when the current request's head was complete
+        self.probe = False  # the current request is in the probe lane
 
     def read_ahead(self) -> str:
         """Read what has arrived, without blocking; say whether the head is complete (a ``_Step``)."""
@@ -294,8 +309,59 @@ class _Gateway(wsgi.Gateway_10):
         conn.arrived = None
 
     def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        self.req.server.deadlines.set(self.req.conn, self.req.server.limits.write_timeout_seconds)
+        limits = self.req.server.limits
+        timeout = limits.probe_write_timeout_seconds if self.req.conn.probe else limits.write_timeout_seconds
+        self.req.server.deadlines.set(self.req.conn, timeout)
         return super().start_response(status, headers, exc_info)
+
+
+def request_path(ahead: bytes | bytearray) -> bytes | None:
+    """The path (without its query) that the complete request head at the start of ``ahead`` asks for,
+    when it is in origin form and announces no body; None otherwise."""
+    line = _REQUEST_LINE.match(ahead)
+    if line is None:
+        return None
+    ends = [end for end in (ahead.find(b"\r\n\r\n", line.end() - 2), ahead.find(b"\n\n", line.end() - 1)) if end >= 0]
+    if not ends or _BODY_FIELD.search(ahead, line.end() - 1, min(ends) + 1):
+        return None
+    return bytes(line.group(1))
+
+
+class _ProbeLane:
+    """The probe paths' own workers: they take connections whose head is complete and answer them as
+    cheroot's pool workers do."""
+
+    def __init__(self, srv: HardenedServer, threads: int) -> None:
+        self._server = srv
+        self._queue: queue.SimpleQueue[_Connection | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._serve, name=f"http-probe-{index}", daemon=True)
+                         for index in range(threads)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def put(self, conn: _Connection) -> None:
+        self._queue.put(conn)
+
+    def _serve(self) -> None:
+        while (conn := self._queue.get()) is not None:
+            try:
+                if conn.communicate():
+                    self._server.put_conn(conn)
+                else:
+                    conn.close()
+            except Exception as err:  # as cheroot's workers do: one line, and the worker serves on
+                self._server.error_log(f"probe from {conn.remote_addr}: {err!r}", level=logging.ERROR)
+                conn.close()
+
+    def stop(self, grace: float) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        deadline = time.monotonic() + grace
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class _ConnectionManager(connections.ConnectionManager):
@@ -355,7 +421,8 @@ class _ConnectionManager(connections.ConnectionManager):
 
 class HardenedServer(wsgi.Server):
     """cheroot's WSGI server with the overrides above. ``start()`` binds (OSError when it cannot) and
-    serves in a background thread; ``stop(grace)`` returns within about ``grace`` seconds."""
+    serves in a background thread; ``stop(grace)`` returns within about ``grace`` seconds. Requests for
+    ``probe_paths`` go to workers of their own (``ServerLimits.probe_threads``)."""
 
     ConnectionClass = _Connection
     _connections: connections.ConnectionManager
@@ -368,8 +435,11 @@ class HardenedServer(wsgi.Server):
         limits: ServerLimits | None = None,
         tls_settings: TLSSettings | None = None,
         server_name: str = "",
+        probe_paths: Collection[str] = (),
     ) -> None:
         self.limits = limits or ServerLimits()
+        self.probe_paths = frozenset(path.encode() for path in probe_paths)
+        self._probe_lane = _ProbeLane(self, self.limits.probe_threads) if self.probe_paths else None
         # ":PORT" means every interface; cheroot 11 refuses the host "" itself, so it gets "::" (dual
         # stack) here and start() falls back to IPv4 when the host has no IPv6.
         self._any_interface = address[0] == ""
@@ -399,6 +469,8 @@ class HardenedServer(wsgi.Server):
         plain = self._connections
         self._connections = _ConnectionManager(self)  # registers the listening socket in its own selector
         plain._selector.close()  # type: ignore[attr-defined]
+        if self._probe_lane is not None:
+            self._probe_lane.start()
 
     def process_conn(self, conn: _Connection) -> None:
         """Called by the selector loop for a readable connection (and by a worker for one with bytes
@@ -417,7 +489,12 @@ class HardenedServer(wsgi.Server):
         else:
             self.deadlines.clear(conn)  # a complete head may wait for a worker; it gets its deadline there
             conn.arrived = None if conn.handshake_pending else time.monotonic()
-            super().process_conn(conn)
+            lane = self._probe_lane
+            conn.probe = lane is not None and request_path(conn.rfile.raw.ahead) in self.probe_paths
+            if lane is not None and conn.probe:
+                lane.put(conn)
+            else:
+                super().process_conn(conn)
 
     def connection_closed(self, conn: _Connection) -> None:
         self.deadlines.clear(conn)
@@ -463,10 +540,16 @@ class HardenedServer(wsgi.Server):
         Returns whether everything stopped in time; a worker stuck past that is left behind (the caller
         exits the process)."""
         self.shutdown_timeout = grace
-        stopper = threading.Thread(target=super().stop, name="http-server-stop", daemon=True)
+        stopper = threading.Thread(target=self._stop_all, args=(grace,), name="http-server-stop", daemon=True)
         stopper.start()
         stopper.join(grace + 1.0)  # cheroot's own steps take up to ~0.5 s besides the grace
         return not stopper.is_alive()
+
+    def _stop_all(self, grace: float) -> None:
+        started = time.monotonic()
+        super().stop()
+        if self._probe_lane is not None:
+            self._probe_lane.stop(max(0.0, grace - (time.monotonic() - started)))
 
 
 def _no_tls() -> tuple[ssl.SSLContext, tuple[str, ...]]:

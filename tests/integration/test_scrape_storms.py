@@ -22,7 +22,7 @@ from emr_serverless_simulator import Fault, Simulator, Store
 from exporter.config.schema import Config, parse_config
 from exporter.web.server import ServerLimits
 from exporter.wiring import build_runner
-from tests.helpers.support import FakeClock, serving
+from tests.helpers.support import FakeClock, get, samples_of, serving, serving_simulator
 
 APPLICATIONS = 3
 ACTIVE_PER_APPLICATION = 2
@@ -207,6 +207,59 @@ def test_scrapes_queued_for_a_worker_during_a_slow_collection_are_served_it_not_
     assert len(scrapes) == scrapers and all(status == 200 for status, _ in scrapes)
     assert all(b"emr_serverless_up{" in body and b'session_id="' in body for _, body in scrapes)
     assert collections == 1  # on the old code 3: one per batch of scrapes a worker took after the last ended
+
+
+def test_probes_answer_while_more_scrapes_than_http_workers_wait_on_a_collection(tmp_path: Path) -> None:
+    # The collection is held in ListApplications until the test lets it go (its bounds, 60 s, outlast the
+    # probes' 20 s); three times as many scrapes as HTTP workers wait on it, so every worker is held and
+    # more scrapes queue. The probes must answer all the same, or the kubelet restarts a healthy exporter
+    # whenever a slow collection meets many scrapers. Before, the /healthz client timed out after 20 s.
+    scrapers = 3 * ServerLimits().threads
+    store = populated()
+    listing, release = threading.Event(), threading.Event()
+
+    def held(_: object) -> bool:
+        listing.set()
+        release.wait()
+        return False  # no fault: the call is answered once released
+
+    slow = {"collection": {"timeout_seconds": 60}, "aws": {"read_timeout_seconds": 60}}
+    with Simulator(store, port=0) as simulator, serving_simulator(tmp_path, simulator.url, sections=slow) as served:
+        before = store.calls["ListApplications"]  # the warm-up collection's
+        store.add_fault(Fault(operation="ListApplications", error_code=None, delay_ms=0.001, match=held))
+        sent = threading.Barrier(scrapers + 1, timeout=30)  # every scrape's request is written
+
+        def scraper(_: int) -> Scrapes:
+            connection = http.client.HTTPConnection(served.address, timeout=60)
+            try:
+                connection.request("GET", "/metrics")
+                sent.wait()
+                response = connection.getresponse()
+                return [(response.status, response.read())]
+            finally:
+                connection.close()
+
+        probes: dict[str, tuple[int, bool]] = {}
+        scrapes: Scrapes = []
+        threads = threading.Thread(target=lambda: scrapes.extend(in_threads(scrapers, scraper)))
+        threads.start()
+        try:
+            sent.wait()
+            assert listing.wait(30)  # the collection is in flight, held
+            for path in ("/healthz", "/readyz"):
+                status = get(served.url + path, timeout=20)[0]
+                probes[path] = (status, release.is_set())
+        finally:
+            release.set()
+            threads.join(timeout=90)
+        collections = store.calls["ListApplications"] - before
+
+    assert probes == {"/healthz": (200, False), "/readyz": (200, False)}  # answered while the collection was held
+    assert len(scrapes) == scrapers and all(status == 200 for status, _ in scrapes)
+    for _, body in scrapes:
+        up = samples_of(body.decode())["emr_serverless_up"]
+        assert [sample.value for sample in up] == [1.0]
+    assert collections == 1
 
 
 def test_with_no_min_interval_the_rate_limits_still_hold_aws_s_share(rate_limits_only: Exporter) -> None:

@@ -12,6 +12,7 @@ import http.client
 import json
 import math
 import os
+import select
 import shutil
 import signal
 import socket
@@ -21,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -477,6 +478,104 @@ def test_a_renewed_certificate_is_served_without_a_restart(tmp_path: Path, simul
                 assert time.monotonic() < deadline, "the renewed certificate was not picked up"
                 time.sleep(0.3)
         assert process.poll() is None
+
+
+# --- the probes' own workers -----------------------------------------------------------------------------
+
+
+class Holding:
+    """A WSGI application that answers with the name of the thread serving the request; ``/hold`` first
+    waits until ``release`` is set, and counts in ``held`` that it does."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.held = threading.Semaphore(0)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        if environ["PATH_INFO"] == "/hold":
+            self.held.release()
+            self.release.wait(30)
+        body = threading.current_thread().name.encode()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+@contextlib.contextmanager
+def probed(app: Any, limits: ServerLimits = SMALL, tls: Any = None) -> Iterator[HardenedServer]:
+    server = HardenedServer(("127.0.0.1", 0), app, limits=limits, tls_settings=tls,
+                            probe_paths=("/healthz", "/readyz"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop(grace=1)
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_the_probes_answer_while_every_worker_is_held(pki: Pki, tls: bool) -> None:
+    app = Holding()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki.server.cert), str(pki.server.key))
+    client = client_context(pki) if tls else None
+    with probed(app, tls=(lambda: (context, ())) if tls else None) as server:
+        base = f"{'https' if tls else 'http'}://127.0.0.1:{port_of(server)}"
+        holders = [threading.Thread(target=get, args=(base + "/hold",), kwargs={"timeout": 40, "context": client})
+                   for _ in range(2 * SMALL.threads)]  # every worker, and as many queued
+        for holder in holders:
+            holder.start()
+        try:
+            for _ in range(SMALL.threads):
+                assert app.held.acquire(timeout=20)  # every pool worker is in /hold
+            # Without workers of their own, these waited for /hold's 30 s, past the client's 10 s.
+            answers = [get(base + path, timeout=10, context=client) for path in ("/healthz", "/readyz")]
+            held = not app.release.is_set()
+        finally:
+            app.release.set()
+            for holder in holders:
+                holder.join(timeout=40)
+    assert held and [(status, body.startswith(b"http-probe-")) for status, _, body in answers] == [(200, True)] * 2
+
+
+def test_only_the_probes_without_a_body_go_to_the_probe_workers_and_keep_alive_still_works() -> None:
+    requests = [
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", True),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"\r\nHEAD /readyz?verbose=1 HTTP/1.1\r\nHost: x\r\n\r\n", True),
+        (b"GET /healthz/ HTTP/1.1\r\nHost: x\r\n\r\n", False),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\ncontent-LENGTH : 2\r\n\r\nok", False),  # its body is read after
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", True),
+        # Last: cheroot leaves an unread chunked body on the connection, whatever the worker.
+        (b"GET /readyz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+         b"2\r\nok\r\n0\r\n\r\n", False),
+    ]
+    with probed(Holding()) as server:  # pipelined on one connection, each routed on its own
+        answers = raw_exchange(port_of(server), b"".join(request for request, _ in requests))
+    heads = answers.split(b"HTTP/1.1 200 OK")[1:]
+    assert len(heads) == len(requests), answers
+    for (request, to_probe_workers), head in zip(requests, heads, strict=True):
+        if not request.lstrip().startswith(b"HEAD"):
+            assert head.rstrip().rsplit(b"\r\n", 1)[1].startswith(b"http-probe-") is to_probe_workers, (request, head)
+
+
+def test_a_client_that_reads_no_probe_answers_is_cut_at_the_probe_write_deadline() -> None:
+    # One probe worker, and socket and write timeouts of 120 s: a client that pipelines probes and reads
+    # nothing (here the answers are 64 KB, so the buffers fill at once) held the probes' worker that long.
+    def large(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "65536")])
+        return [b"x" * 65536]
+
+    limits = replace(SMALL, probe_threads=1, idle_timeout_seconds=120, write_timeout_seconds=120)
+    with probed(large, limits) as server, socket.socket() as reader_of_nothing:
+        reader_of_nothing.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader_of_nothing.connect(("127.0.0.1", port_of(server)))
+        reader_of_nothing.settimeout(40)
+        # More than the server reads ahead: its close then resets the connection.
+        reader_of_nothing.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 6000)
+        poll = select.poll()
+        poll.register(reader_of_nothing, select.POLLERR | select.POLLHUP)
+        cut = poll.poll(40_000)  # the reset, seen without reading
+        status = get(f"http://127.0.0.1:{port_of(server)}/healthz", timeout=10)[0]
+    assert cut and status == 200
 
 
 # --- silent, slow and many clients ------------------------------------------------------------------------
