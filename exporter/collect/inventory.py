@@ -234,6 +234,8 @@ class Inventory(Generic[SummaryT, DetailT]):
             now_listed = listed.get(oid)
             if now_listed is None or self.is_final(obj.state):  # final: nothing more to take from a listing
                 continue
+            if now_listed.updated_at < obj.updated_at:  # listed before the detail call answered (a cold start's)
+                continue
             if (now_listed.state, now_listed.updated_at) != (obj.state, obj.updated_at):
                 known.obj = msgspec.structs.replace(  # type: ignore[type-var]
                     obj, state=now_listed.state, updated_at=now_listed.updated_at

@@ -69,3 +69,13 @@ def test_a_run_gone_at_its_detail_call_is_not_brought_back_by_the_stale_active_l
     assert runs.objects(NOW) == [] and runs.fallback("app1") == []
     # The next complete listing begins after it was gone: one that shows it again is believed.
     assert [r.object_id for r in runs.plan("app1", active_listing, NOW + 60)] == ["gone"]
+
+
+def test_a_stale_active_listing_does_not_take_a_run_back_to_an_older_state() -> None:
+    runs = inventory()
+    active_listing = [summary("streaming", "RUNNING", NOW - 600)]  # days old: the look-back does not list it
+    runs.take_in("app1", active_listing)
+    runs.refreshed(run("streaming", "CANCELLING", NOW - 30), NOW)  # GetJobRun, after the listing
+    runs.plan("app1", active_listing, NOW + 30)  # the look-back is in; the active listing is still that one
+    [known] = runs.objects(NOW + 30)
+    assert known.obj.state == "CANCELLING"
