@@ -132,10 +132,9 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._partial: dict[str, dict[str, DetailT]] = {}
         # Per application, final objects the cap left out that its listing still shows: never taken in again.
         self._dropped: dict[str, set[str]] = {}
-        # Per application, objects forgotten since its last complete listing (gone at the detail call, or aged
-        # out before the first one: a quiet application's would pile up): a listing that began before may still
-        # show them active (a cold start's look-back ends collections after its active listing), and must not
-        # bring them back to be exported, fetched and counted again.
+        # Per application not listed completely yet, objects forgotten (aged out, or gone at the detail call):
+        # its cold start's active listing may still show them active (the look-back ends collections later),
+        # and must not bring them back to be exported, fetched and counted again (``_forget``).
         self._forgotten: dict[str, set[str]] = {}
         self.dropped = 0  # final objects the cap left out, cumulative
         self._capped: set[str] = set()  # applications whose objects the cap ever left out
@@ -361,12 +360,18 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._answered += 1
         for app, known in self._objects.items():
             if known.pop(object_id, None) is not None:
-                self._forgotten.setdefault(app, set()).add(object_id)
+                self._forget(app, {object_id})
         for app, listed in self._unfetched.items():
             if listed.pop(object_id, None) is not None:
-                self._forgotten.setdefault(app, set()).add(object_id)
+                self._forget(app, {object_id})
         for partial in self._partial.values():
             partial.pop(object_id, None)
+
+    def _forget(self, application_id: str, object_ids: set[str]) -> None:
+        """Objects no longer kept: until the application's first complete listing, its cold start's active
+        listing, taken in collections before, may still show them active."""
+        if object_ids and application_id not in self._listed_completely:
+            self._forgotten.setdefault(application_id, set()).update(object_ids)
 
     @property
     def unfetched(self) -> int:
@@ -397,8 +402,7 @@ class Inventory(Generic[SummaryT, DetailT]):
         for app, listed in self._unfetched.items():
             aged.setdefault(app, set()).update(oid for oid, s in listed.items() if self.aged_out(s, now))
         for app, ids in aged.items():
-            if ids and app not in self._listed_completely:  # its cold start's active listing may still show them
-                self._forgotten.setdefault(app, set()).update(ids)
+            self._forget(app, ids)
         self._objects = {
             app: {oid: k for oid, k in known.items() if oid not in aged[app]}
             for app, known in sorted(self._objects.items())

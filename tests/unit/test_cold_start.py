@@ -69,6 +69,8 @@ def test_a_run_gone_at_its_detail_call_is_not_brought_back_by_the_stale_active_l
     assert runs.objects(NOW) == [] and runs.fallback("app1") == []
     # The next complete listing begins after it was gone: one that shows it again is believed.
     assert [r.object_id for r in runs.plan("app1", active_listing, NOW + 60)] == ["gone"]
+    runs.vanished("gone")  # listed completely since: every listing begins in the collection it ends in, as before
+    assert [r.object_id for r in runs.plan("app1", active_listing, NOW + 90)] == ["gone"]
 
 
 def test_a_stale_active_listing_does_not_take_a_run_back_to_an_older_state() -> None:
