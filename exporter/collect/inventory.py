@@ -132,6 +132,10 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._partial: dict[str, dict[str, DetailT]] = {}
         # Per application, final objects the cap left out that its listing still shows: never taken in again.
         self._dropped: dict[str, set[str]] = {}
+        # Per application not listed completely yet, objects forgotten (aged out, or gone at the detail call):
+        # its cold start's active listing may still show them active (the look-back ends collections later),
+        # and must not bring them back to be exported, fetched and counted again (``_forget``).
+        self._forgotten: dict[str, set[str]] = {}
         self.dropped = 0  # final objects the cap left out, cumulative
         self._capped: set[str] = set()  # applications whose objects the cap ever left out
         self._newly_capped: list[str] = []  # of those, the ones not yet reported (``newly_capped``)
@@ -187,6 +191,7 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._partial = {app: objs for app, objs in self._partial.items() if app in self._applications}
         self._final_seen = {app: seen for app, seen in self._final_seen.items() if app in self._applications}
         self._dropped = {app: ids for app, ids in self._dropped.items() if app in self._applications}
+        self._forgotten = {app: ids for app, ids in self._forgotten.items() if app in self._applications}
         self._capped &= self._applications
 
     def plan(self, application_id: str, summaries: Iterable[SummaryT], now: float) -> list[Refresh]:
@@ -204,12 +209,13 @@ class Inventory(Generic[SummaryT, DetailT]):
         known_here = self._objects.get(application_id, {})
         unfetched = self._unfetched.get(application_id, {})
         first_listing = application_id not in self._listed_completely
+        forgotten = self._forgotten.pop(application_id, set())  # the next complete listing begins after this one
         # A left-out object this complete listing no longer shows is created before its window: never listed again.
         dropped = self._dropped.pop(application_id, set()) & listed.keys()
         if dropped:
             self._dropped[application_id] = dropped
         for oid, summary in listed.items():
-            if oid in known_here or oid in dropped or self.aged_out(summary, now):
+            if oid in known_here or oid in dropped or oid in forgotten or self.aged_out(summary, now):
                 continue
             if application_id in self._applications:
                 if self.is_final(summary.state):
@@ -226,6 +232,8 @@ class Inventory(Generic[SummaryT, DetailT]):
             obj = known.obj
             now_listed = listed.get(oid)
             if now_listed is None or self.is_final(obj.state):  # final: nothing more to take from a listing
+                continue
+            if now_listed.updated_at < obj.updated_at:  # listed before the detail call answered (a cold start's)
                 continue
             if (now_listed.state, now_listed.updated_at) != (obj.state, obj.updated_at):
                 known.obj = msgspec.structs.replace(  # type: ignore[type-var]
@@ -257,10 +265,10 @@ class Inventory(Generic[SummaryT, DetailT]):
         if application_id not in self._applications:
             return
         known_here = self._objects.get(application_id, {})
-        dropped = self._dropped.get(application_id, set())
+        passed_over = self._dropped.get(application_id, set()) | self._forgotten.get(application_id, set())
         new = {s.id: s for s in summaries
                if s.application_id == application_id and not self.is_final(s.state)
-               and s.id not in known_here and s.id not in dropped}
+               and s.id not in known_here and s.id not in passed_over}
         if not new:
             return
         unfetched = self._unfetched.setdefault(application_id, {})
@@ -350,12 +358,20 @@ class Inventory(Generic[SummaryT, DetailT]):
     def vanished(self, object_id: str) -> None:
         """The detail call said ResourceNotFoundException: an answer too (it spent the budget)."""
         self._answered += 1
-        for known in self._objects.values():
-            known.pop(object_id, None)
-        for listed in self._unfetched.values():
-            listed.pop(object_id, None)
+        for app, known in self._objects.items():
+            if known.pop(object_id, None) is not None:
+                self._forget(app, {object_id})
+        for app, listed in self._unfetched.items():
+            if listed.pop(object_id, None) is not None:
+                self._forget(app, {object_id})
         for partial in self._partial.values():
             partial.pop(object_id, None)
+
+    def _forget(self, application_id: str, object_ids: set[str]) -> None:
+        """Objects no longer kept: until the application's first complete listing, its cold start's active
+        listing, taken in collections before, may still show them active."""
+        if object_ids and application_id not in self._listed_completely:
+            self._forgotten.setdefault(application_id, set()).update(object_ids)
 
     @property
     def unfetched(self) -> int:
@@ -380,12 +396,19 @@ class Inventory(Generic[SummaryT, DetailT]):
                 if known is not None and oid in known:  # not forgotten since
                     known[oid] = known.pop(oid)  # to the end of its application
             self._added = []
+        aged: dict[str, set[str]] = {}
+        for app, known in self._objects.items():
+            aged[app] = {oid for oid, k in known.items() if self.aged_out(k.obj, now)}
+        for app, listed in self._unfetched.items():
+            aged.setdefault(app, set()).update(oid for oid, s in listed.items() if self.aged_out(s, now))
+        for app, ids in aged.items():
+            self._forget(app, ids)
         self._objects = {
-            app: {oid: k for oid, k in known.items() if not self.aged_out(k.obj, now)}
+            app: {oid: k for oid, k in known.items() if oid not in aged[app]}
             for app, known in sorted(self._objects.items())
         }
         self._unfetched = {
-            app: {oid: s for oid, s in listed.items() if not self.aged_out(s, now)}
+            app: {oid: s for oid, s in listed.items() if oid not in aged[app]}
             for app, listed in self._unfetched.items()
         }
         for app in self._objects.keys() | self._unfetched.keys():  # objects that ended since their application's plan
