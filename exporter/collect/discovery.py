@@ -105,6 +105,10 @@ class ListingWindows:
                     extra=self._extra),
         ]
 
+    def watched_since(self, application_id: str, now: float) -> float:
+        """When the application was first discovered (``now`` if not yet): what was created since ended since."""
+        return self._discovered_at.get(application_id, now)
+
     def never_listed(self, application_id: str) -> bool:
         return application_id not in self._listed_at
 

@@ -194,7 +194,8 @@ class Inventory(Generic[SummaryT, DetailT]):
         self._forgotten = {app: ids for app, ids in self._forgotten.items() if app in self._applications}
         self._capped &= self._applications
 
-    def plan(self, application_id: str, summaries: Iterable[SummaryT], now: float) -> list[Refresh]:
+    def plan(self, application_id: str, summaries: Iterable[SummaryT], now: float,
+             watched_since: float = math.inf) -> list[Refresh]:
         """What to fetch of an application whose listings all succeeded, most useful first:
 
         - listed objects the inventory does not know (new ones, or ones not fetched yet), unless final and
@@ -219,9 +220,12 @@ class Inventory(Generic[SummaryT, DetailT]):
                 continue
             if application_id in self._applications:
                 if self.is_final(summary.state):
-                    # Ended before it was ever seen: counted unless at the first listing (or seen active by it).
+                    # Ended before it was ever seen: counted unless at the first listing, where it is counted
+                    # only if it ended after the exporter started (seen active, or created after the application
+                    # was first discovered: a run that started and ended during a cold start's look-back).
                     seen_active = oid in unfetched and not self.is_final(unfetched[oid].state)
-                    self._seen_final(application_id, oid, summary.state, count=seen_active or not first_listing)
+                    after_start = seen_active or summary.created_at.timestamp() >= watched_since
+                    self._seen_final(application_id, oid, summary.state, count=after_start or not first_listing)
                 if unfetched.get(oid) != summary and self.kind.from_summary is not None:
                     self._partial.setdefault(application_id, {})[oid] = self.kind.from_summary(summary)
                 unfetched[oid] = summary

@@ -538,7 +538,9 @@ class TargetCollector:
             del self._app_listings[key]
             self.windows[kind].listed(app, state.started)
             summaries = [summary for result in state.results if result is not None for summary in result]
-            refreshes = inventory.plan(application_id, summaries, self._clock())
+            now = self._clock()
+            watched_since = self.windows[kind].watched_since(application_id, now)
+            refreshes = inventory.plan(application_id, summaries, now, watched_since)
         for refresh in refreshes:
             self._refresh(run, refresh)
         if not run.pending_listings:  # the last listing is in: every application is planned

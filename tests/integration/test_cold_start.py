@@ -94,9 +94,6 @@ def test_a_run_that_vanishes_during_the_cold_start_is_not_fetched_again(store: S
     assert gets.count(gone) == 2 and not any(exported)  # fetched running, then gone: once
 
 
-@pytest.mark.xfail(strict=True, reason="a run created after the cold start's active listing and ended before its "
-                   "application's look-back is in is first seen final at the first complete listing: never counted, "
-                   "though it ended after the exporter started (its createdAt says so)")
 def test_a_run_that_starts_and_ends_during_the_cold_start_is_counted(store: Store, simulator: Simulator) -> None:
     now = time.time()
     apps = [store.add_application(name=f"etl{i}") for i in range(6)]

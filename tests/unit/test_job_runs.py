@@ -89,6 +89,15 @@ def test_runs_seen_active_before_the_first_complete_listing_count_when_they_end(
     assert runs.ended == {"app1": {"SUCCESS": 1, "FAILED": 1, "CANCELLED": 1}}
 
 
+def test_at_the_first_listing_only_runs_created_after_the_start_count_as_ended() -> None:
+    runs = inventory()
+    # Discovered at NOW - 300: "before" was created at NOW - 660 (ended before the start, maybe), "during" at
+    # NOW - 240 (it started and ended while the exporter watched: counted, though first seen final).
+    runs.plan("app1", [summary("before", "SUCCESS", NOW - 60), summary("during", "FAILED", NOW + 360)],
+              NOW + 400, NOW - 300)
+    assert runs.ended == {"app1": {"FAILED": 1}}
+
+
 def test_the_listings_type_is_carried_over_to_the_run_get_job_run_returns() -> None:
     runs = inventory()
     runs.plan("app1", [summary("r1", "RUNNING")], NOW)

@@ -32,6 +32,7 @@ class WidgetSummary(msgspec.Struct):
     id: str
     application_id: str = msgspec.field(name="applicationId")
     state: str = ""
+    created_at: datetime = msgspec.field(default=at(NOW), name="createdAt")
     updated_at: datetime = msgspec.field(default=at(NOW), name="updatedAt")
 
     @property
