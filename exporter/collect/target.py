@@ -339,7 +339,8 @@ class TargetCollector:
         only as many as the rate limit affords before the deadline (the others wait for a later collection:
         planned, not failed). First the active listing of every application never listed (a cold start
         exports what runs now within ceil(A / R) seconds, before any look-back's pages), then each
-        application's listings, all or none, the least recently listed and the busiest first. With R listings
+        application's listings, all or none (where the budget affords fewer than the first application's,
+        as many of them as it affords), the least recently listed and the busiest first. With R listings
         a second and A applications, each is listed at least every ceil(2A / R) seconds and one collection."""
         windows = self.windows[kind]
         wanted = windows.order((app for app in applications if not windows.quiet(app, run.started)),
@@ -357,6 +358,8 @@ class TargetCollector:
             rest = [(app.id, i) for i, result in enumerate(under_way[app.id].results)
                     if result is None and (app.id, i) not in taken]
             if len(rest) > budget:
+                if not chosen:  # a budget below one application's listings: they resume over collections
+                    chosen = rest[: int(budget)]
                 break
             chosen += rest
             budget -= len(rest)

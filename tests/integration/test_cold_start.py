@@ -118,9 +118,6 @@ def test_a_run_that_starts_and_ends_during_the_cold_start_is_counted(store: Stor
     assert sum(s.value for s in samples[ENDED] if s.labels["state"] == "FAILED") == len(apps)
 
 
-@pytest.mark.xfail(strict=True, reason="with a budget of one ListJobRuns a collection (burst 1), the planner takes an "
-                   "application's listings all or none: once the cold start is over (one listing at a time), no "
-                   "application is listed again, while a listing a collection remains affordable")
 def test_one_listing_a_collection_still_lists_every_application_again(store: Store, simulator: Simulator) -> None:
     app = store.add_application(name="etl")
     store.add_job_run(app, state="RUNNING")
