@@ -3,6 +3,7 @@ ListJobRuns rate limit, quiet applications, runs seen ending, kinds switched off
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -99,6 +100,48 @@ def test_a_cold_start_exports_every_applications_running_runs_before_any_look_ba
             } < set(apps)
     assert run_ids(samples) == running | ended  # and the look-backs finish: nothing is lost
     assert all(s.value == 0 for s in samples["emr_serverless_application_job_runs_ended_total"])
+
+
+def test_a_listing_paced_by_its_rate_limit_does_not_hold_back_the_other_applications_detail_calls(
+    store: Store, simulator: Simulator
+) -> None:
+    # Listings under the ListJobRuns rate limit run through the whole collection by design. Less urgent
+    # detail calls waited for every listing (or half the deadline): half of GetJobRun's budget idle in every
+    # collection. Now they wait only for the listings that are not paced: app A's listing takes 12 s here,
+    # and app B's known run is refreshed meanwhile. Before, not until A's listing was in.
+    slow, busy = store.add_application(name="slow"), store.add_application(name="busy")
+    store.add_job_run(slow, state="RUNNING")
+    known = store.add_job_run(busy, state="RUNNING")
+    runner, _ = collecting(simulator.url, discovery=NO_SESSIONS,
+                           collection={"timeout_seconds": 60, "min_interval_seconds": 0},
+                           aws={"read_timeout_seconds": 60,
+                                "rate_limits": {"ListJobRuns": {"requests_per_second": 100, "burst": 100}}})
+    delayed, refreshed = threading.Event(), threading.Event()
+
+    def one_listing_of_slow(params: Any) -> bool:  # one of its listings: the other slot goes on
+        if params["applicationId"] != slow or delayed.is_set():
+            return False
+        delayed.set()
+        return True
+
+    def fetched(params: Any) -> bool:
+        if params["jobRunId"] == known:
+            refreshed.set()
+        return False
+
+    results: list[Any] = []
+    try:
+        assert runner.collect()[0].up  # both runs known
+        store.add_fault(Fault(operation="ListJobRuns", error_code=None, delay_ms=12_000, match=one_listing_of_slow))
+        store.add_fault(Fault(operation="GetJobRun", error_code=None, delay_ms=0.001, match=fetched))
+        collection = threading.Thread(target=lambda: results.extend(runner.collect()))
+        collection.start()
+        assert delayed.wait(10)
+        assert refreshed.wait(8) and collection.is_alive()  # refreshed while A's listing is still out
+        collection.join(60)
+    finally:
+        runner.close()
+    assert results and results[0].up
 
 
 def test_a_quiet_application_is_not_listed_again_until_it_changes(store: Store, simulator: Simulator) -> None:
