@@ -3,37 +3,9 @@ in, so what that listing shows may be stale by then."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
-
 from exporter.collect.inventory import Inventory
-from exporter.config.schema import DiscoveryConfig
 from exporter.model.job_run import JobRun, JobRunSummary
-from exporter.model.kinds import JOB_RUNS
-from exporter.model.session import convert
-
-NOW = 1_764_000_000.0
-ARN = "arn:aws:emr-serverless:us-east-1:123456789012:/applications/app1/jobruns/"
-
-
-def at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
-
-
-def summary(rid: str, state: str, updated: float = NOW - 60, **extra: Any) -> JobRunSummary:
-    return convert({"id": rid, "applicationId": "app1", "state": state, "createdAt": at(updated - 600),
-                    "updatedAt": at(updated), "type": "Spark", **extra}, JobRunSummary)
-
-
-def run(rid: str, state: str, updated: float = NOW - 60, **extra: Any) -> JobRun:
-    return convert({"jobRunId": rid, "applicationId": "app1", "arn": ARN + rid, "state": state,
-                    "createdAt": at(updated - 600), "updatedAt": at(updated), "name": f"etl-{rid}", **extra}, JobRun)
-
-
-def inventory(**discovery: Any) -> Inventory[JobRunSummary, JobRun]:
-    runs = Inventory(JOB_RUNS, DiscoveryConfig(**discovery))
-    runs.keep_applications(["app1"])
-    return runs
+from tests.helpers.job_runs import NOW, at, inventory, run, summary
 
 
 def fetch(runs: Inventory[JobRunSummary, JobRun], now: float) -> None:
