@@ -226,9 +226,7 @@ class Inventory(Generic[SummaryT, DetailT]):
                     seen_active = oid in unfetched and not self.is_final(unfetched[oid].state)
                     after_start = seen_active or summary.created_at.timestamp() >= watched_since
                     self._seen_final(application_id, oid, summary.state, count=after_start or not first_listing)
-                if unfetched.get(oid) != summary and self.kind.from_summary is not None:
-                    self._partial.setdefault(application_id, {})[oid] = self.kind.from_summary(summary)
-                unfetched[oid] = summary
+                self._listed_unfetched(application_id, unfetched, summary)
         if unfetched:
             self._unfetched[application_id] = unfetched
         changed: set[str] = set()
@@ -276,10 +274,15 @@ class Inventory(Generic[SummaryT, DetailT]):
         if not new:
             return
         unfetched = self._unfetched.setdefault(application_id, {})
-        for oid, summary in new.items():
-            if unfetched.get(oid) != summary and self.kind.from_summary is not None:
-                self._partial.setdefault(application_id, {})[oid] = self.kind.from_summary(summary)
-            unfetched[oid] = summary
+        for summary in new.values():
+            self._listed_unfetched(application_id, unfetched, summary)
+
+    def _listed_unfetched(self, application_id: str, unfetched: dict[str, SummaryT], summary: SummaryT) -> None:
+        """A listed object not fetched yet: remembered to be fetched, and exported from its listing meanwhile
+        (a kind with ``from_summary``), as this listing shows it."""
+        if unfetched.get(summary.id) != summary and self.kind.from_summary is not None:
+            self._partial.setdefault(application_id, {})[summary.id] = self.kind.from_summary(summary)
+        unfetched[summary.id] = summary
 
     def _cap(self, application_id: str) -> None:
         """Keep the application's most recently ended final objects, up to the kind's cap; forget the others,
