@@ -346,16 +346,22 @@ class TargetCollector:
         wanted = windows.order((app for app in applications if not windows.quiet(app, run.started)),
                                self.inventories[kind].active_by_application())
         budget = self._api.affordable(kind.list_operation, max(0.0, run.deadline.remaining() - CALL_ROOM_SECONDS))
-        under_way = {app.id: self._app_listings.get((kind, app.id))
-                     or _AppListings.new(windows.listings(app.id, run.started), run.started) for app in wanted}
+        under_way: dict[str, _AppListings] = {}  # built for the applications looked at only (1,000 or more)
+
+        def listings_of(application_id: str) -> _AppListings:
+            if application_id not in under_way:
+                under_way[application_id] = self._app_listings.get((kind, application_id)) or _AppListings.new(
+                    windows.listings(application_id, run.started), run.started)
+            return under_way[application_id]
+
         first = [(app.id, i) for app in wanted if windows.never_listed(app.id)
-                 for i, listing in enumerate(under_way[app.id].listings)
-                 if listing.every_active and under_way[app.id].results[i] is None]
+                 for i, listing in enumerate(listings_of(app.id).listings)
+                 if listing.every_active and listings_of(app.id).results[i] is None]
         chosen = first[: int(min(budget, len(first)))]
         budget -= len(chosen)
         taken = set(chosen)
         for app in wanted:
-            rest = [(app.id, i) for i, result in enumerate(under_way[app.id].results)
+            rest = [(app.id, i) for i, result in enumerate(listings_of(app.id).results)
                     if result is None and (app.id, i) not in taken]
             if len(rest) > budget:
                 if not chosen:  # a budget below one application's listings: they resume over collections
