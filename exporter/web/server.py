@@ -321,7 +321,8 @@ def request_path(ahead: bytes | bytearray) -> bytes | None:
     line = _REQUEST_LINE.match(ahead)
     if line is None:
         return None
-    ends = [end for end in (ahead.find(b"\r\n\r\n", line.end() - 2), ahead.find(b"\n\n", line.end() - 1)) if end >= 0]
+    # Each head end begins with the request line's own line end.
+    ends = [at for end in _HEAD_ENDS if (at := ahead.find(end, line.end() - len(end) // 2)) >= 0]
     if not ends or _BODY_FIELD.search(ahead, line.end() - 1, min(ends) + 1):
         return None
     return bytes(line.group(1))
