@@ -35,7 +35,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository's tests package
 
 from tests.helpers.hostile_endpoint import BAD_APP, BAD_SESSION, HostileEndpoint, JsonObject
-from tests.helpers.support import aws_env, free_port, wait_until_serving
+from tests.helpers.support import aws_env, serving
 
 HUGE = "x" * 10_000_000
 REQUESTS = re.compile(r'^emr_serverless_api_requests_total\{([^}]*)\} (\S+)$', re.M)
@@ -102,15 +102,10 @@ def main() -> None:
             "collection": {"timeout_seconds": args.timeout},
         }))
         root = args.exporter_root or str(Path(__file__).resolve().parent.parent)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--config.file", str(config), "--web.listen-address",
-             f"127.0.0.1:{port}"],
-            env=aws_env(PYTHONPATH=root), cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # python -m puts the working directory first on the path: the exporter comes from ``root``
-        try:
-            wait_until_serving(f"{url}/healthz", process, timeout=30)
+        # python -m puts the working directory first on the path: the exporter comes from ``root``
+        with serving("--config.file", str(config), ready="/healthz", env=aws_env(PYTHONPATH=root), cwd=root,
+                     stderr=subprocess.DEVNULL) as served:
+            process, url = served.process, served.url
             spoiled = f" in {args.operations}" if args.scenario == "huge" else ""
             print(f"{args.scenario}{spoiled}: exporter from {root}, pid {process.pid}, collection timeout "
                   f"{args.timeout:g}s, RSS at start {rss_mb(process.pid):.1f} MB", flush=True)
@@ -118,13 +113,6 @@ def main() -> None:
                 run_pages(endpoint, process.pid, url, args)
             else:
                 run_huge(process.pid, url, args)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def run_pages(endpoint: HostileEndpoint, pid: int, url: str, args: argparse.Namespace) -> None:

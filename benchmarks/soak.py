@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 
 from emr_serverless_simulator import Fault, Simulator, Store, build_scenario
 from tests.helpers.hostile_endpoint import BAD_APP, HostileEndpoint
-from tests.helpers.support import free_port, wait_until_serving
+from tests.helpers.support import serving
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "soak", "AWS_SECRET_ACCESS_KEY": "soak", "AWS_DEFAULT_REGION": "us-east-1",
                "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
@@ -202,17 +201,10 @@ def main() -> None:
             "collection": {"timeout_seconds": args.timeout},
         }))
         log = Path(tmp) / "exporter.log"
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        with log.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "exporter", "--config.file", str(config),
-                 "--web.listen-address", f"127.0.0.1:{port}", *args.exporter_arg],
-                env={**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **CREDENTIALS},
-                stdout=subprocess.DEVNULL, stderr=log_file,
-            )
-        try:
-            wait_until_serving(f"{url}/healthz", process, timeout=30)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **CREDENTIALS}
+        with log.open("wb") as log_file, serving("--config.file", str(config), *args.exporter_arg, ready="/healthz",
+                                                  env=env, stderr=log_file) as served:
+            process, url = served.process, served.url
             total = len(phases) * args.phase_seconds
             print(f"soak: {len(phases)} phases x {args.phase_seconds:.0f}s (~{total:.0f}s), scrape every "
                   f"{args.scrape_interval:g}s, collection timeout {args.timeout:g}s, "
@@ -236,13 +228,6 @@ def main() -> None:
                       f"peak threads {max(r.threads_peak for r in rows)}")
             text = log.read_text(errors="replace")
             print(f"exporter log: {text.count(chr(10))} lines, {text.count('Traceback')} tracebacks")
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 if __name__ == "__main__":
