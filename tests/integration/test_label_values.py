@@ -188,15 +188,20 @@ def exporter_config(url: str) -> str:
 @given(world=sessions())
 def test_any_string_from_aws_gives_a_valid_exposition(endpoint: HostileEndpoint, world: list[JsonObject]) -> None:
     endpoint.world = World([make_application(APP, "labels", time.time() - 3600)], {APP: world})
-    config = parse_config(exporter_config(endpoint.url))
+    for body, content_type in rendered(endpoint.url, {"text": "", "openmetrics": OPENMETRICS}).values():
+        check_exposition(body, content_type, world)
+
+
+def rendered(url: str, accepts: dict[str, str]) -> dict[str, tuple[bytes, str]]:
+    """One collection from ``url`` (the target up), rendered for each of ``accepts`` (name -> Accept header):
+    name -> (body, content type)."""
+    config = parse_config(exporter_config(url))
     runner = build_runner(config)
     try:
         results = runner.collect()
         assert results[0].up, results[0].errors
         exposition = build_exposition(runner, config)
-        for accept in ("", OPENMETRICS):
-            body, content_type = exposition.render(accept)
-            check_exposition(body, content_type, world)
+        return {name: exposition.render(accept) for name, accept in accepts.items()}
     finally:
         runner.close()
 
@@ -285,15 +290,7 @@ def line_feed_bodies() -> Iterator[tuple[list[JsonObject], dict[str, tuple[bytes
     now = time.time()
     world = line_feed_world(now)
     with HostileEndpoint(World([make_application(APP, "app\nname", now - 3600)], {APP: world})) as served:
-        config = parse_config(exporter_config(served.url))
-        runner = build_runner(config)
-        try:
-            results = runner.collect()
-            assert results[0].up, results[0].errors
-            exposition = build_exposition(runner, config)
-            bodies = {fmt: exposition.render(accept) for fmt, accept in FORMATS.items()}
-        finally:
-            runner.close()
+        bodies = rendered(served.url, FORMATS)
     yield world, bodies
 
 
